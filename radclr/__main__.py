@@ -1,0 +1,5 @@
+import sys
+
+from radclr.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The `radclr` command line (see main.py)."""

@@ -1,0 +1,74 @@
+"""`radclr` command line: a thin layer over library functions.
+
+Each command group lives in its own module exposing ``register(subparsers)``; handlers import heavy libraries
+(torch, monai) lazily so that ``radclr data ...`` stays fast. User-facing errors (:class:`RadclrError`) are
+printed as one line without a traceback, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from radclr import __version__
+from radclr.errors import RadclrError
+
+# command groups, in the order `radclr --help` lists them; each module defines register(subparsers)
+COMMAND_MODULES = [
+    "radclr.cli.data",
+    "radclr.cli.radiomics",
+    "radclr.cli.train",
+    "radclr.cli.evaluate",
+    "radclr.cli.table",
+    "radclr.cli.report",
+    "radclr.cli.predict",
+    "radclr.cli.demo",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="radclr",
+        description="Label-efficient, interpretable chest X-ray classification and localization "
+        "with image<->radiomics contrastive learning.",
+    )
+    parser.add_argument("--version", action="version", version=f"radclr {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:  # a command group not built yet
+            if e.name == name:
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("radiomics").setLevel(logging.ERROR)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        rc = args.func(args)
+    except RadclrError as e:
+        print(f"radclr: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("radclr: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

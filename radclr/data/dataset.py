@@ -1,0 +1,210 @@
+"""The one dataset interface every part of radclr uses.
+
+Modelled on torchxrayvision: a dataset is a row-aligned table of images (``records``), a label matrix over a
+declared list of findings (NaN = unknown), and optional boxes and masks. Adapters (``radclr.data.adapters``)
+turn a concrete on-disk layout into a :class:`CXRDataset`; nothing downstream knows which layout it came from.
+
+Conventions
+-----------
+* ``findings`` never contains ``"No Finding"``: a normal image has label 0 for every finding.
+* ``labels[i, j]`` is 1.0 (present), 0.0 (absent) or NaN (unknown / uncertain, per the adapter's policy).
+* Boxes are ``x, y, w, h`` (top-left corner + size) in pixels **of the image as read by**
+  :func:`radclr.io.read_image` -- adapters rescale boxes given in another pixel space (e.g. NIH's 1024 px).
+* Problems found while loading (unknown label names, boxes outside the image, ...) never vanish silently: the
+  adapter either raises :class:`~radclr.errors.DataError` or records a :class:`Problem` in ``problems`` and
+  applies its documented policy (e.g. clipping a box to the image).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from radclr.errors import DataError
+
+NO_FINDING = "No Finding"
+
+RECORD_COLUMNS = ("image_id", "path", "patient_id")
+BOX_COLUMNS = ("image_id", "label", "x", "y", "w", "h")
+
+
+@dataclass(frozen=True)
+class Box:
+    """An axis-aligned box in image pixels: top-left ``(x, y)``, size ``(w, h)``."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    label: str = ""
+
+    @property
+    def x2(self) -> float:
+        return self.x + self.w
+
+    @property
+    def y2(self) -> float:
+        return self.y + self.h
+
+    def scaled(self, sx: float, sy: float) -> "Box":
+        return Box(self.x * sx, self.y * sy, self.w * sx, self.h * sy, self.label)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one file or record. ``severity`` is ``"error"`` or ``"warning"``."""
+
+    file: str
+    message: str
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.file}: {self.message}"
+
+
+@dataclass
+class CXRDataset:
+    """A chest X-ray dataset in radclr's one interface.
+
+    Attributes
+    ----------
+    name: short name of the dataset (e.g. ``"nih_cxr14"``).
+    format: the adapter that produced it (``"folder"``, ``"nih"``, ...).
+    root: dataset root folder.
+    findings: ordered finding names (no ``"No Finding"``).
+    records: one row per image; at least ``image_id`` (unique), ``path`` (absolute path of the file) and
+        ``patient_id``; any further metadata columns (``width``, ``height``, ``view``, ``age`` ...).
+    labels: ``float32 [N, F]`` multi-hot matrix aligned with ``records`` (NaN = unknown).
+    boxes: one row per box, columns ``image_id, label, x, y, w, h`` (pixels of the image as read).
+    masks: optional ``image_id -> mask file path``.
+    problems: what the adapter found wrong while loading, and did not raise for.
+    """
+
+    name: str
+    format: str
+    root: Path
+    findings: list[str]
+    records: pd.DataFrame
+    labels: np.ndarray
+    boxes: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=list(BOX_COLUMNS)))
+    masks: dict[str, str] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        missing = [c for c in RECORD_COLUMNS if c not in self.records.columns]
+        if missing:
+            raise DataError(f"{self.name}: records lack column(s) {missing}")
+        self.records = self.records.reset_index(drop=True)
+        self.records["image_id"] = self.records["image_id"].astype(str)
+        self.records["patient_id"] = self.records["patient_id"].astype(str)
+        self.labels = np.asarray(self.labels, dtype=np.float32).reshape(len(self.records), len(self.findings))
+        dup = self.records["image_id"][self.records["image_id"].duplicated()]
+        if len(dup):
+            raise DataError(f"{self.name}: duplicate image id(s): {sorted(set(dup))[:5]}")
+        if NO_FINDING in self.findings:
+            raise DataError(f"{self.name}: '{NO_FINDING}' must not be a finding column (normal = all zeros)")
+        if self.boxes is None or len(self.boxes) == 0:
+            self.boxes = pd.DataFrame({c: pd.Series(dtype=float if c in "xywh" else str) for c in BOX_COLUMNS})
+        else:
+            self.boxes = self.boxes.reset_index(drop=True)
+            self.boxes["image_id"] = self.boxes["image_id"].astype(str)
+        self._index = {iid: i for i, iid in enumerate(self.records["image_id"])}
+        self._box_groups: dict[str, list[Box]] | None = None
+
+    # --- size and lookup -------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def index_of(self, image_id: str) -> int:
+        try:
+            return self._index[str(image_id)]
+        except KeyError:
+            raise DataError(f"{self.name}: unknown image id {image_id!r}") from None
+
+    @property
+    def image_ids(self) -> list[str]:
+        return self.records["image_id"].tolist()
+
+    @property
+    def patient_ids(self) -> np.ndarray:
+        return self.records["patient_id"].to_numpy()
+
+    def path(self, i: int) -> Path:
+        return Path(self.records.at[i, "path"])
+
+    # --- images ----------------------------------------------------------------------------------------
+    def read(self, i: int):
+        """Read image ``i`` as a :class:`radclr.io.LoadedImage` (float32, original intensity scale)."""
+        from radclr.io import read_image
+
+        return read_image(self.path(i))
+
+    # --- labels ----------------------------------------------------------------------------------------
+    def finding_index(self, finding: str) -> int:
+        try:
+            return self.findings.index(finding)
+        except ValueError:
+            raise DataError(f"{self.name}: unknown finding {finding!r}; findings are {self.findings}") from None
+
+    def is_normal(self) -> np.ndarray:
+        """Boolean ``[N]``: every finding is known and absent."""
+        return np.all(self.labels == 0, axis=1)
+
+    def label_names(self, i: int) -> list[str]:
+        row = self.labels[i]
+        return [f for f, v in zip(self.findings, row) if v == 1]
+
+    # --- boxes -----------------------------------------------------------------------------------------
+    def boxes_for(self, image_id: str) -> list[Box]:
+        if self._box_groups is None:
+            groups: dict[str, list[Box]] = {}
+            for r in self.boxes.itertuples(index=False):
+                groups.setdefault(str(r.image_id), []).append(
+                    Box(float(r.x), float(r.y), float(r.w), float(r.h), str(r.label))
+                )
+            self._box_groups = groups
+        return list(self._box_groups.get(str(image_id), []))
+
+    def has_boxes(self) -> np.ndarray:
+        ids = set(self.boxes["image_id"].astype(str))
+        return self.records["image_id"].isin(ids).to_numpy()
+
+    # --- derived datasets --------------------------------------------------------------------------------
+    def subset(self, indices: Sequence[int] | np.ndarray, name: str | None = None) -> "CXRDataset":
+        """A dataset of the given rows (order kept), with their boxes and masks."""
+        idx = np.asarray(indices, dtype=np.int64)
+        records = self.records.iloc[idx].reset_index(drop=True)
+        keep = set(records["image_id"])
+        boxes = self.boxes[self.boxes["image_id"].isin(keep)].reset_index(drop=True)
+        return CXRDataset(
+            name=name or self.name,
+            format=self.format,
+            root=self.root,
+            findings=list(self.findings),
+            records=records,
+            labels=self.labels[idx].copy(),
+            boxes=boxes,
+            masks={k: v for k, v in self.masks.items() if k in keep},
+            problems=list(self.problems),
+        )
+
+    def with_findings(self, findings: Iterable[str]) -> "CXRDataset":
+        """Relabel to another finding list; findings not present in this dataset become NaN (unknown)."""
+        findings = list(findings)
+        labels = np.full((len(self), len(findings)), np.nan, dtype=np.float32)
+        for j, f in enumerate(findings):
+            if f in self.findings:
+                labels[:, j] = self.labels[:, self.findings.index(f)]
+        return CXRDataset(self.name, self.format, self.root, findings, self.records.copy(), labels,
+                          self.boxes.copy(), dict(self.masks), list(self.problems))
+
+    def label_counts(self) -> dict[str, int]:
+        """Positives per finding, plus ``"No Finding"`` (all findings known and absent)."""
+        counts = {f: int(np.nansum(self.labels[:, j] == 1)) for j, f in enumerate(self.findings)}
+        counts[NO_FINDING] = int(self.is_normal().sum())
+        return counts

@@ -1,0 +1,33 @@
+"""Exceptions a user is meant to see.
+
+Everything raised for bad *input* (data files, configs, arguments) derives from :class:`RadclrError`;
+the command line prints its message without a traceback and exits with status 2. Programming errors
+(bugs) keep their traceback.
+"""
+
+from __future__ import annotations
+
+
+class RadclrError(Exception):
+    """Base class of user-facing errors: the message must say what is wrong and where."""
+
+
+class DataError(RadclrError):
+    """A dataset, label table or box table is malformed."""
+
+
+class ImageReadError(DataError):
+    """An image file cannot be read. ``path`` names the file, ``reason`` says why."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ConfigError(RadclrError):
+    """A configuration file, override or parameter file is invalid (the message names the key)."""
+
+
+class SplitError(DataError):
+    """A split is invalid, e.g. one patient appears in two parts."""
