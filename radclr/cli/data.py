@@ -1,0 +1,117 @@
+"""`radclr data summary|split|validate|synth` -- thin layer over :mod:`radclr.data` (no torch imported)."""
+
+from __future__ import annotations
+
+import sys
+
+FORMAT_CHOICES = ("folder", "nih", "rsna", "chexpert", "kermany", "covid")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="inspect, split, validate and synthesise datasets",
+                       description="Datasets in any supported layout (auto-detected, or --format).")
+    dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+
+    s = dsub.add_parser("summary", help="counts of images, patients, labels, boxes")
+    s.add_argument("path", help="dataset folder")
+    s.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
+    s.add_argument("--json", action="store_true", help="print JSON instead of text")
+    s.set_defaults(func=cmd_summary)
+
+    sp = dsub.add_parser("split", help="patient-wise stratified split (+ k-fold, label fraction) saved as CSV")
+    sp.add_argument("path", help="dataset folder")
+    sp.add_argument("--out", required=True, metavar="SPLIT.csv",
+                    help="CSV to write (image_id, patient_id, split[, fold][, labeled])")
+    sp.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
+    sp.add_argument("--val", type=float, default=None, metavar="F",
+                    help="validation fraction (default 0.1; not with --folds)")
+    sp.add_argument("--test", type=float, default=None, metavar="F", help="test fraction (default 0.2; 0 with --folds)")
+    sp.add_argument("--folds", type=int, default=None, metavar="K",
+                    help="patient-wise stratified K-fold instead of a validation part")
+    sp.add_argument("--label-fraction", type=float, default=None, metavar="F",
+                    help="keep the labels of this fraction of the training images (whole patients; nested across F)")
+    sp.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    sp.set_defaults(func=cmd_split)
+
+    v = dsub.add_parser("validate", help="read every image, check every record; exit 1 on any error")
+    v.add_argument("path", help="dataset folder")
+    v.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar")
+    v.set_defaults(func=cmd_validate)
+
+    y = dsub.add_parser("synth", help="write a synthetic phantom dataset in the folder format")
+    y.add_argument("out", help="output folder")
+    y.add_argument("--n", type=int, required=True, metavar="N", help="number of images")
+    y.add_argument("--size", type=int, default=128, metavar="S", help="image side in pixels (default 128)")
+    y.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    y.add_argument("--force", action="store_true", help="write into OUT even if it already holds a dataset")
+    y.set_defaults(func=cmd_synth)
+
+    def data_help(args) -> int:
+        p.print_help()
+        return 1
+
+    p.set_defaults(func=data_help)
+
+
+
+def _load(args):
+    from radclr.data import load_dataset
+
+    return load_dataset(args.path, format=args.format)
+
+
+def cmd_summary(args) -> int:
+    import json
+
+    from radclr.data.summary import dataset_summary, format_summary
+
+    summary = dataset_summary(_load(args))
+    print(json.dumps(summary, indent=2) if args.json else format_summary(summary))
+    return 0
+
+
+def cmd_split(args) -> int:
+    from radclr.data import splits as S
+
+    ds = _load(args)
+    table = S.make_split(ds, val=args.val, test=args.test, folds=args.folds, label_fraction=args.label_fraction,
+                         seed=args.seed)
+    out = S.save_split(table, args.out)
+    summary = S.split_summary(ds, table)
+    cols = [c for c in ("split", "fold", "images", "patients", "labeled") if c in summary.columns]
+    print(summary[cols].to_string(index=False))
+    print(f"split of {len(ds):,} images / {ds.records['patient_id'].nunique():,} patients written to {out}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    import logging
+
+    from radclr.data.validate import has_errors, validate_dataset
+
+    logging.getLogger("radclr.data.loading").setLevel(logging.ERROR)  # the problems are printed below anyway
+    problems = validate_dataset(args.path, format=args.format, progress=not args.no_progress)
+    for p in problems:
+        print(p)
+    n_err = sum(p.severity == "error" for p in problems)
+    print(f"{n_err} error(s), {len(problems) - n_err} warning(s)", file=sys.stderr)
+    return 1 if has_errors(problems) else 0
+
+
+def cmd_synth(args) -> int:
+    from pathlib import Path
+
+    from radclr.data.phantom import write_phantom_dataset
+    from radclr.errors import DataError
+
+    out = Path(args.out)
+    if (out / "labels.csv").exists() and not args.force:
+        raise DataError(f"{out} already holds a dataset (labels.csv); use --force to overwrite")
+    if args.n < 1 or args.size < 32:
+        raise DataError(f"--n must be >= 1 and --size >= 32, got --n {args.n} --size {args.size}")
+    ds = write_phantom_dataset(out, n=args.n, size=args.size, seed=args.seed, progress=True)
+    counts = ", ".join(f"{k} {v}" for k, v in ds.label_counts().items())
+    print(f"{len(ds)} phantom images ({args.size}x{args.size}, seed {args.seed}) written to {out}: {counts}; "
+          f"{len(ds.boxes)} boxes")
+    return 0

@@ -1,0 +1,97 @@
+"""NIfTI / NRRD / MetaImage through SimpleITK (2-D images and 3-D volumes).
+
+SimpleITK's array is indexed ``[z, y, x]`` while its spacing is ``(x, y, z)``; the spacing returned here is
+reversed to array-axis order. A 3-D file with a single slice (common for 2-D NIfTI) is returned as ``[H, W]``.
+Values are kept as stored after the file's own scaling (NIfTI ``scl_slope``/``scl_inter`` are applied by ITK).
+Vector (multi-component) images are averaged over components with an :class:`ImageConversionWarning`.
+No reorientation is done: arrays are in the file's index order.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from radclr.errors import ImageReadError
+from radclr.io.image import LoadedImage
+
+FORMAT_OF_SUFFIX = {".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "mha",
+                    ".mhd": "mha"}
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else path.suffix.lower()
+
+
+def _first_line(e: Exception) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    # ITK messages start with a source location; the reason is in the last lines
+    useful = [ln for ln in lines if "Description:" in ln] or lines[-1:] or [type(e).__name__]
+    return useful[0].replace("Description:", "").strip()
+
+
+def volume_size(path: str | Path) -> tuple[int, int]:
+    """``(height, width)`` of the last two array axes, from the header only."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as e:
+        raise ImageReadError(path, f"cannot read {FORMAT_OF_SUFFIX.get(_suffix(path), 'image')} header: "
+                                   f"{_first_line(e)}") from None
+    size = reader.GetSize()  # (x, y[, z])
+    return int(size[1]), int(size[0])
+
+
+def _read_sitk(path: Path):
+    import SimpleITK as sitk
+
+    try:
+        return sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        raise ImageReadError(path, f"corrupt or unreadable {FORMAT_OF_SUFFIX.get(_suffix(path), 'image')} file: "
+                                   f"{_first_line(e)}") from None
+
+
+def read_volume(path: str | Path) -> LoadedImage:
+    """Decode a NIfTI/NRRD/MHA file into ``[H, W]`` or ``[D, H, W]`` float32 with spacing in array order."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    img = _read_sitk(path)
+    arr = sitk.GetArrayFromImage(img)
+    spacing = tuple(float(s) for s in reversed(img.GetSpacing()))
+    meta = {"format": FORMAT_OF_SUFFIX.get(_suffix(path), "sitk"), "pixel_type": img.GetPixelIDTypeAsString(),
+            "bit_depth": int(arr.dtype.itemsize * 8)}
+    ncomp = img.GetNumberOfComponentsPerPixel()
+    if ncomp > 1:
+        from radclr.io.raster import ImageConversionWarning
+
+        warnings.warn(f"{path}: {ncomp}-component image averaged to one channel", ImageConversionWarning,
+                      stacklevel=2)
+        arr = arr.mean(axis=-1)
+        meta["converted"] = "component mean"
+    if arr.ndim == 3 and arr.shape[0] == 1:  # a 2-D image stored as a one-slice volume
+        arr, spacing = arr[0], spacing[1:]
+    if arr.ndim not in (2, 3):
+        raise ImageReadError(path, f"expected a 2-D image or 3-D volume, got array shape {arr.shape}")
+    return LoadedImage(np.ascontiguousarray(arr, dtype=np.float32), spacing, str(path), meta)
+
+
+def read_volume_mask(path: str | Path) -> np.ndarray:
+    """Boolean mask from a NIfTI/NRRD/MHA label file: nonzero = region (same axis rules as :func:`read_volume`)."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    arr = sitk.GetArrayFromImage(_read_sitk(path))
+    if arr.ndim == 4:  # vector labels: any component
+        arr = np.any(arr != 0, axis=-1)
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]
+    return np.asarray(arr != 0)
