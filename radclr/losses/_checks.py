@@ -1,0 +1,27 @@
+"""Input checks shared by the losses: each raises ValueError naming the shapes it got."""
+
+from __future__ import annotations
+
+import torch
+
+
+def check_pair(name: str, a: torch.Tensor, b: torch.Tensor, a_name: str = "u", b_name: str = "v") -> None:
+    """``a`` and ``b`` are ``[N, D]`` with the same shape and N >= 1."""
+    if a.dim() != 2 or b.dim() != 2 or a.shape != b.shape or a.shape[0] < 1:
+        raise ValueError(f"{name} expects {a_name} and {b_name} of the same shape [N, D] with N >= 1, "
+                         f"got {a_name} {tuple(a.shape)} and {b_name} {tuple(b.shape)}")
+
+
+def check_positive(name: str, key: str, value: float) -> float:
+    value = float(value)
+    if not value > 0:
+        raise ValueError(f"{name}: {key} must be > 0, got {value}")
+    return value
+
+
+def zero_loss(*tensors: torch.Tensor) -> torch.Tensor:
+    """A scalar 0 connected to the graph of ``tensors`` (so ``backward`` works and gives zero gradients)."""
+    total = tensors[0].sum() * 0.0
+    for t in tensors[1:]:
+        total = total + t.sum() * 0.0
+    return total

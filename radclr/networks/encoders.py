@@ -1,0 +1,220 @@
+"""Image encoders f_i built from MONAI networks (seed 000 §3, seed 001 §3, seed 003 §III-B, seed 004 §2.3).
+
+Every encoder is an :class:`ImageEncoder`: ``forward_features`` returns the output of the **last convolutional
+block** (the Grad-CAM target: seed 001 §3.2 uses ResNet-18 ``layer4``), ``pool`` is global average pooling
+(seed 003 Table I, seed 004 §2.3) and ``forward = pool(forward_features(x))`` is the representation y_i.
+The classifier / FC layer of the MONAI network is never built: heads live in :mod:`radclr.networks.heads`.
+
+Names (:data:`ENCODERS`):
+
+=================  =========================================================================  ==========
+name               network                                                                    ``out_dim``
+=================  =========================================================================  ==========
+``resnet18``       MONAI ``ResNet`` basic blocks [2,2,2,2]                                    512
+``resnet34``       MONAI ``ResNet`` basic blocks [3,4,6,3]                                    512
+``resnet50``       MONAI ``ResNet`` bottlenecks [3,4,6,3]                                     2048
+``wide_resnet50``  MONAI ``ResNet`` with :class:`WideResNetBottleneck` (wide ResNet-50-2)      2048
+``densenet121``    MONAI ``DenseNet121`` features + final ReLU                                1024
+``resnet18_att``   ResNet-18 + residual attention modules (:mod:`radclr.networks.attention`)  512
+=================  =========================================================================  ==========
+
+ResNets use a 7x7 stride-2 stem (``conv1_t_stride=2``) + max-pool like the ImageNet ResNet, and 1x1-conv
+shortcuts without bias, so their parameter names and shapes are those of torchvision's models and converted
+ImageNet weights load (see :mod:`radclr.networks.weights`). Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from radclr.errors import ConfigError
+
+
+class ImageEncoder(nn.Module):
+    """Base class of radclr's image encoders.
+
+    Attributes
+    ----------
+    out_dim: size of the pooled representation.
+    in_channels, spatial_dims: what ``forward_features`` accepts (``[B, in_channels, *spatial]``).
+    feature_layer: dotted name of the sub-module whose output is ``forward_features(x)`` (for forward hooks).
+    backbone: the wrapped MONAI network (the part that ImageNet weights map onto).
+    """
+
+    out_dim: int
+    feature_layer: str
+
+    def __init__(self, in_channels: int, spatial_dims: int = 2) -> None:
+        super().__init__()
+        self.in_channels = int(in_channels)
+        self.spatial_dims = int(spatial_dims)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        want = 2 + self.spatial_dims
+        if x.dim() != want or x.shape[1] != self.in_channels:
+            axes = "B,C," + ",".join("DHW"[3 - self.spatial_dims:])
+            raise ValueError(f"{type(self).__name__} expects input [{axes}] with C={self.in_channels}, "
+                             f"got shape {tuple(x.shape)}")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature map of the last convolutional block, ``[B, out_dim, h, w]``."""
+        raise NotImplementedError
+
+    def pool(self, fmap: torch.Tensor) -> torch.Tensor:
+        """Global average pooling ``[B, C, *spatial] -> [B, C]``."""
+        if fmap.dim() < 3:
+            raise ValueError(f"pool expects a feature map [B, C, *spatial], got shape {tuple(fmap.shape)}")
+        return fmap.flatten(2).mean(dim=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.forward_features(x))
+
+    def attention_maps(self, channel_mean: bool = True) -> dict[str, torch.Tensor]:
+        """Soft attention masks of the last forward pass (only attention encoders have any: ``{}`` here)."""
+        return {}
+
+
+class ResNetEncoder(ImageEncoder):
+    """A MONAI ``ResNet`` without its FC layer; ``forward_features`` = output of ``layer4``."""
+
+    feature_layer = "backbone.layer4"
+
+    def __init__(self, block, layers: list[int], *, in_channels: int = 1, spatial_dims: int = 2,
+                 conv1_t_size: int = 7, conv1_t_stride: int = 2, no_max_pool: bool = False) -> None:
+        super().__init__(in_channels, spatial_dims)
+        from monai.networks.nets import ResNet
+
+        self.backbone = ResNet(block=block, layers=layers, block_inplanes=[64, 128, 256, 512],
+                               spatial_dims=spatial_dims, n_input_channels=in_channels, conv1_t_size=conv1_t_size,
+                               conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, feed_forward=False,
+                               bias_downsample=False)
+        self.out_dim = 512 * self.backbone.layer4[-1].expansion
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.backbone
+        x = b.act(b.bn1(b.conv1(x)))
+        return x if b.no_max_pool else b.maxpool(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        b = self.backbone
+        x = self.stem(x)
+        return b.layer4(b.layer3(b.layer2(b.layer1(x))))
+
+
+class DenseNetEncoder(ImageEncoder):
+    """MONAI ``DenseNet121`` features (ending in ``norm5``) + ReLU; ``forward_features`` = after that ReLU.
+
+    torchvision's DenseNet applies the same ReLU before pooling; Grad-CAM on DenseNet conventionally targets it.
+    """
+
+    feature_layer = "final_act"
+
+    def __init__(self, *, in_channels: int = 1, spatial_dims: int = 2, dropout_prob: float = 0.0) -> None:
+        super().__init__(in_channels, spatial_dims)
+        from monai.networks.nets import DenseNet121
+
+        net = DenseNet121(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=1,
+                          dropout_prob=dropout_prob)
+        del net.class_layers  # the classifier is built separately (radclr.networks.heads)
+        self.backbone = net
+        self.final_act = nn.ReLU()
+        self.out_dim = net.features.norm5.num_features
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.final_act(self.backbone.features(x))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# registry
+# ----------------------------------------------------------------------------------------------------------
+_RESNET_KW = {"spatial_dims", "conv1_t_size", "conv1_t_stride", "no_max_pool"}
+
+
+def _resnet(block, layers):
+    def make(in_channels: int, **kw) -> ImageEncoder:
+        return ResNetEncoder(block, layers, in_channels=in_channels, **kw)
+
+    make.options = _RESNET_KW
+    return make
+
+
+def _wide_resnet50(in_channels: int, **kw) -> ImageEncoder:
+    from radclr.networks.wide_resnet import WideResNetBottleneck
+
+    return ResNetEncoder(WideResNetBottleneck, [3, 4, 6, 3], in_channels=in_channels, **kw)
+
+
+_wide_resnet50.options = _RESNET_KW
+
+
+def _densenet121(in_channels: int, **kw) -> ImageEncoder:
+    return DenseNetEncoder(in_channels=in_channels, **kw)
+
+
+_densenet121.options = {"spatial_dims", "dropout_prob"}
+
+
+def _resnet18_att(in_channels: int, **kw) -> ImageEncoder:
+    from radclr.networks.attention import AttentionResNetEncoder
+
+    return AttentionResNetEncoder(in_channels=in_channels, **kw)
+
+
+_resnet18_att.options = {"conv1_t_size", "conv1_t_stride", "no_max_pool", "attention_stages", "mask_depths"}
+
+#: encoder name -> factory(in_channels, **options); ``factory.options`` lists the accepted option names
+ENCODERS: dict[str, Callable[..., ImageEncoder]] = {
+    "resnet18": _resnet("basic", [2, 2, 2, 2]),
+    "resnet34": _resnet("basic", [3, 4, 6, 3]),
+    "resnet50": _resnet("bottleneck", [3, 4, 6, 3]),
+    "wide_resnet50": _wide_resnet50,
+    "densenet121": _densenet121,
+    "resnet18_att": _resnet18_att,
+}
+
+
+def build_image_encoder(name: str, *, in_channels: int = 1, weights: str | None = None, seed: int | None = None,
+                        **kw) -> ImageEncoder:
+    """Build image encoder ``name`` (see :data:`ENCODERS`).
+
+    Parameters
+    ----------
+    in_channels: input channels (1 for CXR; e.g. 10 for seed 004's stacks of CT slices fed as channels).
+    weights: optional path to a user-supplied state dict (e.g. torchvision ImageNet weights; a 3-channel stem is
+        summed to ``in_channels``): see :func:`radclr.networks.weights.load_encoder_weights`. Nothing downloads.
+    seed: if given, initialise the weights from this seed without touching the global RNG state.
+    kw: network options (``spatial_dims``, ``conv1_t_stride``, ``conv1_t_size``, ``no_max_pool`` for ResNets;
+        ``dropout_prob`` for DenseNet; ``attention_stages``, ``mask_depths`` for ``resnet18_att``).
+
+    Raises :class:`~radclr.errors.ConfigError` for an unknown name/option or an unusable weights file.
+    """
+    key = str(name).lower()
+    if key not in ENCODERS:
+        raise ConfigError(f"unknown image encoder {name!r}; choose one of {sorted(ENCODERS)}")
+    factory = ENCODERS[key]
+    unknown = set(kw) - set(factory.options)
+    if unknown:
+        raise ConfigError(f"image encoder {key!r}: unknown option(s) {sorted(unknown)}; "
+                          f"accepted: {sorted(factory.options)}")
+    if int(in_channels) < 1:
+        raise ConfigError(f"image encoder {key!r}: in_channels must be >= 1, got {in_channels}")
+    if seed is None:
+        encoder = factory(int(in_channels), **kw)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            encoder = factory(int(in_channels), **kw)
+    encoder.name = key
+    if weights:
+        from radclr.networks.weights import load_encoder_weights
+
+        load_encoder_weights(encoder, weights)
+    return encoder
+
+
+__all__ = ["ImageEncoder", "ResNetEncoder", "DenseNetEncoder", "ENCODERS", "build_image_encoder"]
