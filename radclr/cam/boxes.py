@@ -1,0 +1,368 @@
+"""Class-activation maps -> bounding boxes (seed 001 §3.2 and Fig. 3: "apply an ad-hoc threshold to generate
+bounding boxes from the attention maps").
+
+Pipeline per map: threshold (``relative`` to the map's maximum, ``absolute``, or a ``percentile`` of its
+pixels) -> connected components (8- or 4-connectivity) -> one box per component with a score (mean or max
+activation of the component) -> selection (``largest``, ``max_mean``, or ``all`` above ``min_score``). A map
+with no component surviving falls back to a documented box marked ``fallback=True`` (or to no box), so callers
+can count how often it happens.
+
+Box convention (as :class:`radclr.data.dataset.Box`): ``x, y, w, h`` = top-left corner and size in pixels of
+the map's own grid; pixel ``(row r, col c)`` covers ``[c, c+1) x [r, r+1)``, so a component spanning columns
+``c0..c1`` has ``x = c0, w = c1 - c0 + 1``. Use :func:`scale_boxes` to move boxes to another pixel grid
+(e.g. from a 7x7 or 224x224 CAM to the image's own size) before comparing them with ground truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from radclr.data.dataset import Box
+
+__all__ = [
+    "ScoredBox",
+    "normalize_cam",
+    "upsample_cam",
+    "cam_to_boxes",
+    "count_fallbacks",
+    "scale_boxes",
+    "boxes_to_mask",
+    "box_xywh",
+    "box_changes",
+    "box_change_rate",
+    "THRESHOLD_MODES",
+    "SELECTIONS",
+    "FALLBACKS",
+]
+
+THRESHOLD_MODES = ("relative", "absolute", "percentile")
+SELECTIONS = ("largest", "max_mean", "all")
+FALLBACKS = ("whole", "center", "none")
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class ScoredBox:
+    """A box from a CAM: ``x, y, w, h`` in the CAM's pixel grid, ``score`` = mean (or max) activation of its
+    component, ``area`` = pixels of the component (not of the box), ``fallback`` = produced by the fallback
+    rule because no component survived thresholding."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float
+    area: int = 0
+    fallback: bool = False
+
+    @property
+    def x2(self) -> float:
+        return self.x + self.w
+
+    @property
+    def y2(self) -> float:
+        return self.y + self.h
+
+    def as_array(self) -> np.ndarray:
+        return np.array([self.x, self.y, self.w, self.h], dtype=np.float64)
+
+    def as_box(self, label: str = "") -> Box:
+        return Box(float(self.x), float(self.y), float(self.w), float(self.h), label)
+
+
+# --- map utilities ------------------------------------------------------------------------------------------
+def _as_float_tensor(cam) -> torch.Tensor:
+    t = torch.as_tensor(cam)
+    return t.detach().float() if t.is_floating_point() else t.detach().to(torch.float32)
+
+
+def normalize_cam(cam):
+    """Min-max normalise each map to ``[0, 1]`` over its last two (spatial) dimensions.
+
+    Works on ``[H, W]``, ``[B, H, W]``, ``[B, K, H, W]`` torch tensors or numpy arrays (returns the same kind).
+    A constant map (max - min <= 1e-12, e.g. an all-zero Grad-CAM) becomes all zeros -- it carries no location
+    information, and zeros make every threshold mode find no component. NaN raises ``ValueError``.
+    """
+    is_np = isinstance(cam, np.ndarray)
+    t = _as_float_tensor(cam)
+    if t.ndim < 2:
+        raise ValueError(f"a CAM needs at least 2 (spatial) dimensions, got shape {tuple(t.shape)}")
+    if torch.isnan(t).any():
+        raise ValueError("CAM contains NaN")
+    lo = t.amin(dim=(-2, -1), keepdim=True)
+    hi = t.amax(dim=(-2, -1), keepdim=True)
+    rng = hi - lo
+    out = torch.where(rng > _EPS, (t - lo) / rng.clamp(min=_EPS), torch.zeros_like(t))
+    return out.numpy() if is_np else out
+
+
+def upsample_cam(cam, size: tuple[int, int]):
+    """Bilinear resize (``align_corners=False``) of ``[h, w]``, ``[B, h, w]`` or ``[B, K, h, w]`` maps to
+    ``size = (H, W)``. Returns the input's kind (torch or numpy), float32."""
+    is_np = isinstance(cam, np.ndarray)
+    t = _as_float_tensor(cam)
+    if t.ndim not in (2, 3, 4):
+        raise ValueError(f"cam must be [h, w], [B, h, w] or [B, K, h, w], got shape {tuple(t.shape)}")
+    size = (int(size[0]), int(size[1]))
+    if size[0] < 1 or size[1] < 1:
+        raise ValueError(f"size must be positive (H, W), got {size}")
+    lead = t.shape[:-2]
+    flat = t.reshape(1, -1, *t.shape[-2:])
+    out = F.interpolate(flat, size=size, mode="bilinear", align_corners=False).reshape(*lead, *size)
+    return out.numpy() if is_np else out
+
+
+# --- CAM -> boxes -----------------------------------------------------------------------------------------
+def cam_to_boxes(
+    cam,
+    *,
+    threshold: float = 0.5,
+    mode: str = "relative",
+    select: str = "largest",
+    score: str = "mean",
+    min_score: float = 0.0,
+    min_area: int = 1,
+    fallback: str = "whole",
+    center_fraction: float = 0.5,
+    connectivity: int = 8,
+):
+    """Boxes from CAMs by thresholding and connected components (seed 001 §3.2, Fig. 3).
+
+    Parameters
+    ----------
+    cam: ``[B, H, W]`` (returns ``list[list[ScoredBox]]``, one list per map) or ``[H, W]`` (returns
+        ``list[ScoredBox]``); torch or numpy. Boxes are in this grid's pixels.
+    threshold, mode: which pixels are "on":
+        ``"relative"``: ``cam >= threshold * max(cam)`` per map (``threshold`` in [0, 1]; for a ReLU Grad-CAM,
+        whose minimum is usually 0, the same as ``threshold`` on the min-max normalised map);
+        ``"absolute"``: ``cam >= threshold`` in the map's own units (normalise first with
+        :func:`normalize_cam` to make it comparable across images);
+        ``"percentile"``: ``cam >= quantile(cam, threshold)`` per map, ``threshold`` a fraction in [0, 1)
+        (0.9 keeps the top 10 % of pixels; ties at the cut are kept, pixels equal to the map's minimum
+        never are -- a ReLU Grad-CAM is often 0 over most of the image).
+        In every mode a map without variation (max - min <= 1e-12, e.g. all zeros) and a map whose maximum is
+        <= 0 in relative mode have no "on" pixel.
+    select: ``"largest"`` -- the component with most pixels (ties: higher score); ``"max_mean"`` -- the
+        component with the highest score (ties: more pixels); ``"all"`` -- every component, best score first.
+    score: ``"mean"`` or ``"max"`` activation of a component (in the map's units).
+    min_score, min_area: components with ``score < min_score`` or fewer than ``min_area`` pixels are dropped
+        before selection.
+    fallback: when no component survives: ``"whole"`` -- the whole map ``(0, 0, W, H)``; ``"center"`` -- a
+        centred box of ``center_fraction`` of each side; ``"none"`` -- an empty list. Fallback boxes carry
+        ``fallback=True`` and score = the map's mean (``"whole"``) or the mean inside the box (``"center"``);
+        :func:`count_fallbacks` counts them.
+    connectivity: 8 (diagonal neighbours connect) or 4.
+    """
+    _check_options(threshold, mode, select, score, min_area, fallback, center_fraction, connectivity)
+    if isinstance(cam, torch.Tensor):
+        maps = cam.detach().cpu().double().numpy()
+    else:
+        maps = np.asarray(cam, dtype=np.float64)
+    single = maps.ndim == 2
+    if single:
+        maps = maps[None]
+    if maps.ndim != 3 or maps.shape[-1] < 1 or maps.shape[-2] < 1:
+        raise ValueError(f"cam must be [H, W] or [B, H, W], got shape {tuple(np.shape(cam))}")
+    if not np.isfinite(maps).all():
+        raise ValueError("CAM contains NaN or infinite values")
+    on = _threshold(maps, threshold, mode)
+
+    # label all maps in one call: the structure connects pixels within a map, never across maps
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = ndimage.generate_binary_structure(2, 2 if connectivity == 8 else 1)
+    labels, n = ndimage.label(on, structure=structure)
+    per_map: list[list[ScoredBox]] = [[] for _ in range(maps.shape[0])]
+    if n:
+        flat = labels.ravel()
+        areas = np.bincount(flat, minlength=n + 1)[1:]  # bincount: much faster than ndimage.sum_labels
+        if score == "mean":
+            values = np.bincount(flat, weights=maps.ravel(), minlength=n + 1)[1:] / areas
+        else:
+            values = ndimage.maximum(maps, labels, np.arange(1, n + 1))
+        for lab, sl in enumerate(ndimage.find_objects(labels), start=1):
+            b, rows, cols = sl
+            area, val = int(areas[lab - 1]), float(values[lab - 1])
+            if area < min_area or val < min_score:
+                continue
+            per_map[b.start].append(
+                ScoredBox(float(cols.start), float(rows.start), float(cols.stop - cols.start),
+                          float(rows.stop - rows.start), val, area)
+            )
+    out = [_select(c, select) or _fallback(maps[i], fallback, center_fraction) for i, c in enumerate(per_map)]
+    return out[0] if single else out
+
+
+def _check_options(threshold, mode, select, score, min_area, fallback, center_fraction, connectivity) -> None:
+    if mode not in THRESHOLD_MODES:
+        raise ValueError(f"mode must be one of {THRESHOLD_MODES}, got {mode!r}")
+    if select not in SELECTIONS:
+        raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+    if score not in ("mean", "max"):
+        raise ValueError(f"score must be 'mean' or 'max', got {score!r}")
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback must be one of {FALLBACKS}, got {fallback!r}")
+    if connectivity not in (4, 8):
+        raise ValueError(f"connectivity must be 4 or 8, got {connectivity!r}")
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold!r}")
+    if mode == "relative" and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"relative threshold is a fraction of the map's maximum in [0, 1], got {threshold}")
+    if mode == "percentile" and not 0.0 <= threshold < 1.0:
+        raise ValueError(
+            f"percentile threshold is a quantile in [0, 1) (0.9 keeps the top 10 %), got {threshold}"
+        )
+    if int(min_area) < 1:
+        raise ValueError(f"min_area must be >= 1 pixel, got {min_area}")
+    if not 0.0 < center_fraction <= 1.0:
+        raise ValueError(f"center_fraction must be in (0, 1], got {center_fraction}")
+
+
+def _threshold(maps: np.ndarray, threshold: float, mode: str) -> np.ndarray:
+    """Boolean "on" pixels per map ``[B, H, W]``."""
+    flat = maps.reshape(maps.shape[0], -1)
+    lo, hi = flat.min(axis=1), flat.max(axis=1)
+    informative = (hi - lo) > _EPS
+    if mode == "relative":
+        cut = threshold * hi
+        informative &= hi > 0
+    elif mode == "absolute":
+        cut = np.full(maps.shape[0], threshold, dtype=np.float64)
+    else:
+        cut = np.quantile(flat, threshold, axis=1)
+        # a ReLU CAM is often 0 over most of the image: the quantile may then be the minimum itself, and
+        # "on" would be everything; pixels at the map's minimum are never on in this mode
+        cut = np.maximum(cut, np.nextafter(lo, np.inf))
+    return (maps >= cut[:, None, None]) & informative[:, None, None]
+
+
+def _select(components: list[ScoredBox], select: str) -> list[ScoredBox]:
+    if not components:
+        return []
+    if select == "largest":
+        return [max(components, key=lambda c: (c.area, c.score))]
+    if select == "max_mean":
+        return [max(components, key=lambda c: (c.score, c.area))]
+    return sorted(components, key=lambda c: (-c.score, -c.area))
+
+
+def _fallback(m: np.ndarray, fallback: str, center_fraction: float) -> list[ScoredBox]:
+    h, w = m.shape
+    if fallback == "none":
+        return []
+    if fallback == "whole":
+        return [ScoredBox(0.0, 0.0, float(w), float(h), float(m.mean()), h * w, fallback=True)]
+    bw, bh = max(1, round(w * center_fraction)), max(1, round(h * center_fraction))
+    x0, y0 = (w - bw) // 2, (h - bh) // 2
+    inside = m[y0:y0 + bh, x0:x0 + bw]
+    return [ScoredBox(float(x0), float(y0), float(bw), float(bh), float(inside.mean()), bw * bh, fallback=True)]
+
+
+def count_fallbacks(boxes: Sequence[Sequence[ScoredBox]]) -> int:
+    """Maps whose boxes came from the fallback rule (a ``fallback=True`` box, or no box at all)."""
+    return sum(1 for bs in boxes if not bs or any(getattr(b, "fallback", False) for b in bs))
+
+
+# --- pixel spaces -------------------------------------------------------------------------------------------
+def scale_boxes(boxes: Any, from_size: tuple[int, int], to_size: tuple[int, int]):
+    """Move boxes from a ``from_size = (H, W)`` pixel grid to ``to_size = (H', W')``: x, w scale by W'/W and
+    y, h by H'/H (both grids span the same field of view, as with a resized image or an upsampled CAM).
+
+    ``boxes``: a :class:`ScoredBox`, a :class:`radclr.data.dataset.Box`, a numpy array ``[..., 4]`` of
+    ``x, y, w, h``, or a (nested) list/tuple of these; the same structure is returned.
+    """
+    fh, fw = (float(v) for v in from_size)
+    th, tw = (float(v) for v in to_size)
+    if min(fh, fw, th, tw) <= 0:
+        raise ValueError(f"sizes must be positive (H, W), got from_size={from_size}, to_size={to_size}")
+    sx, sy = tw / fw, th / fh
+    return _scale(boxes, sx, sy)
+
+
+def _scale(obj, sx: float, sy: float):
+    if isinstance(obj, ScoredBox):
+        return replace(obj, x=obj.x * sx, y=obj.y * sy, w=obj.w * sx, h=obj.h * sy)
+    if isinstance(obj, Box):
+        return obj.scaled(sx, sy)
+    if isinstance(obj, (np.ndarray, torch.Tensor)):
+        a = np.asarray(obj, dtype=np.float64)
+        if a.shape[-1:] != (4,):
+            raise ValueError(f"box arrays must be [..., 4] (x, y, w, h), got shape {a.shape}")
+        return a * np.array([sx, sy, sx, sy])
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_scale(o, sx, sy) for o in obj)
+    raise TypeError(f"cannot scale a {type(obj).__name__}: expected ScoredBox, Box, array [..., 4] or a list")
+
+
+def box_xywh(box) -> tuple[float, float, float, float]:
+    """``(x, y, w, h)`` of a ScoredBox, Box, or 4-sequence."""
+    if hasattr(box, "x") and hasattr(box, "w"):
+        return float(box.x), float(box.y), float(box.w), float(box.h)
+    a = np.asarray(box, dtype=np.float64).reshape(-1)
+    if a.shape != (4,):
+        raise ValueError(f"a box is (x, y, w, h), got {box!r}")
+    return float(a[0]), float(a[1]), float(a[2]), float(a[3])
+
+
+def boxes_to_mask(boxes: Sequence, size: tuple[int, int]) -> np.ndarray:
+    """Boolean ``[H, W]`` mask of the union of ``boxes``; pixel ``(r, c)`` is inside a box if its centre
+    ``(c + 0.5, r + 0.5)`` lies in ``[x, x + w) x [y, y + h)`` (integer boxes cover exactly their pixels;
+    parts outside the grid are clipped)."""
+    h, w = int(size[0]), int(size[1])
+    mask = np.zeros((h, w), dtype=bool)
+    cols, rows = np.arange(w) + 0.5, np.arange(h) + 0.5
+    for b in boxes:
+        x, y, bw, bh = box_xywh(b)
+        if bw < 0 or bh < 0:
+            raise ValueError(f"box with negative size: {b!r}")
+        mask |= ((rows >= y) & (rows < y + bh))[:, None] & ((cols >= x) & (cols < x + bw))[None, :]
+    return mask
+
+
+def box_changes(prev_boxes: Sequence, new_boxes: Sequence, iou_thr: float = 0.5) -> np.ndarray:
+    """Per image: did the BYOP box change between two refreshes? ``bool [N]``.
+
+    ``prev_boxes[i]`` / ``new_boxes[i]``: the image's box, or its list of boxes (the first -- the selected one
+    -- is compared; an empty list means no box). A box changed if ``IoU(prev, new) < iou_thr``; no box on
+    both sides is "unchanged", a box on one side only is "changed". Boxes must be in the same pixel grid.
+    """
+    from radclr.evaluation.localization import iou
+
+    if len(prev_boxes) != len(new_boxes):
+        raise ValueError(f"prev_boxes and new_boxes differ in length: {len(prev_boxes)} != {len(new_boxes)}")
+    if not 0.0 <= iou_thr <= 1.0:
+        raise ValueError(f"iou_thr must be in [0, 1], got {iou_thr}")
+    changed = np.zeros(len(prev_boxes), dtype=bool)
+    pa, pb, idx = [], [], []
+    for i, (p, q) in enumerate(zip(prev_boxes, new_boxes)):
+        p, q = _first_box(p), _first_box(q)
+        if p is None and q is None:
+            continue
+        if p is None or q is None:
+            changed[i] = True
+            continue
+        pa.append(box_xywh(p))
+        pb.append(box_xywh(q))
+        idx.append(i)
+    if idx:
+        changed[np.array(idx)] = iou(np.array(pa), np.array(pb)) < iou_thr
+    return changed
+
+
+def box_change_rate(prev_boxes: Sequence, new_boxes: Sequence, iou_thr: float = 0.5) -> float:
+    """Fraction of images whose box changed between two refreshes (:func:`box_changes`); NaN for no images."""
+    ch = box_changes(prev_boxes, new_boxes, iou_thr)
+    return float(ch.mean()) if len(ch) else float("nan")
+
+
+def _first_box(entry):
+    if entry is None:
+        return None
+    if isinstance(entry, (list, tuple)) and (len(entry) == 0 or not np.isscalar(entry[0])):
+        return entry[0] if len(entry) else None
+    return entry

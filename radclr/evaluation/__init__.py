@@ -1,0 +1,52 @@
+"""Metrics with bootstrap confidence intervals, validation thresholds, linear evaluation, localization.
+
+* :mod:`~radclr.evaluation.metrics` -- per-finding and mean AUC, accuracy, F1 (and weighted F1), sensitivity,
+  specificity; NaN labels masked; undefined values are NaN with a reason; :class:`MetricAccumulator`.
+* :mod:`~radclr.evaluation.thresholds` -- thresholds per finding chosen on validation data (Youden, max-F1, fixed).
+* :mod:`~radclr.evaluation.bootstrap` -- patient-resampling 95 % CIs, the classification report, paired model
+  comparison, ROC bands.
+* :mod:`~radclr.evaluation.linear` -- seed 003 linear evaluation (logistic regression on frozen features).
+* :mod:`~radclr.evaluation.localization` -- localization accuracy at IoU thresholds (seed 001 Table 2).
+"""
+
+from radclr.evaluation.bootstrap import (
+    BootstrapCI,
+    PairedDiff,
+    bootstrap_ci,
+    bootstrap_roc,
+    classification_report,
+    compare_models,
+    paired_bootstrap_diff,
+)
+from radclr.evaluation.linear import C_GRID, linear_eval, linear_eval_cv, patient_folds
+from radclr.evaluation.metrics import (
+    MetricAccumulator,
+    binary_metrics,
+    jsonable,
+    multiclass_metrics,
+    multilabel_metrics,
+    roc_auc_masked,
+)
+from radclr.evaluation.thresholds import choose_threshold, choose_thresholds
+
+__all__ = [
+    "BootstrapCI",
+    "PairedDiff",
+    "bootstrap_ci",
+    "bootstrap_roc",
+    "classification_report",
+    "compare_models",
+    "paired_bootstrap_diff",
+    "C_GRID",
+    "linear_eval",
+    "linear_eval_cv",
+    "patient_folds",
+    "MetricAccumulator",
+    "binary_metrics",
+    "jsonable",
+    "multiclass_metrics",
+    "multilabel_metrics",
+    "roc_auc_masked",
+    "choose_threshold",
+    "choose_thresholds",
+]

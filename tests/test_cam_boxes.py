@@ -1,0 +1,221 @@
+"""CAM -> boxes (seed 001 §3.2): exact boxes on synthetic maps with known blobs, every threshold mode, selection
+strategy and fallback, pixel-grid scaling, masks, box-change rate and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from radclr.cam.boxes import (
+    ScoredBox,
+    box_change_rate,
+    box_changes,
+    boxes_to_mask,
+    cam_to_boxes,
+    count_fallbacks,
+    normalize_cam,
+    scale_boxes,
+    upsample_cam,
+)
+from radclr.data.dataset import Box
+
+
+def xywh(b):
+    return (b.x, b.y, b.w, b.h)
+
+
+def two_blobs():
+    """A 20x24 map: a big dim blob (rows 2-7, cols 1-8, value 0.6) and a small bright one (rows 12-14,
+    cols 15-18, value 1.0), separated by zeros."""
+    m = np.zeros((20, 24))
+    m[2:8, 1:9] = 0.6
+    m[12:15, 15:19] = 1.0
+    return m
+
+
+# --- map utilities ------------------------------------------------------------------------------------------
+def test_normalize_cam_min_max_and_constant_maps():
+    cam = torch.tensor([[[1.0, 3.0], [2.0, 5.0]], [[4.0, 4.0], [4.0, 4.0]]])
+    out = normalize_cam(cam)
+    torch.testing.assert_close(out[0], torch.tensor([[0.0, 0.5], [0.25, 1.0]]))
+    assert torch.equal(out[1], torch.zeros(2, 2))  # constant -> zeros, no NaN
+    np.testing.assert_allclose(normalize_cam(np.array([[2.0, 4.0]])), [[0.0, 1.0]])
+    with pytest.raises(ValueError, match="NaN"):
+        normalize_cam(torch.tensor([[float("nan"), 1.0]]))
+
+
+def test_upsample_cam_bilinear_align_corners_false():
+    cam = torch.tensor([[0.0, 1.0], [2.0, 3.0]])
+    up = upsample_cam(cam, (4, 4))
+    ref = torch.nn.functional.interpolate(cam[None, None], size=(4, 4), mode="bilinear", align_corners=False)[0, 0]
+    torch.testing.assert_close(up, ref)
+    assert up[0, 0] == 0.0 and up[0, 1] == 0.25  # the align_corners=False sample positions
+    assert upsample_cam(np.zeros((2, 3, 7, 7)), (14, 28)).shape == (2, 3, 14, 28)
+
+
+# --- thresholds -----------------------------------------------------------------------------------------------
+def test_single_blob_exact_box_in_pixel_edge_convention():
+    m = np.zeros((10, 12))
+    m[2:5, 3:7] = 1.0  # rows 2..4, cols 3..6
+    (b,) = cam_to_boxes(m)
+    assert xywh(b) == (3, 2, 4, 3) and b.area == 12 and b.score == 1.0 and not b.fallback
+
+
+def test_relative_mode_uses_fraction_of_max():
+    m = two_blobs()
+    assert [xywh(b) for b in cam_to_boxes(m, threshold=0.5, select="all")] == [(15, 12, 4, 3), (1, 2, 8, 6)]
+    assert [xywh(b) for b in cam_to_boxes(m, threshold=0.7, select="all")] == [(15, 12, 4, 3)]
+    # relative = fraction of each map's own max: scaling the map does not change the boxes
+    assert cam_to_boxes(m * 37.0, threshold=0.7, select="all")[0].score == pytest.approx(37.0)
+
+
+def test_absolute_mode_uses_map_units():
+    m = two_blobs() * 10
+    assert [xywh(b) for b in cam_to_boxes(m, mode="absolute", threshold=5.0, select="all")] == [
+        (15, 12, 4, 3), (1, 2, 8, 6)]
+    assert [xywh(b) for b in cam_to_boxes(m, mode="absolute", threshold=7.0, select="all")] == [(15, 12, 4, 3)]
+    fb = cam_to_boxes(m, mode="absolute", threshold=11.0)
+    assert fb[0].fallback
+
+
+def test_percentile_mode_keeps_top_fraction_and_ignores_the_zero_floor():
+    m = np.arange(100, dtype=float).reshape(10, 10)  # values 0..99 row-major
+    (b,) = cam_to_boxes(m, mode="percentile", threshold=0.9)  # quantile 89.1 -> values 90..99 = last row
+    assert xywh(b) == (0, 9, 10, 1) and b.area == 10
+    # a ReLU CAM that is 0 on 95 % of pixels: the 0.9-quantile is 0, but zero pixels never count as "on"
+    sparse = np.zeros((20, 20))
+    sparse[3:7, 4:9] = 0.5
+    (b,) = cam_to_boxes(sparse, mode="percentile", threshold=0.9)
+    assert xywh(b) == (4, 3, 5, 4)
+
+
+def test_constant_or_zero_maps_fall_back_in_every_mode():
+    for mode, thr in (("relative", 0.5), ("absolute", 0.0), ("percentile", 0.5)):
+        for m in (np.zeros((6, 8)), np.full((6, 8), 3.0)):
+            (b,) = cam_to_boxes(m, mode=mode, threshold=thr)
+            assert b.fallback and xywh(b) == (0, 0, 8, 6), mode
+
+
+# --- selection -------------------------------------------------------------------------------------------------
+def test_selection_strategies_on_two_separated_blobs():
+    m = two_blobs()
+    (largest,) = cam_to_boxes(m, threshold=0.5, select="largest")
+    (best,) = cam_to_boxes(m, threshold=0.5, select="max_mean")
+    assert xywh(largest) == (1, 2, 8, 6) and largest.area == 48 and largest.score == pytest.approx(0.6)
+    assert xywh(best) == (15, 12, 4, 3) and best.score == pytest.approx(1.0)
+    everything = cam_to_boxes(m, threshold=0.5, select="all")
+    assert [b.score for b in everything] == sorted([b.score for b in everything], reverse=True)
+    # "all above a score": min_score filters before selection
+    assert [xywh(b) for b in cam_to_boxes(m, threshold=0.5, select="all", min_score=0.8)] == [(15, 12, 4, 3)]
+    assert xywh(cam_to_boxes(m, threshold=0.5, select="largest", min_area=49)[0]) == (0, 0, 24, 20)  # fallback
+
+
+def test_score_mean_vs_max():
+    m = np.zeros((8, 8))
+    m[1:4, 1:4] = [[0.5, 0.5, 0.5], [0.5, 1.0, 0.5], [0.5, 0.5, 0.5]]
+    assert cam_to_boxes(m, threshold=0.4)[0].score == pytest.approx(5.0 / 9)
+    assert cam_to_boxes(m, threshold=0.4, score="max")[0].score == 1.0
+
+
+def test_connectivity_8_joins_diagonal_pixels_4_does_not():
+    m = np.zeros((6, 6))
+    m[1, 1] = m[2, 2] = m[3, 3] = 1.0
+    assert [xywh(b) for b in cam_to_boxes(m, select="all", connectivity=8)] == [(1, 1, 3, 3)]
+    assert len(cam_to_boxes(m, select="all", connectivity=4)) == 3
+
+
+# --- fallback ----------------------------------------------------------------------------------------------------
+def test_fallback_boxes_are_flagged_and_counted():
+    maps = np.zeros((3, 10, 20))
+    maps[0, 4:6, 5:9] = 1.0
+    whole = cam_to_boxes(maps, fallback="whole")
+    center = cam_to_boxes(maps, fallback="center", center_fraction=0.5)
+    none = cam_to_boxes(maps, fallback="none")
+    assert xywh(whole[1][0]) == (0, 0, 20, 10) and whole[1][0].fallback
+    assert xywh(center[2][0]) == (5, 2, 10, 5) and center[2][0].fallback
+    assert none[1] == [] and none[2] == [] and xywh(none[0][0]) == (5, 4, 4, 2)
+    assert count_fallbacks(whole) == count_fallbacks(center) == count_fallbacks(none) == 2
+
+
+def test_batched_maps_are_labelled_independently():
+    """Blobs at the same place in neighbouring maps must not merge (one label call covers the batch)."""
+    maps = np.zeros((2, 8, 8))
+    maps[0, 2:4, 2:4] = 1.0
+    maps[1, 3:6, 3:6] = 1.0
+    out = cam_to_boxes(torch.as_tensor(maps))
+    assert xywh(out[0][0]) == (2, 2, 2, 2) and xywh(out[1][0]) == (3, 3, 3, 3)
+
+
+def test_boxes_from_upsampled_7x7_cam_land_on_the_blob():
+    cam = torch.zeros(1, 7, 7)
+    cam[0, 1:3, 4:6] = 1.0  # cells (rows 1-2, cols 4-5) -> image pixels rows 32-95, cols 128-191 at 224
+    (b,) = cam_to_boxes(upsample_cam(cam, (224, 224)), threshold=0.5)[0]
+    assert abs(b.x - 128) <= 16 and abs(b.y - 32) <= 16 and abs(b.w - 64) <= 16 and abs(b.h - 64) <= 16
+
+
+# --- scaling and masks -----------------------------------------------------------------------------------------
+def test_scale_boxes_round_trip_and_types():
+    sb = ScoredBox(10, 20, 30, 40, 0.9, 12)
+    up = scale_boxes(sb, (224, 224), (1024, 896))
+    assert (up.x, up.y, up.w, up.h) == pytest.approx((40, 1024 / 224 * 20, 120, 1024 / 224 * 40))
+    assert up.score == 0.9 and up.area == 12
+    back = scale_boxes(up, (1024, 896), (224, 224))
+    assert xywh(back) == pytest.approx(xywh(sb))
+    nested = scale_boxes([[sb], [Box(1, 2, 3, 4, "Mass")]], (10, 10), (20, 30))
+    assert xywh(nested[0][0]) == (30, 40, 90, 80) and nested[1][0] == Box(3, 4, 9, 8, "Mass")
+    arr = scale_boxes(np.array([[1.0, 2.0, 3.0, 4.0]]), (10, 10), (5, 20))
+    np.testing.assert_allclose(arr, [[2.0, 1.0, 6.0, 2.0]])
+    with pytest.raises(ValueError, match="positive"):
+        scale_boxes(sb, (0, 10), (10, 10))
+    with pytest.raises(TypeError, match="cannot scale a str"):
+        scale_boxes("box", (10, 10), (10, 10))
+
+
+def test_boxes_to_mask_matches_component_pixels():
+    m = two_blobs()
+    boxes = cam_to_boxes(m, threshold=0.5, select="all")
+    np.testing.assert_array_equal(boxes_to_mask(boxes, m.shape), m > 0)  # rectangular blobs: exact
+    mask = boxes_to_mask([(-2, -2, 4, 4)], (5, 5))  # clipped at the border
+    assert mask.sum() == 4 and mask[:2, :2].all()
+
+
+# --- box change rate -------------------------------------------------------------------------------------------
+def test_box_change_rate_between_refreshes():
+    prev = [[ScoredBox(0, 0, 10, 10, 1.0)], [ScoredBox(0, 0, 10, 10, 1.0)], [], [], (5, 5, 2, 2)]
+    new = [[ScoredBox(1, 0, 10, 10, 1.0)],  # IoU 90/110 = 0.818 -> unchanged at 0.5
+           [ScoredBox(6, 0, 10, 10, 1.0)],  # IoU 40/160 = 0.25 -> changed
+           [],  # no box both times -> unchanged
+           [ScoredBox(0, 0, 2, 2, 1.0)],  # appeared -> changed
+           (5, 5, 2, 2)]
+    assert box_changes(prev, new, iou_thr=0.5).tolist() == [False, True, False, True, False]
+    assert box_change_rate(prev, new, iou_thr=0.5) == pytest.approx(2 / 5)
+    assert box_change_rate(prev, new, iou_thr=0.9) == pytest.approx(3 / 5)
+    with pytest.raises(ValueError, match="differ in length"):
+        box_change_rate(prev, new[:2])
+
+
+# --- bad input ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"mode": "otsu"}, "mode must be one of"),
+        ({"select": "best"}, "select must be one of"),
+        ({"fallback": "random"}, "fallback must be one of"),
+        ({"connectivity": 6}, "connectivity must be 4 or 8"),
+        ({"mode": "relative", "threshold": 1.5}, "relative threshold"),
+        ({"mode": "percentile", "threshold": 90}, r"quantile in \[0, 1\)"),
+        ({"min_area": 0}, "min_area"),
+        ({"score": "median"}, "score must be"),
+    ],
+)
+def test_bad_options_raise(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        cam_to_boxes(np.zeros((4, 4)), **kwargs)
+
+
+def test_bad_maps_raise():
+    with pytest.raises(ValueError, match=r"cam must be \[H, W\] or \[B, H, W\]"):
+        cam_to_boxes(np.zeros((2, 2, 4, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        cam_to_boxes(np.full((4, 4), np.nan))
