@@ -1,0 +1,39 @@
+"""`radclr evaluate RUN [--data PATH] [--split test] [--out metrics.json]`."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="classification metrics with CIs, localization accuracy, linear eval",
+                       description="Evaluate a run. On its own data (default) thresholds are fit on the validation "
+                       "split and metrics reported on --split; with --data PATH of another dataset every image is "
+                       "tested with the run's saved thresholds.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--data", help="dataset to evaluate on (default: the run's own)")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split of the run's own data")
+    p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
+    p.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for CIs (default from config)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", help="metrics JSON path (default RUN/metrics.json)")
+    p.add_argument("--no-localization", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import json
+
+    from radclr.engine.evaluate import evaluate_run
+
+    res = evaluate_run(args.run, data_path=args.data, split=args.split, checkpoint=args.checkpoint,
+                       device=args.device, n_boot=args.n_boot, out=args.out, progress=not args.no_progress,
+                       localization=False if args.no_localization else None)
+    summary = {"split": res.get("split")}
+    if "classification" in res:
+        summary["auc"] = res["classification"]["auc"]
+    if "localization" in res:
+        summary["iou_accuracy_mean"] = {t: v.get("mean") for t, v in res["localization"]["iou_accuracy"].items()}
+    if "linear_eval" in res and isinstance(res["linear_eval"].get("test"), dict):
+        summary["linear_eval_auc"] = res["linear_eval"]["test"].get("auc")
+    print(json.dumps(summary, indent=2))
+    return 0

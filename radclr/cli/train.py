@@ -1,0 +1,47 @@
+"""`radclr train CONFIG --out RUN [key=value ...]` and `radclr train --resume RUN`."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a configuration (all its stages) into a run directory",
+                       description="Train a configuration into RUN. Dotted overrides such as trainer.epochs=2 "
+                       "data.path=PATH stages.1.epochs=3 follow the config. Works under torchrun (DDP).")
+    p.add_argument("config", nargs="?", help="configuration YAML (see configs/)")
+    p.add_argument("overrides", nargs="*", help="key=value overrides (dotted keys; +key=value adds a key)")
+    p.add_argument("--out", help="run directory to create")
+    p.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    p.add_argument("--label-fractions", metavar="F,F,...",
+                   help="after the label-free stages, repeat the labelled stages for each fraction of training "
+                   "labels (e.g. 0.01,0.05,0.1,0.2,0.5,1) into RUN/fractions/")
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from radclr.errors import RadclrError
+
+    progress = False if args.no_progress else None
+    if args.resume:
+        if args.config and "=" in args.config:  # `train --resume RUN key=value`
+            args.overrides.insert(0, args.config)
+        elif args.config:
+            raise RadclrError("--resume takes the run directory; do not pass a config file")
+        from radclr.engine.trainer import train
+
+        out = train(None, args.resume, args.overrides, resume=True, progress=progress, evaluate=not args.no_eval)
+    else:
+        if not args.config or not args.out:
+            raise RadclrError("usage: radclr train CONFIG --out RUN [key=value ...]  (or --resume RUN)")
+        if args.label_fractions:
+            from radclr.engine.fractions import train_label_fractions
+
+            fractions = [float(f) for f in args.label_fractions.split(",") if f.strip()]
+            out = train_label_fractions(args.config, args.out, fractions, args.overrides, progress=progress)
+        else:
+            from radclr.engine.trainer import train
+
+            out = train(args.config, args.out, args.overrides, progress=progress, evaluate=not args.no_eval)
+    print(f"run written to {out}")
+    return 0

@@ -1,0 +1,54 @@
+"""Checkpoints: atomic writes, ``weights_only=True`` loads, everything needed for an exact resume.
+
+A checkpoint is a dict of tensors and plain Python values only (so ``torch.load(..., weights_only=True)``
+accepts it): the method's state dict (all parts + method buffers such as memory banks), optimiser, scheduler
+and AMP scaler states, the global RNG states, the position in the run (stage, epoch, step), the running
+sums of the current epoch, the metrics history and the best monitored value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from radclr.errors import RadclrError
+
+FORMAT = "radclr-checkpoint-1"
+
+
+def save_checkpoint(state: dict, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT, **state}, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise RadclrError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # corrupt / truncated / not a torch file
+        raise RadclrError(f"cannot read checkpoint {path}: {e}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise RadclrError(f"{path} is not a radclr checkpoint")
+    return state
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,215 @@
+"""Run configuration: YAML files + dotted ``key=value`` overrides, resolved against defaults.
+
+A config describes one experiment: the data, the radiomics view, the model, and an ordered list of *stages*
+(e.g. contrastive pretraining, then fine-tuning). Stage fields fall back to the ``trainer`` section, so
+``trainer.epochs=2`` shortens every stage and ``stages.1.epochs=3`` only the second one.
+
+Overrides are parsed with YAML (``lr=1e-3`` is a float, ``classes=[glcm,glrlm]`` a list, ``weights=null``
+None). An override of an unknown top-level key or of a key missing from a section is refused (typos must not
+silently do nothing); ``+key=value`` adds a new key deliberately.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from radclr.errors import ConfigError
+
+DEFAULTS: dict[str, Any] = {
+    "name": "run",
+    "seed": 0,
+    "data": {
+        "path": "demo",  # "demo" = embedded Kermany sample; "phantom" = synthetic; or a dataset folder
+        "format": None,  # auto-detected
+        "findings": None,  # None = every finding of the dataset
+        "image_size": 224,
+        "split": {"val": 0.1, "test": 0.2, "seed": 0, "file": None, "protocol": "random"},
+        "label_fraction": 1.0,  # fraction of training labels kept (whole patients; the rest unlabelled)
+        "box_fraction": 1.0,  # keep ground-truth boxes for this fraction of patients (the rest: unannotated)
+        "pretext_fraction": 1.0,  # fraction of training images the label-free stages see (seed 003: 1/10/100 %)
+        "intensity": "auto",  # how files map to the 0..255 store: auto | minmax | none
+        "cache_dir": None,  # default: <user cache>/radclr
+        "phantom": {"n": 240, "size": 128, "seed": 0},
+    },
+    "radiomics": {
+        "region": "box",  # box (ground truth; whole image where none) | whole_image | roi_crop | cam
+        "bin_width": 25.0,
+        "bin_count": None,
+        "classes": None,  # None = all 7 default 2-D classes (102 features)
+        "params": None,  # a PyRadiomics parameter YAML instead of the keys above
+        "engine": "torch",
+        "refresh_every": 1,  # BYOP: recompute CAM boxes + radiomics every N steps
+    },
+    "model": {
+        "encoder": "resnet18",
+        "weights": None,  # user-supplied encoder weights file (nothing is ever downloaded)
+        "init_from": None,  # a radclr checkpoint whose parts initialise this run (e.g. a pretraining run)
+        "proj_dim": 128,
+        "proj_hidden": 512,
+        "radiomics_hidden": [256, 256],
+        "radiomics_dim": 128,
+    },
+    "trainer": {
+        "epochs": 10,
+        "batch_size": 32,
+        "eval_batch_size": 64,
+        "num_workers": 0,
+        "device": "auto",
+        "amp": "auto",
+        "deterministic": True,
+        "checkpoint_every_steps": 0,  # 0 = at every epoch end only
+        "keep_epochs": [],  # also keep checkpoints/<stage>-epoch<k>.pt (e.g. t-SNE across training, seed 003 Fig. 3)
+        "log_every_steps": 10,
+        "progress": True,
+        "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9},
+        "schedule": {"name": "none", "step_size": 5, "gamma": 0.1, "warmup_epochs": 0},
+        "augment": {"enabled": True},
+        "gather_negatives": True,  # DDP: contrast against negatives from every rank
+    },
+    "stages": [{"name": "train", "method": "supervised"}],
+    "evaluation": {
+        "splits": ["val", "test"],
+        "n_boot": 1000,
+        "threshold_rule": "youden",
+        "linear_eval": False,
+        "localization": True,
+    },
+}
+
+# keys a stage may set (anything else in a stage is a method option)
+STAGE_TRAINER_KEYS = set(DEFAULTS["trainer"].keys())
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in override.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    base = data.pop("base", None)  # configs may extend another config (path relative to this file)
+    if base:
+        data = deep_merge(load_yaml(path.parent / base), data)
+    return data
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
+def apply_override(cfg: dict, assignment: str) -> None:
+    """Apply one ``a.b.c=value`` (or ``+a.b.c=value`` to create) in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r} is not of the form key=value")
+    key, _, raw = assignment.partition("=")
+    create = key.startswith("+")
+    key = key.lstrip("+").strip()
+    parts = key.split(".")
+    node: Any = cfg
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            try:
+                idx = int(part)
+                node[idx]
+            except (ValueError, IndexError):
+                raise ConfigError(f"override {key}: {where} is not a valid index of a list of {len(node)}") from None
+            if last:
+                node[idx] = _parse_value(raw)
+            else:
+                node = node[idx]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"override {key}: {'.'.join(parts[:i])} is not a section")
+        if part not in node:
+            # stage entries may take any trainer key or method option; elsewhere unknown keys are typos
+            in_stage = len(parts) >= 3 and parts[0] == "stages"
+            if not (create or in_stage):
+                known = ", ".join(sorted(node.keys()))
+                raise ConfigError(f"override {key}: unknown key {where!r} (known here: {known}); use +{key}=... to add")
+            if not last:
+                node[part] = {}
+        if last:
+            node[part] = _parse_value(raw)
+        else:
+            node = node[part]
+
+
+def resolve_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> dict:
+    """Load ``path`` (or ``base``), merge onto :data:`DEFAULTS`, apply overrides, validate."""
+    user = copy.deepcopy(base) if base is not None else (load_yaml(path) if path else {})
+    cfg = deep_merge(DEFAULTS, user)
+    for ov in overrides:
+        apply_override(cfg, ov)
+    validate_config(cfg)
+    return cfg
+
+
+def stage_settings(cfg: dict, index: int) -> dict:
+    """Effective settings of stage ``index``: trainer defaults overlaid with the stage's own keys."""
+    stage = cfg["stages"][index]
+    eff = deep_merge(cfg["trainer"], {k: v for k, v in stage.items() if k in STAGE_TRAINER_KEYS})
+    eff["name"] = stage.get("name", f"stage{index}")
+    eff["method"] = stage["method"]
+    eff["options"] = {k: v for k, v in stage.items() if k not in STAGE_TRAINER_KEYS and k not in ("name", "method")}
+    return eff
+
+
+def validate_config(cfg: dict) -> None:
+    unknown = set(cfg) - set(DEFAULTS)
+    if unknown:
+        raise ConfigError(f"unknown top-level config key(s): {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    for section in ("data", "radiomics", "model", "trainer", "evaluation"):
+        extra = set(cfg[section]) - set(DEFAULTS[section])
+        if extra:
+            raise ConfigError(f"unknown key(s) in '{section}': {sorted(extra)}; known: {sorted(DEFAULTS[section])}")
+    stages = cfg["stages"]
+    if not isinstance(stages, list) or not stages:
+        raise ConfigError("'stages' must be a non-empty list")
+    names = []
+    for i, st in enumerate(stages):
+        if not isinstance(st, dict) or "method" not in st:
+            raise ConfigError(f"stages.{i}: each stage needs a 'method'")
+        names.append(st.get("name", f"stage{i}"))
+    if len(set(names)) != len(names):
+        raise ConfigError(f"stage names must be unique, got {names}")
+    frac = cfg["data"]["label_fraction"]
+    if not (isinstance(frac, (int, float)) and 0 < frac <= 1):
+        raise ConfigError(f"data.label_fraction must be in (0, 1], got {frac!r}")
+    if cfg["radiomics"]["region"] not in ("box", "whole_image", "roi_crop", "cam"):
+        raise ConfigError(f"radiomics.region must be box|whole_image|roi_crop|cam, got {cfg['radiomics']['region']!r}")
+    for i in range(len(stages)):
+        eff = stage_settings(cfg, i)
+        if int(eff["epochs"]) < 0 or int(eff["batch_size"]) < 1:
+            raise ConfigError(f"stages.{i}: epochs must be >= 0 and batch_size >= 1")
+
+
+def dump_config(cfg: dict, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))

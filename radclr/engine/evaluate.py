@@ -1,0 +1,280 @@
+"""Evaluate a run: predictions, classification metrics with patient-bootstrap CIs, localization, linear eval.
+
+``evaluate_run(RUN)`` (also ``radclr evaluate``) writes into the run directory::
+
+    predictions_val.csv, predictions_test.csv   image_id, patient_id, y_<finding> (label), p_<finding> (probability)
+    thresholds.json                             per-finding operating points, fit on the VALIDATION split only
+    localization_test.csv                       per (image, finding): predicted box, GT boxes, IoU (file pixels)
+    metrics.json                                everything below
+
+``metrics.json`` layout (other keys may be added)::
+
+    {"classification": {"split": "test", "auc": {"<finding>": x, "mean": x}, "accuracy": {...}, "f1": {...},
+                        "sensitivity": {...}, "specificity": {...}, "ci": {"auc": {"<finding>": [lo, hi], ...}, ...},
+                        "thresholds": {...}, "threshold_rule": "youden (validation)", "report": {...full report...}},
+     "localization": {"iou_accuracy": {"0.1": {"<finding>": x, "mean": x}, ..., "0.7": {...}}, "n_images": n,
+                      "rule": ..., "baselines": {"centre_box": {...}, "whole_image": {...}}},
+     "linear_eval": {...}}
+
+Localization (seed 001 §4): for every test image with ground-truth boxes and every finding it is annotated for,
+Grad-CAM of that finding's logit on the last block, thresholded into one box (the method's CAM options), moved
+from the model's pixel grid to the image's own pixels, compared with the finding's ground-truth boxes
+(:mod:`radclr.evaluation.localization`: correct if IoU > T with any GT box of that finding; top-1 prediction,
+no oracle). Centre-box (sizes fit on training boxes) and whole-image baselines are scored the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from radclr.engine.data import PreparedData, open_dataset, prepare_data
+from radclr.engine.run import LoadedRun, load_run
+from radclr.engine.trainer import resolve_device, run_inference, to_device
+from radclr.errors import RadclrError
+
+log = logging.getLogger("radclr.evaluate")
+
+CAM_DEFAULTS = {"threshold": 0.5, "mode": "relative", "select": "largest", "fallback": "whole"}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    from scipy.special import expit
+
+    return expit(x)
+
+
+def predictions_table(data: PreparedData, indices: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    rec = data.dataset.records.iloc[indices]
+    table = pd.DataFrame({"image_id": rec["image_id"].to_numpy(), "patient_id": rec["patient_id"].to_numpy()})
+    for j, f in enumerate(data.findings):
+        table[f"y_{f}"] = data.dataset.labels[indices, j]
+        table[f"p_{f}"] = probs[:, j]
+    return table
+
+
+def _flat_metric(report: dict, metric: str, findings: list[str]) -> tuple[dict, dict]:
+    values, cis = {}, {}
+    for f in findings + ["mean"]:
+        entry = report["mean"] if f == "mean" else report["per_finding"].get(f, {})
+        m = entry.get(metric, {}) if isinstance(entry, dict) else {}
+        values[f] = m.get("value")
+        cis[f] = [m.get("ci_low"), m.get("ci_high")]
+    return values, cis
+
+
+def classification_section(y_true, probs, findings, patient_ids, thresholds, rule, n_boot, seed, split) -> dict:
+    from radclr.evaluation.bootstrap import classification_report
+
+    report = classification_report(y_true, probs, findings, patient_ids=patient_ids, thresholds=thresholds,
+                                   n_boot=n_boot, seed=seed)
+    section = {"split": split, "n_images": report.get("n_images"), "n_patients": report.get("n_patients"),
+               "thresholds": thresholds, "threshold_rule": f"{rule} (fit on the validation split)", "ci": {}}
+    for metric in ("auc", "accuracy", "f1", "sensitivity", "specificity"):
+        section[metric], section["ci"][metric] = _flat_metric(report, metric, list(findings))
+    section["report"] = report
+    return section
+
+
+# --------------------------------------------------------------------------------------------------------------
+def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray, device, *, n_boot: int, seed: int,
+                         figure_dir: Path | None = None, progress: bool = False) -> dict | None:
+    """Grad-CAM boxes vs ground truth on the images of ``indices`` that have boxes (see module docstring)."""
+    from radclr.cam.boxes import cam_to_boxes, scale_boxes
+    from radclr.cam.gradcam import grad_cam
+    from radclr.evaluation.localization import (centre_box_baseline, ground_truth_from_dataset, iou,
+                                                iou_accuracy, mean_box_sizes, whole_image_baseline)
+
+    method = run.method
+    head = method.cam_head()
+    if head is None:
+        return None
+    ds = data.dataset
+    findings = list(data.findings)
+    gt_all = ground_truth_from_dataset(ds, findings)
+    ids = [ds.image_ids[i] for i in indices]
+    cases = [(i, iid, f) for i, iid in zip(indices, ids) for f in sorted(gt_all.get(iid, {}))]
+    if not cases:
+        return None
+    sizes = {iid: tuple(int(v) for v in data.store.original_hw[ds.index_of(iid)]) for iid in gt_all}
+    cam_opts = {**CAM_DEFAULTS, **getattr(method, "cam_options", {})}
+    S = data.store.size
+    preds: dict[str, dict[str, list]] = {}
+    rows, examples = [], []
+    from tqdm import tqdm
+
+    for s in tqdm(range(0, len(cases), 32), desc="localization", disable=not progress, leave=False):
+        chunk = cases[s:s + 32]
+        images = torch.stack([torch.from_numpy(np.asarray(data.store.images[i], dtype=np.float32)) / 255.0
+                              for i, _, _ in chunk]).unsqueeze(1).to(device)
+        targets = torch.tensor([findings.index(f) for _, _, f in chunk], device=device)
+        cams, logits = grad_cam(method.encoder, head, images, targets, upsample_to=(S, S), return_logits=True)
+        probs = torch.sigmoid(logits.detach().float()).cpu()
+        found = cam_to_boxes(cams.cpu(), **cam_opts)
+        for (i, iid, f), boxes, cam, img, pr in zip(chunk, found, cams.cpu(), images.cpu(), probs):
+            h, w = sizes[iid]
+            pred = [scale_boxes(b.as_array(), (S, S), (h, w)) for b in boxes[:1]]
+            preds.setdefault(iid, {})[f] = [tuple(map(float, p)) for p in pred]
+            gts = gt_all[iid][f]
+            best = float(np.max(iou(np.asarray([pred[0]]), np.asarray([[b.x, b.y, b.w, b.h] for b in gts])))) if pred else 0.0
+            rows.append({"image_id": iid, "finding": f,
+                         "pred_box": json.dumps([round(v, 2) for v in pred[0]]) if pred else "",
+                         "gt_boxes": json.dumps([[round(b.x, 2), round(b.y, 2), round(b.w, 2), round(b.h, 2)] for b in gts]),
+                         "iou": best, "fallback": bool(boxes and boxes[0].fallback)})
+            if len(examples) < 8:
+                examples.append((img[0].numpy(), cam.numpy(), [scale_boxes(np.array([b.x, b.y, b.w, b.h]), (h, w), (S, S)) for b in gts],
+                                 [b.as_array() for b in boxes[:1]], f"{iid}: {f}", float(pr[findings.index(f)])))
+    gt = {iid: gt_all[iid] for iid in ids if iid in gt_all}
+    pid = dict(zip(ds.image_ids, ds.patient_ids))
+    result = iou_accuracy(preds, gt, findings=findings, image_sizes={k: sizes[k] for k in gt},
+                          patient_ids={k: pid[k] for k in gt}, n_boot=n_boot, seed=seed)
+    train_ids = [ds.image_ids[i] for i in data.indices("train")]
+    train_gt = {iid: gt_all[iid] for iid in train_ids if iid in gt_all}
+    box_sizes = mean_box_sizes(train_gt, sizes) if train_gt else None
+    baselines = {"whole_image": iou_accuracy(whole_image_baseline(gt, sizes), gt, findings=findings)["iou_accuracy"]}
+    try:
+        baselines["centre_box"] = iou_accuracy(centre_box_baseline(gt, sizes, box_sizes), gt, findings=findings)["iou_accuracy"]
+        baselines["centre_box_sizes"] = "training boxes" if box_sizes else "evaluated boxes (optimistic)"
+    except Exception as e:  # a test finding without training boxes
+        baselines["centre_box_error"] = str(e)
+    result["baselines"] = baselines
+    result["cam_options"] = cam_opts
+    result["n_fallback_boxes"] = int(sum(r["fallback"] for r in rows))
+    if figure_dir is not None and examples:
+        from radclr.visualize.overlays import OverlayExample, overlay_grid
+
+        figure_dir.mkdir(parents=True, exist_ok=True)
+        ex = [OverlayExample(image=im, cam=c, gt_boxes=g, pred_boxes=p, finding=t, probability=pr)
+              for im, c, g, p, t, pr in examples]
+        overlay_grid(ex, path=figure_dir / "localization_examples.png")
+        result["figure"] = str((figure_dir / "localization_examples.png").name)
+    result["_rows"] = rows
+    return result
+
+
+# --------------------------------------------------------------------------------------------------------------
+def linear_section(run: LoadedRun, data: PreparedData, device, *, n_boot: int, seed: int, progress: bool) -> dict:
+    """Seed 003 linear evaluation of the frozen representation y_i (labelled training images only)."""
+    from radclr.evaluation.linear import linear_eval
+
+    idx = {s: data.indices(s, labeled_only=(s == "train")) for s in ("train", "val", "test")}
+    if min(len(v) for v in idx.values()) == 0:
+        return {"skipped": "linear evaluation needs labelled train, val and test images"}
+    feats = {s: run_inference(run.method, data, v, device, int(run.cfg["trainer"]["eval_batch_size"]),
+                              want_logits=False, want_features=True, progress=progress)["features"]
+             for s, v in idx.items()}
+    y = data.dataset.labels
+    return linear_eval(feats["train"], y[idx["train"]], feats["val"], y[idx["val"]], feats["test"], y[idx["test"]],
+                       findings=list(data.findings), patient_ids_test=data.dataset.patient_ids[idx["test"]],
+                       n_boot=n_boot, seed=seed)
+
+
+def linear_eval_fractions(run_dir, fractions, *, progress=None) -> list[dict]:
+    """Linear evaluation of a pretrained run at several label fractions (nested labelled subsets)."""
+    from radclr.data.splits import apply_label_fraction
+
+    run = load_run(run_dir, "last")
+    cfg = run.cfg
+    device = resolve_device(cfg["trainer"]["device"])
+    run.method.to(device)
+    data = prepare_data(cfg, Path(run_dir), need_radiomics=False, progress=bool(progress))
+    base_split = data.split.copy()
+    rows = []
+    for f in fractions:
+        data.split = apply_label_fraction(data.dataset, base_split.assign(labeled=True), float(f),
+                                          seed=int(cfg["data"]["split"]["seed"])) if f < 1 else base_split.assign(labeled=True)
+        res = linear_section(run, data, device, n_boot=int(cfg["evaluation"]["n_boot"]), seed=int(cfg["seed"]),
+                             progress=bool(progress))
+        row = {"label_fraction": f, "n_labeled": int(data.split["labeled"][data.split["split"] == "train"].sum())}
+        test = res.get("test", {})
+        for k in ("auc", "accuracy", "f1", "sensitivity", "specificity"):
+            row[k] = test.get(k)
+        ci = res.get("test_ci", {}).get("auc", {}) if isinstance(res.get("test_ci"), dict) else {}
+        row["auc_ci_low"], row["auc_ci_high"] = ci.get("ci_low"), ci.get("ci_high")
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------------------------
+def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | None = None, split: str = "test",
+                 checkpoint: str = "best", device=None, n_boot: int | None = None, out: str | Path | None = None,
+                 progress: bool = True, localization: bool | None = None) -> dict:
+    """Evaluate a run on its own split (default) or on another dataset (``data_path``; every image is tested)."""
+    from radclr.evaluation.metrics import jsonable
+    from radclr.evaluation.thresholds import choose_thresholds
+
+    run_dir = Path(run_dir)
+    device = resolve_device(device or "auto") if not isinstance(device, torch.device) else device
+    run = load_run(run_dir, checkpoint, device)
+    cfg, method = run.cfg, run.method
+    n_boot = int(cfg["evaluation"]["n_boot"] if n_boot is None else n_boot)
+    seed = int(cfg["seed"])
+    external = data_path is not None and str(data_path) != str(cfg["data"]["path"])
+    if data is None:
+        if external:
+            data = _external_data(cfg, data_path, run, progress)
+            split = "all"
+        else:
+            data = prepare_data(cfg, run_dir, need_radiomics=method.needs_radiomics, progress=progress)
+    findings = list(data.findings)
+    if findings != run.findings:
+        raise RadclrError(f"the data's findings {findings} differ from the run's {run.findings}")
+    bs = int(cfg["trainer"]["eval_batch_size"])
+    idx = data.indices(split) if split != "all" else np.arange(len(data.dataset))
+    if len(idx) == 0:
+        raise RadclrError(f"split {split!r} has no images")
+    results: dict = {"run": str(run_dir), "checkpoint": run.checkpoint.name, "split": split,
+                     "method": method.name, "findings": findings}
+    thr_path = run_dir / "thresholds.json"
+    if method.classifies:
+        probs = _sigmoid(run_inference(method, data, idx, device, bs, progress=progress)["logits"])
+        predictions_table(data, idx, probs).to_csv(run_dir / f"predictions_{split}.csv", index=False)
+        rule = cfg["evaluation"]["threshold_rule"]
+        val_idx = data.indices("val") if not external else np.array([], dtype=int)
+        if len(val_idx):
+            p_val = _sigmoid(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"])
+            if split != "val":
+                predictions_table(data, val_idx, p_val).to_csv(run_dir / "predictions_val.csv", index=False)
+            thresholds = choose_thresholds(data.dataset.labels[val_idx], p_val, findings, rule=rule, fallback=0.5)
+            thr_path.write_text(json.dumps(jsonable({"rule": rule, "thresholds": thresholds}), indent=2))
+        elif thr_path.exists():
+            thresholds = json.loads(thr_path.read_text())["thresholds"]
+        else:
+            thresholds, rule = {f: 0.5 for f in findings}, "fixed 0.5 (no validation split)"
+        results["classification"] = classification_section(
+            data.dataset.labels[idx], probs, findings, data.dataset.patient_ids[idx], thresholds, rule, n_boot, seed, split)
+    want_loc = cfg["evaluation"]["localization"] if localization is None else localization
+    if want_loc:
+        loc = localization_section(run, data, idx, device, n_boot=n_boot, seed=seed,
+                                   figure_dir=run_dir / "figures", progress=progress)
+        if loc is not None:
+            rows = loc.pop("_rows")
+            pd.DataFrame(rows).to_csv(run_dir / f"localization_{split}.csv", index=False)
+            results["localization"] = loc
+    if cfg["evaluation"]["linear_eval"] and not external:
+        results["linear_eval"] = linear_section(run, data, device, n_boot=n_boot, seed=seed, progress=progress)
+    results = jsonable(results)
+    path = Path(out) if out else run_dir / "metrics.json"
+    path.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _external_data(cfg: dict, data_path: str, run: LoadedRun, progress: bool) -> PreparedData:
+    """Another dataset, relabelled to the run's findings (missing findings = unknown), every image tested."""
+    from radclr.engine.data import fixed_radiomics, store_boxes
+    from radclr.engine.store import build_store, default_cache_dir
+
+    dcfg = {**cfg["data"], "path": str(data_path), "format": None, "findings": None}
+    ds = open_dataset(dcfg).with_findings(run.findings)
+    cache = Path(cfg["data"].get("cache_dir") or default_cache_dir())
+    store = build_store(ds, run.image_size, cache, rule=cfg["data"].get("intensity", "auto"), progress=progress)
+    split = pd.DataFrame({"image_id": ds.image_ids, "patient_id": ds.patient_ids, "split": "test", "labeled": True})
+    data = PreparedData(ds, store, split, store_boxes(ds, store))
+    if run.method.needs_radiomics:
+        data.radiomics_names, data.radiomics = fixed_radiomics(ds, store, data.boxes, cfg["radiomics"], cache, progress)
+    return data

@@ -1,0 +1,84 @@
+"""Open a finished (or interrupted) run directory: config, split, checkpoint -> a ready method.
+
+Used by ``evaluate``, ``predict``, ``report`` and ``table``: they all read runs the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from radclr.engine import checkpoint as ckpt
+from radclr.engine.config import resolve_config, stage_settings
+from radclr.errors import RadclrError
+from radclr.methods.base import Method, MethodContext, method_class
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: dict
+    method: Method  # the method of the checkpoint's stage, weights loaded, eval mode
+    state: dict  # the raw checkpoint (history, best, ...)
+    checkpoint: Path
+
+    @property
+    def findings(self) -> list[str]:
+        return list(self.state["findings"])
+
+    @property
+    def radiomics_names(self) -> list[str]:
+        return list(self.state.get("radiomics_names", []))
+
+    @property
+    def image_size(self) -> int:
+        return int(self.state.get("store_size", self.cfg["data"]["image_size"]))
+
+    def metrics(self) -> pd.DataFrame:
+        p = self.run_dir / "metrics.csv"
+        return pd.read_csv(p) if p.exists() else pd.DataFrame(self.state.get("history", []))
+
+    def split(self) -> pd.DataFrame:
+        return pd.read_csv(self.run_dir / "splits.csv", dtype={"image_id": str, "patient_id": str})
+
+
+def checkpoint_path(run_dir: Path, which: str = "best") -> Path:
+    run_dir = Path(run_dir)
+    if which in ("best", "last"):
+        p = run_dir / "checkpoints" / f"{which}.pt"
+        if which == "best" and not p.exists():
+            p = run_dir / "checkpoints" / "last.pt"
+    else:
+        p = Path(which)
+        if not p.is_absolute() and not p.exists():
+            p = run_dir / "checkpoints" / which
+    if not p.exists():
+        raise RadclrError(f"{run_dir}: no checkpoint {which!r} (looked for {p}); has this run trained?")
+    return p
+
+
+def load_run(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu") -> LoadedRun:
+    """Rebuild the run's parts stage by stage (as training did) and load the checkpoint ``which``."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise RadclrError(f"{run_dir} is not a radclr run directory (no config.yaml)")
+    cfg = resolve_config(run_dir / "config.yaml")
+    path = checkpoint_path(run_dir, which)
+    state = ckpt.load_checkpoint(path)
+    ctx = MethodContext(findings=list(state["findings"]), radiomics_names=list(state.get("radiomics_names", [])),
+                        model_cfg=cfg["model"], image_size=int(state.get("store_size", cfg["data"]["image_size"])),
+                        seed=int(cfg["seed"]), dataset_size=int(state.get("dataset_size", 0)),
+                        extra={"radiomics_cfg": cfg["radiomics"]})
+    parts = nn.ModuleDict()
+    method = None
+    for i in range(int(state["stage"]) + 1):
+        st = stage_settings(cfg, i)
+        method = method_class(st["method"])(parts, ctx, st["options"])
+    method.load_state_dict(state["model"])
+    method.load_extra_state(state.get("extra", {}))
+    method.to(device).eval()
+    return LoadedRun(run_dir, cfg, method, state, path)

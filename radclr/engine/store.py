@@ -1,0 +1,158 @@
+"""Decoded, resized training images kept on disk as one memory-mapped array.
+
+Decoding PNG/DICOM every step starves the model, so every image of a dataset is read once, mapped to the
+0..255 *store scale*, resized to ``S x S`` and written to ``images-<key>.npy`` (uint8 ``[N, S, S]``) in the
+cache folder. The key hashes the file list (path, size, mtime), ``S`` and the intensity rule, so a changed
+dataset gets a new store; a store whose build was interrupted (no ``.done`` marker) is rebuilt.
+
+Intensity rule (``data.intensity``):
+* ``auto``: 8-bit files are kept as they are (0..255); anything else (16-bit PNG, DICOM, NIfTI) is min-max
+  scaled per image to 0..255. Radiomics bin widths (PyRadiomics default 25) therefore mean the same thing for
+  every source.
+* ``minmax``: every image min-max scaled to 0..255.
+* ``none``: values are clipped to 0..255 unchanged.
+
+Resizing squashes to a square (aspect not kept; documented -- NIH images are square and the Kermany source is
+already squashed) with antialiased bilinear interpolation; boxes are rescaled with the same factors
+(:meth:`ImageStore.box_scale`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from radclr.data.dataset import CXRDataset
+from radclr.errors import DataError
+
+log = logging.getLogger(__name__)
+STORE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("RADCLR_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or (Path.home() / ".cache")
+    return Path(base) / "radclr"
+
+
+def to_store_scale(array: np.ndarray, meta: dict, rule: str = "auto") -> np.ndarray:
+    """Map a decoded image (float32, file intensity scale) to float 0..255 (see module docstring)."""
+    a = np.asarray(array, dtype=np.float32)
+    if a.ndim != 2:
+        raise DataError(f"expected a 2-D image, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise DataError("image contains NaN or infinite values")
+    eight_bit = int(meta.get("bit_depth", 0) or 0) == 8 or (a.min() >= 0 and a.max() <= 255 and meta.get("format") in ("png", "jpeg"))
+    if rule == "none" or (rule == "auto" and eight_bit):
+        return np.clip(a, 0, 255)
+    lo, hi = float(a.min()), float(a.max())
+    if hi <= lo:
+        return np.zeros_like(a)
+    return (a - lo) * (255.0 / (hi - lo))
+
+
+def resize_image(a: np.ndarray, size: int) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    if a.shape == (size, size):
+        return a.astype(np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
+    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return out[0, 0].numpy()
+
+
+@dataclass
+class ImageStore:
+    """uint8 ``[N, S, S]`` images aligned with a dataset's records, plus each file's original ``(H, W)``."""
+
+    images: np.ndarray
+    original_hw: np.ndarray  # int64 [N, 2]
+    key: str
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def box_scale(self, i: int) -> tuple[float, float]:
+        """(sx, sy) multiplying box coordinates in file pixels to store pixels for image ``i``."""
+        h, w = self.original_hw[i]
+        return self.size / float(w), self.size / float(h)
+
+
+def _store_key(dataset: CXRDataset, size: int, rule: str) -> str:
+    h = hashlib.sha1()
+    h.update(f"v{STORE_VERSION}|{size}|{rule}|".encode())
+    for p in dataset.records["path"]:
+        try:
+            st = os.stat(p)
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError:
+            h.update(f"{p}|missing\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _decode_one(args):
+    path, size, rule = args
+    from radclr.io import read_image
+
+    img = read_image(path)
+    a = img.array
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    scaled = to_store_scale(a, img.meta, rule)
+    return np.clip(np.rint(resize_image(scaled, size)), 0, 255).astype(np.uint8), a.shape[-2:]
+
+
+def build_store(dataset: CXRDataset, size: int, cache_dir: str | Path | None = None, rule: str = "auto",
+                jobs: int = 1, progress: bool = True) -> ImageStore:
+    """Decode + resize every image of ``dataset`` once (cached; see module docstring)."""
+    from tqdm import tqdm
+
+    cache = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    key = _store_key(dataset, size, rule)
+    arr_path, meta_path, done = cache / f"images-{key}.npy", cache / f"images-{key}.json", cache / f"images-{key}.done"
+    n = len(dataset)
+    if done.exists() and arr_path.exists() and meta_path.exists():
+        try:
+            images = np.load(arr_path, mmap_mode="r")
+            meta = json.loads(meta_path.read_text())
+            if images.shape == (n, size, size) and len(meta["original_hw"]) == n:
+                return ImageStore(images, np.asarray(meta["original_hw"], dtype=np.int64), key)
+        except (ValueError, OSError, KeyError, json.JSONDecodeError):
+            pass
+        log.warning("image store %s is unreadable or stale; rebuilding", arr_path)
+    done.unlink(missing_ok=True)
+    images = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.uint8, shape=(n, size, size))
+    hw = np.zeros((n, 2), dtype=np.int64)
+    tasks = [(str(p), size, rule) for p in dataset.records["path"]]
+    bar = tqdm(total=n, desc=f"decoding images -> {size}px", unit="img", disable=not progress, leave=False)
+    if jobs > 1 and n > 64:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs) as ex:
+            for i, (img, shape) in enumerate(ex.map(_decode_one, tasks, chunksize=16)):
+                images[i], hw[i] = img, shape
+                bar.update()
+    else:
+        for i, t in enumerate(tasks):
+            images[i], hw[i] = _decode_one(t)
+            bar.update()
+    bar.close()
+    images.flush()
+    del images
+    meta_path.write_text(json.dumps({"original_hw": hw.tolist(), "n": n, "size": size, "rule": rule}))
+    done.write_text("ok")
+    return ImageStore(np.load(arr_path, mmap_mode="r"), hw, key)

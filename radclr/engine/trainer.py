@@ -1,0 +1,510 @@
+"""The one training loop: every method, every stage, resumable, deterministic on CPU, DDP-ready.
+
+Run directory written by :func:`train`::
+
+    RUN/config.yaml          resolved configuration (what was actually run)
+    RUN/splits.csv           patient-wise split (+ which training images are labelled)
+    RUN/metrics.csv          one row per epoch: stage, epoch, training losses, validation metrics, lr, time
+    RUN/train.log            log
+    RUN/checkpoints/last.pt  latest state (resume point; also written every ``checkpoint_every_steps``)
+    RUN/checkpoints/best.pt  best epoch of the last stage by its monitored validation quantity
+    RUN/checkpoints/stage-<name>.pt   state at the end of each stage
+    RUN/checkpoints/<name>-epoch<k>.pt   kept epochs (``trainer.keep_epochs``)
+
+Exact resume: a checkpoint holds the model, optimiser, scheduler, RNG, memory banks, the position
+(stage, epoch, step) and the running sums of the current epoch; sample order and augmentations are functions
+of (seed, epoch, index) (:mod:`radclr.engine.sampling`). A run interrupted anywhere -- even by SIGKILL between
+two step checkpoints -- and resumed with ``radclr train --resume RUN`` ends with the same weights and
+metrics as an uninterrupted run (on CPU; tested). SIGINT/SIGTERM save a checkpoint at the next step boundary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from radclr.engine import checkpoint as ckpt
+from radclr.engine.config import dump_config, resolve_config, stage_settings
+from radclr.engine.data import PreparedData, TrainingView, collate, prepare_data
+from radclr.engine.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown_distributed
+from radclr.engine.optim import build_optimizer, build_scheduler
+from radclr.engine.sampling import EpochBatches
+from radclr.errors import ConfigError, RadclrError
+from radclr.methods.base import Method, MethodContext, method_class
+
+log = logging.getLogger("radclr.train")
+
+
+# --------------------------------------------------------------------------------------------------------------
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    if name in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device is 'cuda' but no CUDA device is available")
+    return dev
+
+
+def autocast_context(device: torch.device, amp: str):
+    """bf16 autocast on CUDA when ``amp`` is auto/bf16 (fp16 with a GradScaler when asked); off on CPU."""
+    import contextlib
+
+    if device.type != "cuda" or amp in ("off", False, None):
+        return contextlib.nullcontext(), None
+    if amp == "fp16":
+        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    if amp in ("auto", "bf16") and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16), None
+    if amp == "auto":
+        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    raise ConfigError(f"trainer.amp must be auto | bf16 | fp16 | off, got {amp!r}")
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+class _StopRequested:
+    """SIGINT/SIGTERM -> save at the next step boundary and stop."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # second signal: give up immediately
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("signal %s: saving a checkpoint at the next step and stopping", signum)
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Interrupted(RadclrError):
+    """Training stopped on request after saving a resumable checkpoint."""
+
+
+# --------------------------------------------------------------------------------------------------------------
+def auc_per_finding(y_true: np.ndarray, y_score: np.ndarray, findings: list[str]) -> dict[str, float]:
+    from radclr.evaluation.metrics import roc_auc_masked
+
+    out = {f: roc_auc_masked(y_true[:, j], y_score[:, j]) for j, f in enumerate(findings)}
+    vals = [v for v in out.values() if not math.isnan(v)]
+    out["mean"] = float(np.mean(vals)) if vals else float("nan")
+    return out
+
+
+@torch.no_grad()
+def run_inference(method: Method, data: PreparedData, indices: np.ndarray, device: torch.device, batch_size: int,
+                  *, want_logits: bool = True, want_features: bool = False, progress: bool = False) -> dict:
+    """Eval-mode pass over ``indices`` (no augmentation): logits and/or representations as numpy arrays."""
+    from tqdm import tqdm
+
+    was_training = method.training
+    method.eval()
+    view = TrainingView(data, data.dataset.labels, augment=None, views=1, seed=0, roi_crop=_roi_crop_for(method, data))
+    logits, feats = [], []
+    for s in tqdm(range(0, len(indices), batch_size), disable=not progress, desc="inference", leave=False):
+        batch = to_device(collate([view[i] for i in indices[s:s + batch_size]]), device)
+        if want_logits:
+            lg = method.batch_logits(batch)
+            if lg is not None:
+                logits.append(lg.float().cpu().numpy())
+        if want_features:
+            feats.append(method.representation(batch["image"]).float().cpu().numpy())
+    method.train(was_training)
+    out = {}
+    if logits:
+        out["logits"] = np.concatenate(logits)
+    if feats:
+        out["features"] = np.concatenate(feats)
+    return out
+
+
+def _roi_crop_for(method: Method, data: PreparedData):
+    return data.roi_crop
+
+
+def pretext_subset(data: PreparedData, train_idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """A seeded, patient-wise subset of the training images for label-free stages (seed 003 §V-B)."""
+    if fraction >= 1.0:
+        return train_idx
+    if not 0 < fraction < 1:
+        raise ConfigError(f"data.pretext_fraction must be in (0, 1], got {fraction}")
+    patients = data.dataset.patient_ids[train_idx]
+    uniq = np.unique(patients)
+    rng = np.random.default_rng([seed, 0xF7AC])
+    keep = set(rng.permutation(uniq)[: max(1, int(round(fraction * len(uniq))))])
+    return train_idx[np.array([p in keep for p in patients])]
+
+
+# --------------------------------------------------------------------------------------------------------------
+class Trainer:
+    """Runs the stages of one configuration in ``run_dir`` (see module docstring)."""
+
+    def __init__(self, cfg: dict, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.resume = resume
+        self.progress = cfg["trainer"]["progress"] if progress is None else progress
+        self.device = resolve_device(cfg["trainer"]["device"], int(os.environ.get("LOCAL_RANK", "0")))
+        self.dist: DistInfo = init_distributed(self.device)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        self.history: list[dict] = []
+        self.parts = nn.ModuleDict()
+        self._kill_at = int(os.environ.get("RADCLR_TEST_KILL_AT_STEP", "0"))  # test hook: SIGKILL itself
+
+    # --- setup --------------------------------------------------------------------------------------------
+    def _setup_run_dir(self) -> None:
+        if self.dist.is_main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+            if not self.resume:
+                dump_config(self.cfg, self.run_dir / "config.yaml")
+            fh = logging.FileHandler(self.run_dir / "train.log")
+            fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            logging.getLogger("radclr").addHandler(fh)
+            logging.getLogger("radclr").setLevel(logging.INFO)
+            self._log_handler = fh
+        if self.dist.enabled:
+            torch.distributed.barrier()
+
+    def _methods_need_radiomics(self) -> bool:
+        return any(method_class(st["method"]).needs_radiomics for st in self.cfg["stages"]) or \
+            self.cfg["radiomics"]["region"] == "cam"
+
+    def _context(self, st: dict | None = None) -> MethodContext:
+        d = self.data
+        aug = (st or {}).get("augment") or {}
+        geometric = bool(aug.get("enabled", True)) and (st is not None)
+        return MethodContext(findings=list(d.findings), radiomics_names=list(d.radiomics_names),
+                             model_cfg=self.cfg["model"], image_size=int(self.cfg["data"]["image_size"]),
+                             seed=int(self.cfg["seed"]), world_size=self.dist.world_size, rank=self.dist.rank,
+                             dataset_size=len(d.store), gather_negatives=bool(self.cfg["trainer"]["gather_negatives"]),
+                             extra={"radiomics_cfg": self.cfg["radiomics"], "augment_geometric": geometric})
+
+    def _build_method(self, index: int) -> Method:
+        st = stage_settings(self.cfg, index)
+        cls = method_class(st["method"])
+        method = cls(self.parts, self._context(st), st["options"])
+        return method.to(self.device)
+
+    # --- main ---------------------------------------------------------------------------------------------
+    def run(self) -> Path:
+        cfg = self.cfg
+        set_determinism(int(cfg["seed"]), bool(cfg["trainer"]["deterministic"]))
+        self._setup_run_dir()
+        state = None
+        if self.resume:
+            state = ckpt.load_checkpoint(self.ckpt_dir / "last.pt")
+            self.history = list(state.get("history", []))
+            log.info("resuming %s at stage %s epoch %d step %d", self.run_dir, state["stage_name"], state["epoch"], state["step"])
+        # rank 0 builds the split, image store and radiomics cache; the other ranks then read them
+        if self.dist.enabled and not self.dist.is_main:
+            torch.distributed.barrier()
+        self.data = prepare_data(cfg, self.run_dir, need_radiomics=self._methods_need_radiomics(),
+                                 progress=self.progress and self.dist.is_main)
+        if self.dist.enabled and self.dist.is_main:
+            torch.distributed.barrier()
+        try:
+            with _StopRequested() as stop:
+                self.stop = stop
+                for index in range(len(cfg["stages"])):
+                    if state is not None and index < state["stage"]:
+                        self._build_method(index)  # recreate its parts; weights come with the checkpoint
+                        continue
+                    self._run_stage(index, state if state is not None and index == state["stage"] else None)
+                    state = None
+        finally:
+            if self.dist.is_main and hasattr(self, "_log_handler"):
+                logging.getLogger("radclr").removeHandler(self._log_handler)
+                self._log_handler.close()
+        return self.run_dir
+
+    # --- one stage ----------------------------------------------------------------------------------------
+    def _run_stage(self, index: int, state: dict | None) -> None:
+        st = stage_settings(self.cfg, index)
+        name = st["name"]
+        method = self._build_method(index)
+        all_train = self.data.indices("train")
+        if getattr(method, "uses_labels", False):
+            train_idx = self.data.indices("train", labeled_only=True)
+        else:
+            train_idx = pretext_subset(self.data, all_train, float(self.cfg["data"].get("pretext_fraction", 1.0)),
+                                       int(self.cfg["seed"]))
+        if len(train_idx) < 2:
+            raise RadclrError(f"stage {name}: only {len(train_idx)} training image(s) -- not enough to train")
+        if state is None and index == 0 and self.cfg["model"].get("init_from"):
+            self._init_parts_from(self.cfg["model"]["init_from"])
+        if state is None:
+            method.setup(self.data, all_train)
+        method.prepare_stage()
+        model: nn.Module = method
+        if self.dist.enabled:
+            model = nn.parallel.DistributedDataParallel(
+                method, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=bool(getattr(method, "find_unused_parameters", False)))
+        batch_size = int(st["batch_size"])
+        epochs = int(st["epochs"])
+        steps_per_epoch = len(EpochBatches(train_idx, batch_size, 0, 0, rank=self.dist.rank, world_size=self.dist.world_size))
+        groups = method.param_groups() if hasattr(method, "param_groups") else [{"params": method.trainable_parameters()}]
+        optimizer = build_optimizer(groups, st["optimizer"])
+        scheduler = build_scheduler(optimizer, steps_per_epoch, epochs, st["schedule"])
+        autocast, scaler = autocast_context(self.device, st["amp"])
+        augment = self._augmentation(st) if st["augment"].get("enabled", True) else None
+        view = TrainingView(self.data, self.data.labels_for_training(), augment=augment, views=method.views,
+                            seed=int(self.cfg["seed"]), roi_crop=_roi_crop_for(method, self.data))
+        start_epoch, start_step = 0, 0
+        accum: dict[str, float] = {}
+        best = {"value": None, "epoch": -1}
+        if state is not None:
+            method.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            method.load_extra_state(state.get("extra", {}))
+            start_epoch, start_step = int(state["epoch"]), int(state["step"])
+            accum = dict(state.get("accum", {}))
+            best = dict(state.get("best", best))
+            ckpt.set_rng_state(state["rng"])
+        monitor, mode = method.monitor
+        ctx = dict(index=index, name=name, st=st, method=method, model=model, optimizer=optimizer,
+                   scheduler=scheduler, scaler=scaler, autocast=autocast, view=view, train_idx=train_idx,
+                   batch_size=batch_size, epochs=epochs, best=best, monitor=monitor, mode=mode)
+        keep = {int(k) for k in (st.get("keep_epochs") or [])}
+        for epoch in range(start_epoch, epochs):
+            t0 = time.time()
+            train_stats = self._train_epoch(ctx, epoch, start_step if epoch == start_epoch else 0,
+                                            accum if epoch == start_epoch else {})
+            val_stats = self._validate(method, st)
+            row = {"stage": name, "epoch": epoch + 1, **{f"train_{k}": v for k, v in train_stats.items()},
+                   **val_stats, "lr": optimizer.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
+            self.history.append(row)
+            improved = self._is_better(row.get(monitor), best["value"], mode)
+            if improved:
+                best = {"value": float(row[monitor]), "epoch": epoch + 1}
+                ctx["best"] = best
+            state = self._state(ctx, epoch + 1, 0, {})
+            if self.dist.is_main:
+                ckpt.save_checkpoint(state, self.ckpt_dir / "last.pt")
+                if improved or best["value"] is None:
+                    ckpt.save_checkpoint(state, self.ckpt_dir / "best.pt")
+                if epoch + 1 in keep:
+                    ckpt.save_checkpoint(state, self.ckpt_dir / f"{name}-epoch{epoch + 1}.pt")
+                self._write_metrics()
+            log.info("stage %s epoch %d/%d %s", name, epoch + 1, epochs,
+                     " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+        if self.dist.is_main:
+            final = self._state(ctx, epochs, 0, {})
+            ckpt.save_checkpoint(final, self.ckpt_dir / f"stage-{name}.pt")
+            ckpt.save_checkpoint(final, self.ckpt_dir / "last.pt")
+            if epochs == 0 or ctx["best"]["value"] is None:
+                ckpt.save_checkpoint(final, self.ckpt_dir / "best.pt")
+            self._write_metrics()
+        if self.dist.enabled:
+            torch.distributed.barrier()
+
+    def _init_parts_from(self, path: str) -> None:
+        """Load the parts this run shares with a checkpoint (e.g. the encoder of a pretraining run)."""
+        state = ckpt.load_checkpoint(path)["model"]
+        loaded = []
+        for pname, part in self.parts.items():
+            sub = {k[len(f"parts.{pname}."):]: v for k, v in state.items() if k.startswith(f"parts.{pname}.")}
+            if sub:
+                try:
+                    part.load_state_dict(sub)
+                except RuntimeError as e:
+                    raise ConfigError(f"model.init_from {path}: part {pname!r} does not match: {e}") from None
+                loaded.append(pname)
+        if "encoder" not in loaded:
+            raise ConfigError(f"model.init_from {path}: no encoder weights found in that checkpoint")
+        log.info("initialised part(s) %s from %s", loaded, path)
+
+    @staticmethod
+    def _is_better(value, best, mode) -> bool:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return False
+        if best is None:
+            return True
+        return value > best if mode == "max" else value < best
+
+    def _augmentation(self, st: dict):
+        from radclr.transforms import CXRAugment
+
+        opts = {k: v for k, v in st["augment"].items() if k != "enabled"}
+        return CXRAugment(**opts)
+
+    # --- one epoch ----------------------------------------------------------------------------------------
+    def _train_epoch(self, ctx: dict, epoch: int, start_step: int, accum: dict) -> dict:
+        from tqdm import tqdm
+
+        method, model, optimizer, scheduler = ctx["method"], ctx["model"], ctx["optimizer"], ctx["scheduler"]
+        st, view = ctx["st"], ctx["view"]
+        view.set_epoch(epoch)
+        if hasattr(method, "on_epoch_start"):
+            method.on_epoch_start(epoch)
+        batches = EpochBatches(ctx["train_idx"], ctx["batch_size"], int(self.cfg["seed"]), epoch,
+                               rank=self.dist.rank, world_size=self.dist.world_size)
+        todo = batches.from_step(start_step)
+        # an explicit generator: a DataLoader iterator otherwise draws its base seed from the global RNG, and a
+        # resumed epoch (one more iterator) would shift every later random draw (e.g. the next stage's init)
+        loader_gen = torch.Generator().manual_seed(int(self.cfg["seed"]) * 100_003 + epoch)
+        loader = torch.utils.data.DataLoader(view, batch_sampler=todo, collate_fn=collate,
+                                             num_workers=int(st["num_workers"]), generator=loader_gen,
+                                             pin_memory=self.device.type == "cuda")
+        method.train()
+        sums = dict(accum)
+        every = int(st["checkpoint_every_steps"] or 0)
+        bar = tqdm(total=len(batches), initial=start_step, disable=not (self.progress and self.dist.is_main),
+                   desc=f"{ctx['name']} {epoch + 1}/{ctx['epochs']}", unit="step", leave=False)
+        step = start_step
+        for batch in loader:
+            batch = to_device(batch, self.device)
+            with ctx["autocast"]:
+                out = model(batch)
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise RadclrError(f"stage {ctx['name']} epoch {epoch + 1} step {step + 1}: loss is {loss.item()} "
+                                  "(diverged; lower the learning rate or check the data)")
+            optimizer.zero_grad(set_to_none=True)
+            if ctx["scaler"] is not None:
+                ctx["scaler"].scale(loss).backward()
+                ctx["scaler"].step(optimizer)
+                ctx["scaler"].update()
+            else:
+                loss.backward()
+                optimizer.step()
+            scheduler.step()
+            method.after_optimizer_step(batch, out)
+            step += 1
+            for k, v in out.items():  # epoch means of every scalar a step reports (over the steps reporting it)
+                if torch.is_tensor(v) and v.dim() == 0 and not k.startswith("_"):
+                    sums[k] = sums.get(k, 0.0) + float(v.detach())
+                    sums["#" + k] = sums.get("#" + k, 0.0) + 1
+            bar.update()
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            if self._kill_at and step == self._kill_at and epoch == int(os.environ.get("RADCLR_TEST_KILL_EPOCH", "0")):
+                os.kill(os.getpid(), signal.SIGKILL)  # test hook: a hard kill between checkpoints
+            stop = self.stop.requested
+            if (every and step % every == 0 and step < len(batches)) or stop:
+                if self.dist.is_main:
+                    ckpt.save_checkpoint(self._state(ctx, epoch, step, sums), self.ckpt_dir / "last.pt")
+                if stop:
+                    bar.close()
+                    raise Interrupted(f"stopped at stage {ctx['name']} epoch {epoch + 1} step {step}; "
+                                      f"resume with: radclr train --resume {self.run_dir}")
+        bar.close()
+        stats = {k: v / sums["#" + k] for k, v in sums.items() if not k.startswith("#")}
+        if self.dist.enabled:
+            stats = {k: float(all_reduce_mean(torch.tensor(v, device=self.device))) for k, v in stats.items()}
+        return stats
+
+    def _state(self, ctx: dict, epoch: int, step: int, accum: dict) -> dict:
+        method = ctx["method"]
+        return {
+            "stage": ctx["index"], "stage_name": ctx["name"], "epoch": epoch, "step": step,
+            "model": method.state_dict(), "optimizer": ctx["optimizer"].state_dict(),
+            "scheduler": ctx["scheduler"].state_dict(),
+            "scaler": ctx["scaler"].state_dict() if ctx["scaler"] is not None else None,
+            "rng": ckpt.rng_state(), "accum": {k: float(v) for k, v in accum.items()},
+            "best": ctx["best"], "history": list(self.history), "extra": method.extra_state(),
+            "config": self.cfg, "findings": list(self.data.findings),
+            "radiomics_names": list(self.data.radiomics_names), "parts": list(self.parts.keys()),
+            "store_size": int(self.data.store.size), "dataset_size": len(self.data.store),
+        }
+
+    # --- validation ---------------------------------------------------------------------------------------
+    def _validate(self, method: Method, st: dict) -> dict:
+        val_idx = self.data.indices("val")
+        if len(val_idx) == 0:
+            return {}
+        bs = int(st["eval_batch_size"])
+        view = TrainingView(self.data, self.data.dataset.labels, augment=None, views=method.views,
+                            seed=int(self.cfg["seed"]), roi_crop=_roi_crop_for(method, self.data))
+        method.eval()
+        sums, n, logits = {}, 0, []
+        with torch.no_grad():
+            for s in range(0, len(val_idx), bs):
+                chunk = val_idx[s:s + bs]
+                if len(chunk) < 2:
+                    continue
+                batch = to_device(collate([view[i] for i in chunk]), self.device)
+                out = method.validation_step(batch)
+                for k, v in out.items():
+                    if k == "logits":
+                        logits.append(v.float().cpu().numpy())
+                    elif torch.is_tensor(v) and v.dim() == 0 and not k.startswith("_"):
+                        sums[k] = sums.get(k, 0.0) + float(v) * len(chunk)
+                n += len(chunk)
+        method.train()
+        stats = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
+        if logits:
+            kept = np.concatenate([val_idx[s:s + bs] for s in range(0, len(val_idx), bs) if len(val_idx[s:s + bs]) >= 2])
+            aucs = auc_per_finding(self.data.dataset.labels[kept], np.concatenate(logits), self.data.findings)
+            stats.update({f"val_auc_{k}": v for k, v in aucs.items()})
+        return stats
+
+    def _write_metrics(self) -> None:
+        path = self.run_dir / "metrics.csv"
+        tmp = path.with_suffix(".csv.tmp")
+        pd.DataFrame(self.history).to_csv(tmp, index=False)
+        os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------------------------
+def train(config: str | Path | dict | None, out: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
+          resume: bool = False, progress: bool | None = None, evaluate: bool = True) -> Path:
+    """Train a configuration into ``out`` (or resume the run there). Returns the run directory."""
+    out = Path(out)
+    if resume:
+        if not (out / "config.yaml").exists():
+            raise RadclrError(f"--resume: {out} is not a run directory (no config.yaml)")
+        if not (out / "checkpoints" / "last.pt").exists():
+            raise RadclrError(f"--resume: {out} has no checkpoints/last.pt to resume from")
+        cfg = resolve_config(out / "config.yaml", overrides)
+    else:
+        if (out / "checkpoints" / "last.pt").exists():
+            raise RadclrError(f"{out} already holds a run; use --resume {out} or another --out")
+        cfg = resolve_config(config if not isinstance(config, dict) else None, overrides,
+                             base=config if isinstance(config, dict) else None)
+        out.mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(cfg, out, resume=resume, progress=progress)
+    try:
+        trainer.run()
+        if evaluate and trainer.dist.is_main:
+            from radclr.engine.evaluate import evaluate_run
+
+            evaluate_run(out, data=trainer.data, device=trainer.device, progress=trainer.progress)
+    finally:
+        shutdown_distributed()
+    return out

@@ -1,0 +1,200 @@
+"""What every method shares; a method is a small class over shared parts and losses.
+
+A run owns one ``nn.ModuleDict`` of *parts* that persist across its stages: the image encoder ``encoder`` (f_i)
+always, and whatever the stages add -- ``image_proj`` (g_i), ``radiomics_encoder`` (f_r incl. its
+standardiser), ``radiomics_proj`` (g_r), ``classifier``, ``simclr_head`` ... A stage's method creates the parts
+it needs if an earlier stage did not, so weights flow from pretraining to fine-tuning by sharing the part.
+Only the parts a method *trains* get gradients (the others are frozen for that stage).
+
+Subclasses implement :meth:`training_step` (-> dict with ``loss`` and any logged scalars) and, if they have a
+classifier, :meth:`logits`. What differs between methods is the views and the loss, never the training loop
+(the engine, :mod:`radclr.engine.trainer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from radclr.errors import ConfigError
+
+
+@dataclass
+class MethodContext:
+    """What a method may know about the run when it is built."""
+
+    findings: list[str]
+    radiomics_names: list[str]
+    model_cfg: dict
+    image_size: int
+    seed: int = 0
+    world_size: int = 1
+    rank: int = 0
+    dataset_size: int = 0
+    gather_negatives: bool = True
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_findings(self) -> int:
+        return len(self.findings)
+
+    @property
+    def n_radiomics(self) -> int:
+        return len(self.radiomics_names)
+
+
+class Method(nn.Module):
+    """Base of all training methods (see module docstring)."""
+
+    name: ClassVar[str] = "method"
+    #: number of augmented image views per sample the method needs (SimCLR: 2)
+    views: ClassVar[int] = 1
+    #: needs the fixed-region radiomics vector in the batch
+    needs_radiomics: ClassVar[bool] = False
+    #: quantity to select ``best.pt`` on, and whether it is maximised
+    monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
+    #: option names this method accepts (anything else in the stage is refused)
+    option_names: ClassVar[tuple[str, ...]] = ()
+    #: trains on labels: its pool is the *labelled* part of the training split (label fractions)
+    uses_labels: ClassVar[bool] = False
+
+    def __init__(self, parts: nn.ModuleDict, ctx: MethodContext, options: dict | None = None):
+        super().__init__()
+        self.parts = parts
+        self.ctx = ctx
+        options = dict(options or {})
+        unknown = set(options) - set(self.option_names) - {"init", "freeze"}
+        if unknown:
+            raise ConfigError(f"method {self.name!r}: unknown option(s) {sorted(unknown)}; "
+                              f"accepted: {sorted(self.option_names + ('init', 'freeze'))}")
+        self.options = options
+        self.frozen: set[str] = set(options.get("freeze") or [])
+        self.ensure_part("encoder", self._build_encoder)
+
+    # --- parts --------------------------------------------------------------------------------------------
+    def ensure_part(self, name: str, factory) -> nn.Module:
+        if name not in self.parts:
+            self.parts[name] = factory()
+        return self.parts[name]
+
+    def _build_encoder(self) -> nn.Module:
+        from radclr.networks import build_image_encoder
+
+        m = self.ctx.model_cfg
+        return build_image_encoder(m["encoder"], in_channels=1, weights=m.get("weights"))
+
+    @property
+    def encoder(self) -> nn.Module:
+        return self.parts["encoder"]
+
+    #: parts this method trains (subclasses extend); frozen ones are excluded
+    trained_parts: ClassVar[tuple[str, ...]] = ("encoder",)
+
+    def trainable_parameters(self):
+        names = [n for n in self.trained_parts if n not in self.frozen and n in self.parts]
+        params = [p for n in names for p in self.parts[n].parameters()]
+        own = [p for n, p in self.named_parameters() if not n.startswith("parts.")]
+        return params + own
+
+    def prepare_stage(self) -> None:
+        """Freeze every parameter that this stage does not train (so DDP and optimisers see only those)."""
+        train = {id(p) for p in self.trainable_parameters()}
+        for p in self.parameters():
+            p.requires_grad_(id(p) in train)
+        for n in self.frozen:  # frozen parts also keep their BatchNorm statistics
+            if n in self.parts:
+                self.parts[n].eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for n in self.frozen:
+            if n in self.parts:
+                self.parts[n].eval()
+        return self
+
+    # --- hooks the engine calls ---------------------------------------------------------------------------
+    def setup(self, data, train_indices: np.ndarray) -> None:
+        """One-off preparation on the training split only (e.g. fit the radiomics standardiser)."""
+
+    def forward(self, batch: dict) -> dict:
+        # DDP calls forward; a training step is the forward of a method
+        return self.training_step(batch)
+
+    def training_step(self, batch: dict) -> dict:
+        raise NotImplementedError
+
+    def after_optimizer_step(self, batch: dict, outputs: dict) -> None:
+        """Called after each optimiser step (memory-bank updates, BYOP bookkeeping)."""
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict) -> dict:
+        """Default: the training loss on a validation batch (no augmentation), plus logits if any."""
+        out = {k: v for k, v in self.training_step(batch).items() if torch.is_tensor(v) and v.dim() == 0}
+        logits = self.batch_logits(batch)
+        if logits is not None:
+            out["logits"] = logits
+        return out
+
+    def batch_logits(self, batch: dict) -> torch.Tensor | None:
+        """Finding logits for a batch (methods that need more than the image override this)."""
+        return self.logits(batch["image"])
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor | None:
+        """Finding logits ``[B, F]`` (None for methods without a classifier)."""
+        if "classifier" not in self.parts:
+            return None
+        return self.parts["classifier"](self.head_input(images))
+
+    @property
+    def classifies(self) -> bool:
+        """Whether this method produces finding logits (a classifier was trained)."""
+        return "classifier" in self.parts
+
+    def cam_head(self):
+        """Callable mapping the pooled representation y_i to finding logits (the path Grad-CAM differentiates),
+        or None when the method cannot classify from the image alone."""
+        if "classifier" not in self.parts:
+            return None
+        return self.parts["classifier"]
+
+    def representation(self, images: torch.Tensor) -> torch.Tensor:
+        """The image representation y_i = f_i(x) (pooled encoder output), used for linear evaluation."""
+        return self.encoder(images)
+
+    def head_input(self, images: torch.Tensor) -> torch.Tensor:
+        return self.representation(images)
+
+    def extra_state(self) -> dict:
+        """Non-tensor state to checkpoint (tensors belong in buffers)."""
+        return {}
+
+    def load_extra_state(self, state: dict) -> None:
+        pass
+
+
+# --------------------------------------------------------------------------------------------------------------
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+def register(cls: type[Method]) -> type[Method]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def method_class(name: str) -> type[Method]:
+    import radclr.methods  # noqa: F401  (registers the built-in methods)
+
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown method {name!r}; available: {sorted(_REGISTRY)}") from None
+
+
+def available_methods() -> list[str]:
+    import radclr.methods  # noqa: F401
+
+    return sorted(_REGISTRY)

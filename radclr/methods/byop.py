@@ -1,0 +1,238 @@
+"""M2 -- knowledge-augmented contrastive learning with the BYOP feedback loop (seed 001 §3).
+
+One end-to-end, semi-supervised step (Fig. 2 and 3 of seed 001):
+
+1. ``fmap = f_i.forward_features(x)``, ``y_i = pool(fmap)``, ``logits = classifier(y_i)``, ``z_i = g_i(y_i)``.
+2. Focal loss (§3.3) on the known labels (NaN = unlabelled/unknown contributes nothing).
+3. BYOP (§3.2): for every disease-positive image (the anchors of §3.3) a region -- the ground-truth box when the
+   image is annotated, otherwise a box from Grad-CAM of the last block (``fmap``, reused from step 1, no second
+   forward, no parameter ``.grad`` written) for the image's highest-scoring positive finding, thresholded into
+   connected components (:func:`radclr.cam.boxes.cam_to_boxes`).
+4. Radiomics of those regions with the batched torch engine (first-order, shape, GLCM, GLRLM, GLSZM, GLDM,
+   NGTDM), standardised with training statistics, through f_r and g_r: the positive z_r.
+5. Cross-modal NT-Xent (§3.3): anchor z_i(v), positive z_r(v'), negatives z_i of "hard similar" images --
+   normal, or the same body part with a different disease -- from the disease hierarchy
+   (``negatives: hierarchy``; ``in_batch`` for plain negatives).
+6. L = lambda * L_cl + (1 - lambda) * L_fl.
+
+Boxes and radiomics are cached per image and refreshed every ``refresh_every`` steps (1 = every step, as the
+paper's loop); the fraction of refreshed boxes that moved (IoU < 0.5 with the previous box) is logged as
+``box_change``. The cache lives in buffers, so it is checkpointed and a resumed run continues exactly. With
+geometric augmentation on, cached boxes would be in the wrong frame, so the cache is then bypassed (every step
+recomputes); the seed 001 configs keep augmentation off, as the paper argues CXRs are not amenable to it.
+
+Warm-up (§4 "Implementation Details": "linear warmup for the first 10 epochs only for the disease
+classification task"): implemented as a linear learning-rate warm-up of the classifier's parameter group
+(``classifier_warmup_epochs``); ``contrastive_start_epoch`` optionally delays the contrastive term until the
+CAMs have had time to form. Ablations (Table 3): ``loss: bce|focal`` x ``byop: true|false`` -- without BYOP the
+positive is the radiomics of the fixed region (ground-truth box, else the whole image).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from radclr.errors import ConfigError
+from radclr.methods.base import Method, register
+from radclr.methods.radiomics_contrastive import RadiomicsViewMixin
+from radclr.methods.supervised import classification_loss
+
+
+@register
+class BYOP(RadiomicsViewMixin, Method):
+    name = "byop"
+    needs_radiomics = True  # the fixed-region radiomics fit the standardiser and serve the no-BYOP ablation
+    uses_labels = False  # semi-supervised: every training image takes part, unlabelled ones in the contrast
+    monitor = ("val_auc_mean", "max")
+    find_unused_parameters = True  # a batch without disease-positive images leaves f_r/g_r without gradient
+    option_names = ("lambda", "temperature", "loss", "alpha", "gamma", "byop", "negatives", "include_positive",
+                    "refresh_every", "cam_threshold", "cam_mode", "cam_select", "cam_fallback",
+                    "classifier_warmup_epochs", "contrastive_start_epoch")
+    trained_parts = ("encoder", "classifier", "image_proj", "radiomics_encoder", "radiomics_proj")
+
+    def __init__(self, parts, ctx, options=None):
+        super().__init__(parts, ctx, options)
+        from radclr.data.hierarchy import DiseaseHierarchy
+        from radclr.losses import CrossModalNTXentLoss
+        from radclr.networks import LinearClassifier, ProjectionHead
+
+        o, m = self.options, ctx.model_cfg
+        self.ensure_part("classifier", lambda: LinearClassifier(self.encoder.out_dim, ctx.n_findings))
+        self.ensure_part("image_proj", lambda: ProjectionHead(self.encoder.out_dim, m["proj_hidden"], m["proj_dim"]))
+        self._build_radiomics_parts()
+        self.lam = float(o.get("lambda", 0.5))
+        if not 0.0 <= self.lam <= 1.0:
+            raise ConfigError(f"byop: lambda must be in [0, 1], got {self.lam}")
+        self.cls_loss = classification_loss({"loss": o.get("loss", "focal"), "alpha": o.get("alpha", 0.25),
+                                             "gamma": o.get("gamma", 2.0)})
+        self.contrast = CrossModalNTXentLoss(temperature=float(o.get("temperature", 0.1)),
+                                             include_positive=bool(o.get("include_positive", True)))
+        self.use_byop = bool(o.get("byop", True))
+        self.negatives = o.get("negatives", "hierarchy")
+        if self.negatives not in ("hierarchy", "in_batch"):
+            raise ConfigError(f"byop: negatives must be hierarchy|in_batch, got {self.negatives!r}")
+        self.hierarchy = DiseaseHierarchy.load() if self.negatives == "hierarchy" else None
+        if self.hierarchy is not None:  # fail early on findings the hierarchy cannot place
+            from radclr.data.hierarchy import hard_negative_mask
+
+            hard_negative_mask(np.zeros((1, ctx.n_findings)), ctx.findings, self.hierarchy)
+        self.refresh_every = max(int(o.get("refresh_every", ctx.extra.get("radiomics_cfg", {}).get("refresh_every", 1))), 1)
+        self.cam_options = {"threshold": float(o.get("cam_threshold", 0.5)), "mode": o.get("cam_mode", "relative"),
+                            "select": o.get("cam_select", "largest"), "fallback": o.get("cam_fallback", "whole")}
+        self.classifier_warmup = float(o.get("classifier_warmup_epochs", 0))
+        self.contrastive_start = int(o.get("contrastive_start_epoch", 0))
+        self.epoch = 0
+        self.cache_regions = not bool(ctx.extra.get("augment_geometric", False))
+        from radclr.engine.data import radiomics_settings
+
+        self.rad_settings, self.rad_classes = radiomics_settings(ctx.extra.get("radiomics_cfg") or {})
+        n, r = max(ctx.dataset_size, 1), ctx.n_radiomics
+        self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("box_cache", torch.zeros(n, 4))
+        self.register_buffer("box_step", torch.full((n,), -1, dtype=torch.long))
+        self.register_buffer("rad_cache", torch.zeros(n, r, dtype=torch.float64))
+        self.register_buffer("rad_valid", torch.zeros(n, dtype=torch.bool))
+
+    # --- engine hooks -------------------------------------------------------------------------------------
+    def setup(self, data, train_indices):
+        self._fit_standardizer(data, train_indices)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def param_groups(self):
+        cls = list(self.parts["classifier"].parameters())
+        ids = {id(p) for p in cls}
+        rest = [p for p in self.trainable_parameters() if id(p) not in ids]
+        groups = [{"params": rest}]
+        cls_group = {"params": cls}
+        if self.classifier_warmup > 0:
+            cls_group["warmup_epochs"] = self.classifier_warmup
+        return groups + [cls_group]
+
+    def after_optimizer_step(self, batch, outputs):
+        self.step_count += 1
+
+    # --- the step -----------------------------------------------------------------------------------------
+    def training_step(self, batch):
+        x, y = batch["image"], batch["label"]
+        fmap = self.encoder.forward_features(x)
+        rep = self.encoder.pool(fmap)
+        logits = self.parts["classifier"](rep)
+        l_fl = self.cls_loss(logits, y)
+        out = {"loss_cls": l_fl.detach()}
+        anchors = (y == 1).any(dim=1)
+        active = self.lam > 0 and self.epoch >= self.contrastive_start and bool(anchors.any())
+        if active:
+            regions, stats = self._regions(batch, fmap, logits, anchors)
+            out.update(stats)
+            rad = self._region_radiomics(batch, regions, anchors)
+            z_i = self.parts["image_proj"](rep)
+            z_r = torch.zeros_like(z_i)
+            z_r[anchors] = self.radiomics_embedding(rad[anchors].float()).to(z_i.dtype)
+            neg = None
+            if self.hierarchy is not None:
+                from radclr.data.hierarchy import hard_negative_mask
+
+                neg = hard_negative_mask(y, self.ctx.findings, self.hierarchy)
+            l_cl = self.contrast(z_i, z_r, negative_mask=neg, anchor_mask=anchors)
+            out["loss_contrastive"] = l_cl.detach()
+        else:
+            l_cl = logits.sum() * 0.0
+        out["loss"] = self.lam * l_cl + (1 - self.lam) * l_fl if active else (1 - self.lam) * l_fl + l_cl
+        out["logits"] = logits.detach()
+        return out
+
+    @torch.no_grad()
+    def validation_step(self, batch):
+        logits = self.logits(batch["image"])
+        return {"loss_cls": self.cls_loss(logits, batch["label"]), "logits": logits}
+
+    # --- BYOP regions -------------------------------------------------------------------------------------
+    def _regions(self, batch, fmap, logits, anchors) -> tuple[torch.Tensor, dict]:
+        """``[B, 4]`` boxes (store pixels) for the batch; only anchor rows are meaningful."""
+        from radclr.cam.boxes import cam_to_boxes, upsample_cam
+        from radclr.cam.gradcam import grad_cam_from_activations, select_targets, target_scores
+
+        idx = batch["index"]
+        size = int(batch["image"].shape[-1])
+        boxes = batch["box"].clone()  # ground-truth union box where annotated; whole image otherwise
+        stats = {}
+        if not self.use_byop:
+            return boxes, stats
+        need_cam = anchors & ~batch["has_box"]
+        if self.cache_regions:
+            age = self.step_count - self.box_step[idx]
+            stale = (self.box_step[idx] < 0) | (age >= self.refresh_every)
+            refresh = need_cam & stale
+        else:
+            refresh = need_cam
+        if refresh.any():
+            rows = torch.nonzero(refresh).flatten()
+            targets = select_targets(batch["label"][rows], logits[rows].detach())
+            scores = target_scores(logits[rows], targets)
+            # autograd.grad w.r.t. the whole fmap: rows outside `rows` get zero gradient and are dropped
+            cam = grad_cam_from_activations(fmap, torch.zeros(fmap.shape[0], device=fmap.device,
+                                                              dtype=scores.dtype).index_add(0, rows, scores))[rows]
+            cam = upsample_cam(cam, (size, size))
+            found = cam_to_boxes(cam.cpu(), **self.cam_options)
+            new = torch.tensor([[b[0].x, b[0].y, b[0].w, b[0].h] if b else [0.0, 0.0, float(size), float(size)]
+                                for b in found], dtype=boxes.dtype, device=boxes.device)
+            ridx = idx[rows]
+            if self.cache_regions:
+                had = self.box_step[ridx] >= 0
+                if had.any():
+                    from radclr.evaluation.localization import iou
+
+                    prev = self.box_cache[ridx][had].cpu().numpy()
+                    moved = iou(prev, new[had].cpu().numpy()) < 0.5
+                    stats["box_change"] = torch.tensor(float(np.mean(moved)))
+                    changed = torch.zeros(len(rows), dtype=torch.bool, device=boxes.device)
+                    changed[had] = torch.as_tensor(moved, device=boxes.device)
+                    self.rad_valid[ridx[had & changed]] = False
+                self.rad_valid[ridx[~had]] = False
+                self.box_cache[ridx] = new.to(self.box_cache.dtype)
+                self.box_step[ridx] = self.step_count
+            boxes[rows] = new
+            stats["cam_fallback"] = torch.tensor(float(np.mean([bool(b and b[0].fallback) or not b for b in found])))
+        if self.cache_regions:
+            cached = need_cam & ~refresh
+            boxes[cached] = self.box_cache[idx[cached]].to(boxes.dtype)
+        return boxes, stats
+
+    def _region_radiomics(self, batch, boxes, anchors) -> torch.Tensor:
+        """Raw radiomics ``[B, R]`` of ``boxes`` on the store-scale image (only anchor rows computed)."""
+        from radclr.engine.data import boxes_mask
+        from radclr.radiomics import extract
+
+        idx = batch["index"]
+        out = torch.zeros(len(idx), self.ctx.n_radiomics, dtype=torch.float64, device=boxes.device)
+        if not self.use_byop:  # ablation: the fixed region's radiomics from the data pipeline
+            return batch["radiomics"].to(torch.float64)
+        gt = anchors & batch["has_box"]
+        out[gt] = batch["radiomics"][gt].to(torch.float64)
+        cam_rows = anchors & ~batch["has_box"]
+        if self.cache_regions:
+            valid = self.rad_valid[idx] & cam_rows
+            out[valid] = self.rad_cache[idx[valid]]
+            todo = cam_rows & ~valid
+        else:
+            todo = cam_rows
+        if todo.any():
+            rows = torch.nonzero(todo).flatten()
+            size = int(batch["image"].shape[-1])
+            from radclr.data.dataset import Box
+
+            masks = torch.as_tensor(np.stack([boxes_mask([Box(*map(float, boxes[r].tolist()))], size) for r in rows.tolist()]),
+                                    device=boxes.device)
+            images = batch["image"][rows, 0].detach().to(torch.float64) * 255.0
+            names, vals = extract(images, masks, settings=self.rad_settings, classes=self.rad_classes)
+            if list(names) != list(self.ctx.radiomics_names):
+                raise ConfigError("byop: radiomics of CAM boxes do not have the run's feature names")
+            vals = vals.to(out.device)
+            out[rows] = vals
+            if self.cache_regions:
+                self.rad_cache[idx[rows]] = vals
+                self.rad_valid[idx[rows]] = True
+        return out

@@ -1,0 +1,37 @@
+"""M3 -- SimCLR self-supervised pretraining for CXR (seed 003 §III-B).
+
+Two CXR-safe augmentations of each image (random resized crop, rotation, Gaussian blur, brightness/contrast;
+flips off by default because they swap anatomy) -> encoder m(.) -> projection head n(.) (GAP -> 2048 ->
+BN + ReLU -> 128, Table I) -> NT-Xent over the 2B projections, eq. (4), tau = 0.5, cosine similarity.
+Pretrained on unlabelled images; evaluated by logistic regression on frozen features (``evaluation.linear_eval``)
+or by fine-tuning.
+"""
+
+from __future__ import annotations
+
+from radclr.engine.distributed import gather_with_grad
+from radclr.methods.base import Method, register
+
+
+@register
+class SimCLR(Method):
+    name = "simclr"
+    views = 2
+    option_names = ("temperature",)
+    trained_parts = ("encoder", "simclr_head")
+
+    def __init__(self, parts, ctx, options=None):
+        super().__init__(parts, ctx, options)
+        from radclr.losses import NTXentLoss
+        from radclr.networks import simclr_projection_head
+
+        self.ensure_part("simclr_head", lambda: simclr_projection_head(self.encoder.out_dim))
+        self.loss_fn = NTXentLoss(temperature=float(self.options.get("temperature", 0.5)))
+
+    def training_step(self, batch):
+        head = self.parts["simclr_head"]
+        z1 = head(self.encoder(batch["image"]))
+        z2 = head(self.encoder(batch["image2"]))
+        if self.ctx.world_size > 1 and self.ctx.gather_negatives:
+            z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
+        return {"loss": self.loss_fn(z1, z2)}

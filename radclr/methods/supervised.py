@@ -1,0 +1,84 @@
+"""Supervised training of encoder + linear classifier: the baseline, fine-tuning and linear probing.
+
+* Baseline "ResNet-18" rows of seed 000 Table 1 / seed 004 Table 2 "ResNet-50 (scratch)": a fresh encoder.
+* Fine-tuning (seed 000 §3 "Supervised fine-tuning", eq. 4: binary cross-entropy; seed 004 §3.4): ``init`` from
+  an earlier stage's parts (shared automatically), everything trained.
+* Linear probing with a frozen encoder + FC (seed 004 §3.3): ``freeze: [encoder]``.
+* ``head_input: projection`` puts the classifier on the 128-d projection u (seed 000 §3 "Testing": "the
+  predicted output is calculated based on u"), training the projection MLP together with the CNN.
+
+Unknown labels (NaN, e.g. the unlabelled part of a label fraction) contribute nothing to the loss.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from radclr.errors import ConfigError
+from radclr.methods.base import Method, register
+
+
+def masked_bce_with_logits(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean BCE over the known (non-NaN) entries; a graph-connected 0 when none is known."""
+    if logits.shape != target.shape:
+        raise ValueError(f"logits {tuple(logits.shape)} and target {tuple(target.shape)} must have the same shape")
+    known = ~torch.isnan(target)
+    if not known.any():
+        return logits.sum() * 0.0
+    pw = None if pos_weight is None else pos_weight.expand_as(logits)[known]
+    return F.binary_cross_entropy_with_logits(logits[known], target[known], pos_weight=pw)
+
+
+def classification_loss(options: dict):
+    """The classification loss a stage asks for: ``bce`` (default) or ``focal`` (seed 001 §3.3)."""
+    name = options.get("loss", "bce")
+    if name == "bce":
+        return lambda logits, y: masked_bce_with_logits(logits, y)
+    if name == "focal":
+        from radclr.losses import FocalLoss
+
+        return FocalLoss(alpha=float(options.get("alpha", 0.25)), gamma=float(options.get("gamma", 2.0)))
+    raise ConfigError(f"unknown classification loss {name!r} (bce | focal)")
+
+
+@register
+class Supervised(Method):
+    name = "supervised"
+    monitor = ("val_auc_mean", "max")
+    uses_labels: ClassVar[bool] = True
+    option_names = ("loss", "alpha", "gamma", "head_input")
+    trained_parts = ("encoder", "image_proj", "classifier")
+
+    def __init__(self, parts, ctx, options=None):
+        super().__init__(parts, ctx, options)
+        from radclr.networks import LinearClassifier, ProjectionHead
+
+        self.head = self.options.get("head_input", "representation")
+        if self.head not in ("representation", "projection"):
+            raise ConfigError(f"head_input must be representation|projection, got {self.head!r}")
+        m = ctx.model_cfg
+        if self.head == "projection":
+            self.ensure_part("image_proj", lambda: ProjectionHead(self.encoder.out_dim, m["proj_hidden"], m["proj_dim"]))
+            in_dim = int(m["proj_dim"])
+        else:
+            in_dim = self.encoder.out_dim
+        self.ensure_part("classifier", lambda: LinearClassifier(in_dim, ctx.n_findings))
+        self.loss_fn = classification_loss(self.options)
+
+    def cam_head(self):
+        clf = self.parts["classifier"]
+        if self.head == "projection":
+            proj = self.parts["image_proj"]
+            return lambda rep: clf(proj(rep))
+        return clf
+
+    def head_input(self, images):
+        y = self.encoder(images)
+        return self.parts["image_proj"](y) if self.head == "projection" else y
+
+    def training_step(self, batch):
+        logits = self.parts["classifier"](self.head_input(batch["image"]))
+        return {"loss": self.loss_fn(logits, batch["label"]), "logits": logits.detach()}

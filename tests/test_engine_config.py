@@ -1,0 +1,89 @@
+"""Config resolution: defaults, base configs, dotted overrides, and refusals of typos."""
+
+from pathlib import Path
+
+import pytest
+
+from radclr.engine.config import DEFAULTS, apply_override, resolve_config, stage_settings
+from radclr.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_resolve_and_stage_inherits_trainer():
+    cfg = resolve_config(base={"stages": [{"name": "a", "method": "supervised", "epochs": 3}]})
+    st = stage_settings(cfg, 0)
+    assert st["epochs"] == 3  # stage value wins
+    assert st["batch_size"] == DEFAULTS["trainer"]["batch_size"]  # inherited
+    assert st["method"] == "supervised" and st["options"] == {}
+
+
+def test_overrides_types_and_lists():
+    cfg = resolve_config(base={"stages": [{"name": "a", "method": "supervised"}, {"name": "b", "method": "supervised"}]},
+                         overrides=["trainer.epochs=2", "trainer.optimizer.lr=1e-4", "data.findings=[Mass,Nodule]",
+                                    "stages.1.epochs=5", "stages.1.loss=focal", "model.weights=null"])
+    assert cfg["trainer"]["epochs"] == 2 and cfg["trainer"]["optimizer"]["lr"] == pytest.approx(1e-4)
+    assert cfg["data"]["findings"] == ["Mass", "Nodule"]
+    assert stage_settings(cfg, 0)["epochs"] == 2 and stage_settings(cfg, 1)["epochs"] == 5
+    assert stage_settings(cfg, 1)["options"] == {"loss": "focal"}
+    assert cfg["model"]["weights"] is None
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ("trainer.epoch=2", "unknown key 'trainer.epoch'"),
+    ("trainr.epochs=2", "unknown key 'trainr'"),
+    ("stages.5.epochs=1", "not a valid index"),
+    ("trainer.epochs", "key=value"),
+])
+def test_override_typos_are_refused(bad, msg):
+    cfg = resolve_config()
+    with pytest.raises(ConfigError, match=msg):
+        apply_override(cfg, bad)
+
+
+def test_plus_adds_key_deliberately():
+    cfg = resolve_config()
+    apply_override(cfg, "+trainer.augment.max_rotation=5")
+    assert cfg["trainer"]["augment"]["max_rotation"] == 5
+
+
+@pytest.mark.parametrize("user, msg", [
+    ({"trainr": {}}, "unknown top-level"),
+    ({"data": {"pth": "x"}}, "unknown key"),
+    ({"stages": []}, "non-empty"),
+    ({"stages": [{"name": "a"}]}, "needs a 'method'"),
+    ({"stages": [{"name": "a", "method": "supervised"}, {"name": "a", "method": "simclr"}]}, "unique"),
+    ({"data": {"label_fraction": 0}}, "label_fraction"),
+    ({"radiomics": {"region": "circle"}}, "radiomics.region"),
+])
+def test_invalid_configs(user, msg):
+    with pytest.raises(ConfigError, match=msg):
+        resolve_config(base=user)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        resolve_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        resolve_config(bad)
+    lst = tmp_path / "list.yaml"
+    lst.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        resolve_config(lst)
+
+
+def test_base_inheritance_of_shipped_configs():
+    cfg = resolve_config(REPO / "configs" / "seed000" / "resnet18_att_fairradi.yaml")
+    assert cfg["model"]["encoder"] == "resnet18_att"  # from resnet18_att_radi
+    assert cfg["radiomics"]["region"] == "whole_image"  # own
+    assert [s["method"] for s in cfg["stages"]] == ["radiomics_contrastive", "supervised"]  # from resnet18_radi
+    assert cfg["trainer"]["optimizer"]["name"] == "sgd"  # from resnet18
+
+
+def test_every_shipped_config_resolves():
+    files = sorted((REPO / "configs").rglob("*.yaml"))
+    assert len(files) >= 10
+    for f in files:
+        resolve_config(f)
