@@ -13,7 +13,7 @@ its mask's bounding box and padded (top-left aligned) to the largest crop in the
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import torch
@@ -30,6 +30,8 @@ class Settings:
     glcm_distances: tuple[int, ...] = (1,)  # distances
     symmetrical_glcm: bool = True  # symmetricalGLCM
     weighting_norm: str | None = None  # weightingNorm (None only; others are refused by params)
+    minimum_roi_dimensions: int = 2  # minimumROIDimensions (1 or 2 in 2-D; regions below it give a NaN row)
+    minimum_roi_size: int | None = None  # minimumROISize (regions with <= this many pixels give a NaN row)
 
 
 @dataclass
@@ -42,6 +44,9 @@ class RegionBatch:
     n_gray:  ``int64 [B]`` Ng per region (the largest binned level inside that region's mask).
     spacing: ``float64 [B, 2]`` pixel spacing (row, col); 1.0 when unknown.
     settings: the :class:`Settings` used.
+    undefined: ``{region index: reason}`` for regions PyRadiomics would refuse (their rows become NaN).
+    cache: intermediates shared by the classes (``radclr.radiomics.levels.gray_levels`` keeps its level codes
+        here; ``discretize`` leaves a value histogram for integer images).
     """
 
     image: torch.Tensor
@@ -50,6 +55,10 @@ class RegionBatch:
     n_gray: torch.Tensor
     spacing: torch.Tensor
     settings: Settings
+    # regions whose features are undefined (index -> reason); their rows become NaN (see discretize's policy)
+    undefined: dict[int, str] = field(default_factory=dict)
+    # intermediates shared between feature classes (e.g. gray-level maps); keyed by the helper that made them
+    cache: dict = field(default_factory=dict, repr=False)
 
     @property
     def batch_size(self) -> int:
@@ -65,10 +74,20 @@ class RegionBatch:
         return self.mask.flatten(1).sum(1)
 
 
-def feature(fn: Callable) -> Callable:
-    """Mark a method of a :class:`FeatureClass` as a feature (its name is the PyRadiomics feature name)."""
-    fn._radclr_feature = True
-    return fn
+def feature(fn: Callable | None = None, *, deprecated: bool = False) -> Callable:
+    """Mark a method of a :class:`FeatureClass` as a feature (its name is the PyRadiomics feature name).
+
+    ``@feature(deprecated=True)`` marks a feature PyRadiomics still computes but does not enable by default
+    (e.g. ``firstorder StandardDeviation``): it is left out of :meth:`FeatureClass.feature_names` unless
+    ``include_deprecated=True``, and computed only when asked for by name.
+    """
+
+    def mark(f: Callable) -> Callable:
+        f._radclr_feature = True
+        f._radclr_deprecated = deprecated
+        return f
+
+    return mark if fn is None else mark(fn)
 
 
 class FeatureClass:
@@ -85,16 +104,27 @@ class FeatureClass:
         self.batch = batch
 
     @classmethod
-    def feature_names(cls) -> list[str]:
-        """Feature names in PyRadiomics' output order (alphabetical, as ``dir()`` lists them)."""
+    def feature_names(cls, include_deprecated: bool = False) -> list[str]:
+        """Feature names in PyRadiomics' output order.
+
+        PyRadiomics lists its ``get<Name>FeatureValue`` methods alphabetically, so the order is that of the full
+        method names (``MeanAbsoluteDeviation`` comes before ``Mean``). Deprecated features (see :func:`feature`)
+        are listed only with ``include_deprecated=True``.
+        """
         return sorted(
-            n for n, fn in inspect.getmembers(cls, predicate=inspect.isfunction) if getattr(fn, "_radclr_feature", False)
+            (
+                n
+                for n, fn in inspect.getmembers(cls, predicate=inspect.isfunction)
+                if getattr(fn, "_radclr_feature", False)
+                and (include_deprecated or not getattr(fn, "_radclr_deprecated", False))
+            ),
+            key=lambda n: f"get{n}FeatureValue",
         )
 
     def execute(self, names: list[str] | None = None) -> dict[str, torch.Tensor]:
         """Compute the requested features (all by default) -> ``{feature name: float64 [B]}``."""
         wanted = self.feature_names() if names is None else names
-        unknown = sorted(set(wanted) - set(self.feature_names()))
+        unknown = sorted(set(wanted) - set(self.feature_names(include_deprecated=True)))
         if unknown:
             raise ValueError(f"{self.name}: unknown feature(s) {unknown}; known: {self.feature_names()}")
         return {n: getattr(self, n)().to(torch.float64) for n in wanted}

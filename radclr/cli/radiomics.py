@@ -1,0 +1,124 @@
+"""`radclr radiomics extract|bench` -- thin layer over :mod:`radclr.radiomics` (torch imported lazily)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from radclr.errors import ConfigError
+
+FORMAT_CHOICES = ("folder", "nih", "rsna", "chexpert", "kermany", "covid")
+
+
+def _binning(parser) -> None:
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--bin-width", type=float, default=None, metavar="W", help="PyRadiomics binWidth (default 25)")
+    g.add_argument("--bin-count", type=int, default=None, metavar="N", help="PyRadiomics binCount (instead of binWidth)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("radiomics", help="PyRadiomics features of boxes, masks or whole images (torch or PyRadiomics)",
+                       description="The 102 default 2-D PyRadiomics features, PyRadiomics-exact, batched in torch.")
+    rsub = p.add_subparsers(dest="radiomics_command", metavar="SUBCOMMAND")
+
+    e = rsub.add_parser("extract", help="feature table: one row per region (image_id, region_id, label, features)")
+    e.add_argument("dataset", help="dataset folder (any layout radclr reads)")
+    region = e.add_mutually_exclusive_group()
+    region.add_argument("--boxes", dest="mode", action="store_const", const="boxes",
+                        help="one region per box of the dataset (default)")
+    region.add_argument("--whole-image", dest="mode", action="store_const", const="whole-image",
+                        help="the whole image as the region (seed 000's FairRadi; normal images)")
+    region.add_argument("--masks", dest="masks_dir", metavar="DIR",
+                        help="one region per image: the nonzero pixels of DIR/<image stem>.<ext>")
+    e.add_argument("--params", metavar="PARAMS.yaml", help="PyRadiomics parameter file (setting/featureClass/imageType)")
+    _binning(e)
+    e.add_argument("--engine", choices=("torch", "pyradiomics"), default="torch", help="engine (default torch)")
+    e.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes for --engine pyradiomics")
+    e.add_argument("--device", default=None, metavar="DEV", help="torch device, e.g. cpu or cuda (default cpu)")
+    e.add_argument("--batch-size", type=int, default=None, metavar="N", help="regions per torch batch (default: automatic)")
+    e.add_argument("--cache", metavar="DIR", help="feature cache folder: re-runs read rows from it")
+    e.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
+    e.add_argument("--out", required=True, metavar="FEATURES.csv", help="CSV to write")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e.set_defaults(func=cmd_extract, mode=None)
+
+    b = rsub.add_parser("bench", help="time both engines on the same regions and compare their values (JSON line)")
+    b.add_argument("dataset", nargs="?", default=None,
+                   help="dataset folder with 2-D images (default: ../shared/data/nih_cxr14 next to the repo)")
+    b.add_argument("--n", type=int, default=256, metavar="N", help="regions (default 256)")
+    b.add_argument("--size", type=int, default=224, metavar="S", help="region side in pixels (default 224)")
+    _binning(b)
+    b.add_argument("--threads", type=int, default=2, metavar="T", help="torch threads (default 2)")
+    b.add_argument("--seed", type=int, default=0, metavar="S", help="random seed for the region positions")
+    b.add_argument("--json-out", metavar="FILE", help="also write the JSON to FILE")
+    b.set_defaults(func=cmd_bench)
+
+    def radiomics_help(args) -> int:
+        p.print_help()
+        return 1
+
+    p.set_defaults(func=radiomics_help)
+
+
+def _settings(args):
+    from radclr.radiomics import Settings
+
+    if args.bin_count is not None:
+        return Settings(bin_count=args.bin_count)
+    return Settings(bin_width=25.0 if args.bin_width is None else args.bin_width)
+
+
+def cmd_extract(args) -> int:
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from radclr.data import load_dataset
+    from radclr.radiomics.allocator import tune_malloc
+    from radclr.radiomics.params import load_params
+    from radclr.radiomics.table import dataset_regions, extract_table
+
+    tune_malloc()
+    if args.params and (args.bin_width is not None or args.bin_count is not None):
+        raise ConfigError("give the binning either in --params or with --bin-width/--bin-count, not both")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.jobs > 1 and args.engine != "pyradiomics":
+        raise ConfigError("--jobs applies to --engine pyradiomics (the torch engine runs batched in one process)")
+    params = load_params(args.params) if args.params else None
+    if params is not None and args.engine == "torch":
+        params.check_torch()
+    mode = "masks" if args.masks_dir else (args.mode or "boxes")
+    ds = load_dataset(args.dataset, format=args.format)
+    total = len(dataset_regions(ds, mode, args.masks_dir))
+    with tqdm(total=total, desc="radiomics", unit="region", disable=args.no_progress, file=sys.stderr) as bar:
+        table = extract_table(
+            ds, mode=mode, masks_dir=args.masks_dir, settings=_settings(args), params=params, engine=args.engine,
+            device=args.device, batch_size=args.batch_size, jobs=args.jobs, cache=args.cache, progress=bar.update,
+        )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    n_feat = table.shape[1] - 3
+    n_nan = int(table.iloc[:, 3:].isna().all(axis=1).sum())
+    print(f"wrote {out}: {len(table)} region(s) x {n_feat} feature(s) ({args.engine})"
+          + (f"; {n_nan} region(s) with NaN features (see the log)" if n_nan else ""))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from radclr.radiomics.benchmark import default_dataset, run_benchmark
+
+    dataset = args.dataset or default_dataset()
+    if dataset is None:
+        raise ConfigError("no dataset given and ../shared/data/nih_cxr14 is not there; pass a dataset folder")
+    result = run_benchmark(dataset, n=args.n, size=args.size, settings=_settings(args), threads=args.threads,
+                           seed=args.seed)
+    line = json.dumps(result, sort_keys=True)
+    print(line)
+    if args.json_out:
+        from pathlib import Path
+
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    return 0

@@ -1,0 +1,256 @@
+"""Speed and agreement of the torch engine against PyRadiomics on the same regions, in one run (SPEC §5).
+
+``run_benchmark`` draws ``n`` square regions of ``size`` pixels at seeded random positions in real images of a
+dataset, extracts them with both engines (torch with ``threads`` threads in one batch; PyRadiomics in a single
+process, one region per call -- its normal use) and reports milliseconds per region, their ratio, the worst
+relative error ``|a - b| / max(|b|, 1e-12)`` per feature and class, the torch engine's per-class time split, the
+load average (the machine may be shared) and, optionally, the peak RSS of a fresh process extracting the batch.
+
+Images smaller than ``size`` (e.g. 512-pixel regions from 384-pixel NIH images) are upsampled by the smallest
+integer factor that fits, bicubically in 8 bits (PIL) when the image is 8-bit -- the region is then an 8-bit
+image as a CXR would be, and this is recorded in the result (``upsampled``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from radclr.radiomics.base import Settings
+
+__all__ = ["default_dataset", "sample_regions", "run_benchmark", "compare", "peak_rss"]
+
+_FULL_IMAGE_BUDGET = 512 * 2**20  # bytes of images+masks above which regions are passed as crops
+
+
+def default_dataset() -> Path | None:
+    """``../shared/data/nih_cxr14`` next to the repository, when it is there."""
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nih_cxr14"
+    return path if (path / "labels.csv").exists() else None
+
+
+def _upsample(array: np.ndarray, factor: int) -> np.ndarray:
+    if factor == 1:
+        return array
+    h, w = array.shape
+    if array.min() >= 0 and array.max() <= 255 and np.array_equal(array, np.round(array)):
+        from PIL import Image
+
+        img = Image.fromarray(array.astype(np.uint8), mode="L").resize((w * factor, h * factor), Image.BICUBIC)
+        return np.asarray(img, dtype=np.float32)
+    t = torch.from_numpy(array.astype(np.float32))[None, None]
+    return torch.nn.functional.interpolate(t, scale_factor=factor, mode="bicubic", align_corners=False)[0, 0].numpy()
+
+
+def sample_regions(dataset, n: int, size: int, seed: int = 0) -> dict:
+    """``n`` regions of ``size x size`` from ``dataset`` -> dict with ``images``, ``masks`` (torch), metadata."""
+    from radclr.data import load_dataset
+
+    ds = load_dataset(dataset)
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(ds), size=n, replace=len(ds) < n)
+    arrays, factor = {}, 1
+    for i in sorted(set(picks.tolist())):
+        a = ds.read(int(i)).array
+        if a.ndim != 2:
+            raise ValueError(f"{ds.path(int(i))}: expected a 2-D image, got {a.shape}")
+        arrays[int(i)] = a
+    smallest = min(min(a.shape) for a in arrays.values())
+    factor = max(1, math.ceil(size / smallest))
+    H = max(a.shape[0] for a in arrays.values()) * factor
+    W = max(a.shape[1] for a in arrays.values()) * factor
+    full = n * H * W * 5 <= _FULL_IMAGE_BUDGET
+    shape = (H, W) if full else (size, size)
+    images = np.zeros((n, *shape), dtype=np.float32)
+    masks = np.zeros((n, *shape), dtype=bool)
+    ups = {}
+    for k, i in enumerate(picks.tolist()):
+        if i not in ups:
+            ups[i] = _upsample(arrays[i], factor)
+        a = ups[i]
+        y = int(rng.integers(0, a.shape[0] - size + 1))
+        x = int(rng.integers(0, a.shape[1] - size + 1))
+        if full:
+            images[k, : a.shape[0], : a.shape[1]] = a
+            masks[k, y : y + size, x : x + size] = True
+        else:
+            images[k] = a[y : y + size, x : x + size]
+            masks[k] = True
+    return {
+        "images": torch.from_numpy(images),
+        "masks": torch.from_numpy(masks),
+        "dataset": str(dataset),
+        "n_images": len(arrays),
+        "upsampled": factor,
+        "layout": "boxes on full images" if full else "region crops (whole-crop masks)",
+    }
+
+
+def compare(names: list[str], values: np.ndarray, ref_names: list[str], reference: np.ndarray) -> dict:
+    """Worst relative error per feature, per class and overall (NaN in both = 0, NaN in one = inf)."""
+    if names != ref_names:
+        raise ValueError("the engines returned different feature names")
+    a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    rel = np.abs(a - b) / np.maximum(np.abs(b), 1e-12)
+    rel[np.isnan(a) & np.isnan(b)] = 0.0
+    rel[np.isnan(a) != np.isnan(b)] = np.inf
+    per_feature = {n: float(rel[:, j].max()) if len(rel) else 0.0 for j, n in enumerate(names)}
+    per_class: dict[str, float] = {}
+    for n, v in per_feature.items():
+        c = n.split("_")[1]
+        per_class[c] = max(per_class.get(c, 0.0), v)
+    return {
+        "worst_rel_error": max(per_feature.values()) if per_feature else 0.0,
+        "worst_rel_error_per_class": per_class,
+        "worst_rel_error_per_feature": per_feature,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run_benchmark(
+    dataset,
+    n: int = 256,
+    size: int = 224,
+    settings: Settings | None = None,
+    threads: int = 2,
+    seed: int = 0,
+    torch_repeats: int = 3,
+    with_rss: bool = False,
+) -> dict:
+    """Both engines on the same ``n`` regions -> a JSON-able dict (see the module docstring)."""
+    import radiomics
+
+    from radclr.radiomics.extract import extract
+    from radclr.radiomics.pyradiomics_engine import extract_pyradiomics
+
+    from radclr.radiomics.allocator import tune_malloc
+
+    settings = settings or Settings()
+    malloc_tuned = tune_malloc()
+    sample = sample_regions(dataset, n, size, seed)
+    images, masks = sample["images"], sample["masks"]
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    load_before = os.getloadavg()
+    try:
+        extract(images[:8], masks[:8], settings=settings)  # warm-up: lazy imports, first allocations
+        runs = []
+        for _ in range(max(1, torch_repeats)):
+            profile: dict = {}
+            t0, c0 = time.perf_counter(), time.process_time()
+            names, values = extract(images, masks, settings=settings, profile=profile)
+            runs.append((time.perf_counter() - t0, time.process_time() - c0, profile))
+        runs.sort(key=lambda r: r[0])
+        t_torch, cpu_torch, profile = runs[len(runs) // 2]  # median run
+        # one thread as well: CPU time of the work itself, robust to a busy machine
+        torch.set_num_threads(1)
+        t0, c0 = time.perf_counter(), time.process_time()
+        extract(images, masks, settings=settings)
+        t_torch1, cpu_torch1 = time.perf_counter() - t0, time.process_time() - c0
+    finally:
+        torch.set_num_threads(previous_threads)
+    extract_pyradiomics(images[:2], masks[:2], settings=settings)  # warm-up
+    t0, c0 = time.perf_counter(), time.process_time()
+    ref_names, reference = extract_pyradiomics(images, masks, settings=settings)
+    t_pyr, cpu_pyr = time.perf_counter() - t0, time.process_time() - c0
+    load_after = os.getloadavg()
+    result = {
+        "n": n,
+        "size": size,
+        "threads": threads,
+        "settings": {"binWidth": settings.bin_width} if settings.bin_count is None else {"binCount": settings.bin_count},
+        "torch_ms_per_region": 1000 * t_torch / n,
+        "torch_ms_per_region_runs": [1000 * t / n for t, _, _ in runs],
+        "pyradiomics_ms_per_region": 1000 * t_pyr / n,
+        "ratio": t_pyr / t_torch,
+        "torch_cpu_ms_per_region": 1000 * cpu_torch / n,
+        "pyradiomics_cpu_ms_per_region": 1000 * cpu_pyr / n,
+        "torch_1thread_ms_per_region": 1000 * t_torch1 / n,
+        "torch_1thread_cpu_ms_per_region": 1000 * cpu_torch1 / n,
+        "ratio_1thread": t_pyr / t_torch1,
+        "cpu_time_ratio_1thread": cpu_pyr / cpu_torch1,
+        "torch_class_ms_per_region": {k: 1000 * v / n for k, v in profile.items()},
+        "n_features": len(names),
+        **compare(names, values.cpu().numpy(), ref_names, reference.numpy()),
+        "dataset": sample["dataset"],
+        "n_images": sample["n_images"],
+        "upsampled": sample["upsampled"],
+        "layout": sample["layout"],
+        "seed": seed,
+        "malloc_tuned": malloc_tuned,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+        "load_avg_before": list(load_before),
+        "load_avg_after": list(load_after),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "pyradiomics": getattr(radiomics, "__version__", "?"),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if with_rss:
+        result["peak_rss"] = peak_rss(dataset, n, size, settings, threads, seed)
+    return result
+
+
+def _status_mb(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
+    return None
+
+
+def _rss_child(dataset: str, n: int, size: int, settings: dict, threads: int, seed: int) -> None:
+    import gc
+
+    from radclr.radiomics.allocator import tune_malloc
+    from radclr.radiomics.extract import extract
+
+    tune_malloc()
+    torch.set_num_threads(threads)
+    sample = sample_regions(dataset, n, size, seed)
+    gc.collect()
+    try:  # reset the high-water mark, so that the peak below is the extraction's (Linux)
+        Path("/proc/self/clear_refs").write_text("5")
+        reset = True
+    except OSError:
+        reset = False
+    before = _status_mb("VmRSS")
+    settings = {**settings, "glcm_distances": tuple(settings["glcm_distances"])}
+    extract(sample["images"], sample["masks"], settings=Settings(**settings))
+    peak = _status_mb("VmHWM") if reset else None
+    if peak is None:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({"peak_rss_mb": peak, "rss_before_extract_mb": before, "peak_is_extraction_only": reset,
+                      "inputs_mb": sample["images"].numel() * 5 / 2**20, "layout": sample["layout"]}))
+
+
+def peak_rss(dataset, n: int, size: int, settings: Settings, threads: int, seed: int) -> dict:
+    """Peak resident memory of a fresh process that loads the regions and extracts them in one torch call."""
+    from dataclasses import asdict
+
+    args = json.dumps([str(dataset), n, size, asdict(settings), threads, seed])
+    code = f"import json; from radclr.radiomics.benchmark import _rss_child; _rss_child(*json.loads({args!r}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,0 +1,70 @@
+"""A :class:`FeatureClass` whose per-region matrices are built for groups of regions at a time.
+
+Texture matrices are ``[B, angles, G, G]`` (GLCM) or ``[B, angles, G, runs]`` (GLRLM): tiny for 8-bit images at
+binWidth 25 (G <= 11) but large when a region has hundreds of gray levels. Such a class builds its matrices and
+coefficients for as many regions at once as fit ``max_elements`` (a Python loop over *groups*, one group for the
+usual batch), computes the requested features of that group and frees them before the next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from radclr.radiomics.base import FeatureClass, RegionBatch
+from radclr.radiomics.levels import GrayLevels, gray_levels
+
+__all__ = ["ChunkedFeatureClass", "Group"]
+
+
+class Group:
+    """Regions ``start:stop`` of a batch: their gray-level codes and values, and the batch they come from."""
+
+    def __init__(self, batch: RegionBatch, levels: GrayLevels, start: int, stop: int):
+        self.batch = batch
+        self.slice = slice(start, stop)
+        self.code = levels.code[start:stop]
+        self.values = levels.values[start:stop]
+        self.counts = levels.counts[start:stop]
+        self.size = levels.size
+        self.direct = levels.direct
+        self.n_gray = batch.n_gray[start:stop]
+        self.settings = batch.settings
+
+    def __len__(self) -> int:
+        return self.code.shape[0]
+
+
+class ChunkedFeatureClass(FeatureClass):
+    """Subclasses implement ``_coefficients(group) -> object`` and ``_elements_per_region(levels) -> int``;
+    feature methods read the current group's coefficients from ``self.c``."""
+
+    max_elements: int = 1 << 24  # float64 matrix elements per group (128 MiB)
+
+    def __init__(self, batch: RegionBatch):
+        super().__init__(batch)
+        self.levels = gray_levels(batch)
+        self.c: Any = None
+        per_region = max(1, int(self._elements_per_region(self.levels)))
+        self.group_size = max(1, self.max_elements // per_region)
+        if batch.batch_size <= self.group_size:
+            self.c = self._coefficients(Group(batch, self.levels, 0, batch.batch_size))
+
+    def _elements_per_region(self, levels: GrayLevels) -> int:
+        raise NotImplementedError
+
+    def _coefficients(self, group: Group) -> Any:
+        raise NotImplementedError
+
+    def execute(self, names: list[str] | None = None) -> dict[str, torch.Tensor]:
+        B = self.batch.batch_size
+        if B <= self.group_size:
+            return super().execute(names)
+        parts: dict[str, list[torch.Tensor]] = {}
+        for start in range(0, B, self.group_size):
+            self.c = self._coefficients(Group(self.batch, self.levels, start, min(B, start + self.group_size)))
+            for name, value in super().execute(names).items():
+                parts.setdefault(name, []).append(value)
+        self.c = None
+        return {name: torch.cat(values) for name, values in parts.items()}

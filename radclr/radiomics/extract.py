@@ -1,0 +1,236 @@
+"""``extract``: PyRadiomics features of a batch of 2-D regions, batched in torch or through PyRadiomics.
+
+This is the radiomics view of every method (seed 000 §2, seed 001 §3.2 BYOP re-extraction, SPEC §2): the 102
+default 2-D features, named as PyRadiomics names them (``original_glcm_Contrast``), in PyRadiomics' order.
+
+Torch engine: regions are sorted by bounding-box size and processed in groups (about ``_PIXEL_BUDGET`` padded
+pixels, or ``batch_size`` regions) so that padding stays small and intermediate tensors stay in cache; inside a
+group every class works on the whole group at once (:mod:`radclr.radiomics.discretize`, ``base.FeatureClass``).
+Degenerate regions follow the policy in ``discretize`` (empty mask -> DataError, PyRadiomics-refused regions and
+NaN intensities -> NaN row with a logged reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+
+from radclr.errors import ConfigError, DataError
+from radclr.radiomics.base import Settings
+from radclr.radiomics.discretize import bounding_boxes, prepare
+from radclr.radiomics.registry import feature_class, resolve_classes
+
+__all__ = ["extract", "feature_names", "boxes_to_masks", "box_edges"]
+
+log = logging.getLogger(__name__)
+
+_PIXEL_BUDGET = 1 << 22  # padded pixels per group in the torch engine
+ENGINES = ("torch", "pyradiomics")
+
+
+def feature_names(classes=None, settings: Settings | None = None) -> list[str]:
+    """Column names ``original_<class>_<Feature>`` the torch engine outputs for ``classes`` (see :func:`extract`)."""
+    del settings  # names of the Original image type do not depend on the settings
+    return [f"original_{c}_{f}" for c, feats in resolve_classes(classes) for f in feats]
+
+
+def box_edges(boxes: np.ndarray, shape: tuple[int, int]):
+    """Pixel edges ``(x0, x1, y0, y1)`` (columns ``x0 <= c < x1``, rows ``y0 <= r < y1``) of boxes ``[N, 4]``
+    ``(x, y, w, h)``: each edge rounded to the nearest pixel boundary, halves up, then clipped to the image."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    H, W = int(shape[0]), int(shape[1])
+    x0 = np.clip(np.floor(b[:, 0] + 0.5), 0, W)
+    x1 = np.clip(np.floor(b[:, 0] + b[:, 2] + 0.5), 0, W)
+    y0 = np.clip(np.floor(b[:, 1] + 0.5), 0, H)
+    y1 = np.clip(np.floor(b[:, 1] + b[:, 3] + 0.5), 0, H)
+    return x0, x1, y0, y1
+
+
+def boxes_to_masks(boxes, shape: tuple[int, int]) -> torch.Tensor:
+    """Boxes ``[N, 4]`` as ``(x, y, w, h)`` in pixels -> ``bool [N, H, W]`` masks.
+
+    Rounding rule (the same masks go to both engines): each box edge is rounded to the nearest pixel boundary,
+    halves up -- columns ``floor(x + 0.5) <= c < floor(x + w + 0.5)``, rows likewise -- then clipped to the image.
+    A box that covers no pixel centre gives an empty mask, which :func:`extract` reports as an error.
+    """
+    b = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
+    if b.dim() != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must be [N, 4] (x, y, w, h), got {tuple(b.shape)}")
+    if len(shape) != 2:
+        raise ValueError(f"shape must be (H, W), got {shape}")
+    if not bool(torch.isfinite(b).all()) or bool((b[:, 2:] < 0).any()):
+        raise ValueError("boxes must be finite with non-negative width and height")
+    H, W = int(shape[0]), int(shape[1])
+    x0, x1, y0, y1 = (torch.as_tensor(v, dtype=torch.float64) for v in box_edges(b.numpy(), (H, W)))
+    rows = torch.arange(H, dtype=torch.float64)
+    cols = torch.arange(W, dtype=torch.float64)
+    in_r = (rows[None, :] >= y0[:, None]) & (rows[None, :] < y1[:, None])
+    in_c = (cols[None, :] >= x0[:, None]) & (cols[None, :] < x1[:, None])
+    return in_r[:, :, None] & in_c[:, None, :]
+
+
+def _settings(settings, bin_width, bin_count) -> Settings:
+    if settings is None:
+        return Settings(bin_width=float(bin_width), bin_count=None if bin_count is None else int(bin_count))
+    if not isinstance(settings, Settings):
+        raise ConfigError(f"settings must be a radclr.radiomics.Settings, got {type(settings).__name__}")
+    if bin_count is not None or float(bin_width) != 25.0:
+        raise ConfigError("give the binning either in settings or as bin_width/bin_count, not both")
+    return settings
+
+
+def _groups(height: torch.Tensor, width: torch.Tensor, batch_size: int | None) -> list[np.ndarray]:
+    """Region indices grouped by similar bounding-box size (smallest first)."""
+    h, w = height.cpu().numpy(), width.cpu().numpy()
+    order = np.lexsort((w, h))
+    groups, start = [], 0
+    while start < len(order):
+        stop = start + 1
+        hmax, wmax = h[order[start]], w[order[start]]
+        while stop < len(order):
+            if batch_size is not None:
+                if stop - start >= batch_size:
+                    break
+            else:
+                nh, nw = max(hmax, h[order[stop]]), max(wmax, w[order[stop]])
+                if (stop - start + 1) * nh * nw > _PIXEL_BUDGET:
+                    break
+            hmax, wmax = max(hmax, h[order[stop]]), max(wmax, w[order[stop]])
+            stop += 1
+        groups.append(order[start:stop])
+        start = stop
+    return groups
+
+
+def extract(
+    images,
+    masks,
+    *,
+    bin_width: float = 25.0,
+    bin_count: int | None = None,
+    classes=None,
+    settings: Settings | None = None,
+    spacing=None,
+    engine: str = "torch",
+    device=None,
+    batch_size: int | None = None,
+    params=None,
+    jobs: int = 1,
+    profile: dict | None = None,
+) -> tuple[list[str], torch.Tensor]:
+    """PyRadiomics features of B 2-D regions -> ``(names, float64 [B, F])``.
+
+    images: ``[B, H, W]`` float intensities (torch or numpy; integers are accepted and used as floats).
+    masks: ``[B, H, W]`` bool region masks (see :func:`boxes_to_masks`).
+    bin_width / bin_count: PyRadiomics ``binWidth`` / ``binCount`` (``bin_count`` wins when set).
+    classes: None (all 7 classes, 102 features), a list of class names, or ``{class: [features] | None}``.
+    settings: a full :class:`Settings` instead of ``bin_width``/``bin_count``.
+    spacing: pixel spacing (row, col) in mm, ``[2]`` or ``[B, 2]`` (TotalEnergy and shape2D use it).
+    engine: ``"torch"`` (batched, CPU or CUDA) or ``"pyradiomics"`` (the reference, one region per call,
+        ``jobs`` processes; the only engine for filtered image types -- pass them in ``params``).
+    device: torch device for the torch engine (default: the images' device).
+    batch_size: regions per group in the torch engine (default: by a padded-pixel budget).
+    params: a :class:`radclr.radiomics.params.RadiomicsParams` (or a path to a PyRadiomics YAML); replaces
+        ``bin_width``/``bin_count``/``classes``/``settings``.
+    profile: optional dict that receives seconds spent per stage (``prepare`` and each class).
+
+    Values are returned on the device the torch engine ran on (CPU for the pyradiomics engine). Rows of regions
+    PyRadiomics refuses (single pixel, 1-pixel-wide line, NaN intensities) are NaN and the reason is logged;
+    an empty mask raises :class:`~radclr.errors.DataError` naming the region.
+    """
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown radiomics engine {engine!r}; choose one of {list(ENGINES)}")
+    if params is not None:
+        from radclr.radiomics.params import RadiomicsParams, load_params
+
+        p = params if isinstance(params, RadiomicsParams) else load_params(params)
+        if classes is not None or settings is not None or bin_count is not None or float(bin_width) != 25.0:
+            raise ConfigError("give either params or bin_width/bin_count/classes/settings, not both")
+        if engine == "torch":
+            p.check_torch()
+        settings, classes = p.settings, p.classes
+    if engine == "pyradiomics":
+        from radclr.radiomics.pyradiomics_engine import extract_pyradiomics
+
+        return extract_pyradiomics(
+            images,
+            masks,
+            settings=_settings(settings, bin_width, bin_count),
+            classes=classes,
+            spacing=spacing,
+            params=params,
+            jobs=jobs,
+        )
+    if int(jobs) != 1:
+        raise ConfigError("jobs applies to engine='pyradiomics'; the torch engine runs batched in one process")
+    settings = _settings(settings, bin_width, bin_count)
+    plan = resolve_classes(classes)
+    names = [f"original_{c}_{f}" for c, feats in plan for f in feats]
+
+    if isinstance(images, np.ndarray):
+        images = torch.from_numpy(np.ascontiguousarray(images))
+    if isinstance(masks, np.ndarray):
+        masks = torch.from_numpy(np.ascontiguousarray(masks))
+    if not isinstance(images, torch.Tensor) or not isinstance(masks, torch.Tensor):
+        raise ValueError("images and masks must be torch tensors or numpy arrays")
+    if images.dim() != 3 or tuple(masks.shape) != tuple(images.shape):
+        raise ValueError(
+            f"images and masks must both be [B, H, W]; got images {tuple(images.shape)}, masks {tuple(masks.shape)}"
+        )
+    masks = masks.to(images.device)
+    masks = masks if masks.dtype == torch.bool else masks != 0
+    B = images.shape[0]
+    device = torch.device(device) if device is not None else images.device
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+    boxes = bounding_boxes(masks)
+    height, width = boxes[2], boxes[3]
+    empty = (height == 0).nonzero().flatten().tolist()
+    if empty:
+        raise DataError(f"region(s) {empty[:20]} have an empty mask: nothing to compute radiomics on")
+    spacing_all = None
+    if spacing is not None:
+        s = torch.as_tensor(np.asarray(spacing, dtype=np.float64) if not isinstance(spacing, torch.Tensor) else spacing)
+        spacing_all = s.to(torch.float64).expand(B, 2) if s.shape == (2,) else s
+        if spacing_all.shape != (B, 2):
+            raise ValueError(f"spacing must be [2] or [B, 2] = [{B}, 2], got {tuple(s.shape)}")
+
+    out = torch.full((B, len(names)), float("nan"), dtype=torch.float64, device=device)
+    timing = profile if profile is not None else {}
+    if images.device != device:  # the whole batch moves once; each group then gathers its crops there
+        images, masks = images.to(device), masks.to(device)
+        boxes = tuple(t.to(device) for t in boxes)
+    for idx in _groups(height, width, batch_size):
+        sel = torch.as_tensor(idx, device=device)
+        t0 = time.perf_counter()
+        batch = prepare(
+            images,
+            masks,
+            settings,
+            None if spacing_all is None else spacing_all[torch.as_tensor(idx)].to(device),
+            regions=sel,
+            boxes=tuple(t[sel] for t in boxes),
+        )
+        _tick(timing, "prepare", t0, device)
+        cols = []
+        for cname, feats in plan:
+            t0 = time.perf_counter()
+            values = feature_class(cname)(batch).execute(feats)
+            cols.extend(values[f] for f in feats)
+            _tick(timing, cname, t0, device)
+        block = torch.stack(cols, 1) if cols else torch.zeros(len(idx), 0, dtype=torch.float64, device=device)
+        for local, reason in batch.undefined.items():
+            block[local] = float("nan")
+            log.warning("radiomics: region %d: %s; its features are NaN", int(idx[local]), reason)
+        out[torch.as_tensor(idx, device=device)] = block
+    return names, out
+
+
+def _tick(timing: dict, key: str, t0: float, device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    timing[key] = timing.get(key, 0.0) + time.perf_counter() - t0

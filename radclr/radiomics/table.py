@@ -1,0 +1,230 @@
+"""Radiomics feature tables of a whole dataset: one row per region (image id, region id, label, features).
+
+The library function behind ``radclr radiomics extract``: regions are the dataset's boxes, the whole image
+(seed 000's "FairRadi" control and the region of normal images), or masks from a folder. Images are read one
+chunk at a time, rows already in the :class:`~radclr.radiomics.cache.FeatureCache` are taken from it, the rest
+go to the chosen engine in one batch per chunk.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from radclr.errors import ConfigError, DataError
+from radclr.radiomics.base import Settings
+
+__all__ = ["Region", "dataset_regions", "extract_table", "ID_COLUMNS"]
+
+log = logging.getLogger(__name__)
+
+ID_COLUMNS = ["image_id", "region_id", "label"]
+REGION_MODES = ("boxes", "whole-image", "masks")
+
+
+@dataclass(frozen=True)
+class Region:
+    """One region of one image: a box ``(x, y, w, h)``, the whole image, or a mask file."""
+
+    index: int  # row of the image in the dataset
+    image_id: str
+    region_id: int
+    label: str
+    box: tuple[float, float, float, float] | None = None
+    mask_path: str | None = None
+
+
+def _mask_files(folder: Path) -> dict[str, Path]:
+    """Mask files under ``folder`` by relative path without suffix, and by bare stem."""
+    from radclr.io.readers import SUPPORTED_SUFFIXES
+
+    suffixes = sorted((s.lower() for s in SUPPORTED_SUFFIXES), key=len, reverse=True)
+    out: dict[str, Path] = {}
+    for p in sorted(folder.rglob("*")):
+        name = p.name.lower()
+        suffix = next((s for s in suffixes if name.endswith(s)), None)
+        if not p.is_file() or suffix is None:
+            continue
+        rel = p.relative_to(folder).as_posix()[: -len(suffix)]
+        out.setdefault(rel, p)
+        out.setdefault(rel.rsplit("/", 1)[-1], p)
+    return out
+
+
+def dataset_regions(ds, mode: str = "boxes", masks_dir: str | Path | None = None) -> list[Region]:
+    """The regions of ``ds`` for ``mode`` (``boxes``: every box; ``whole-image``; ``masks``: ``masks_dir``)."""
+    if mode not in REGION_MODES:
+        raise ConfigError(f"unknown region mode {mode!r}; choose one of {list(REGION_MODES)}")
+    regions: list[Region] = []
+    if mode == "boxes":
+        if len(ds.boxes) == 0:
+            raise DataError(f"{ds.name}: the dataset has no boxes; use --whole-image or --masks DIR")
+        for i, image_id in enumerate(ds.image_ids):
+            for k, b in enumerate(ds.boxes_for(image_id)):
+                regions.append(Region(i, image_id, k, b.label, box=(b.x, b.y, b.w, b.h)))
+    elif mode == "whole-image":
+        regions = [Region(i, image_id, 0, "") for i, image_id in enumerate(ds.image_ids)]
+    else:
+        if masks_dir is None:
+            raise ConfigError("--masks needs a folder of mask images")
+        folder = Path(masks_dir)
+        if not folder.is_dir():
+            raise DataError(f"mask folder {folder} does not exist")
+        files = _mask_files(folder)
+        missing = []
+        for i, image_id in enumerate(ds.image_ids):
+            key = Path(image_id).with_suffix("").as_posix()
+            p = files.get(key) or files.get(Path(image_id).stem)
+            if p is None:
+                missing.append(image_id)
+                continue
+            regions.append(Region(i, image_id, 0, "mask", mask_path=str(p)))
+        if missing:
+            log.warning("%d image(s) have no mask in %s and are skipped (first: %s)", len(missing), folder, missing[0])
+    if not regions:
+        raise DataError(f"{ds.name}: no regions to extract")
+    return regions
+
+
+def _region_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
+    if region.box is not None:  # the rule of boxes_to_masks, without building a torch batch per box
+        from radclr.radiomics.extract import box_edges
+
+        x0, x1, y0, y1 = (int(v[0]) for v in box_edges(np.array([region.box]), shape))
+        mask = np.zeros(shape, dtype=bool)
+        mask[y0:y1, x0:x1] = True
+        return mask
+    if region.mask_path is not None:
+        from radclr.io import read_image
+
+        m = read_image(region.mask_path).array
+        if m.shape != shape:
+            raise DataError(f"mask {region.mask_path} is {m.shape[::-1]} (w, h) but its image is {shape[::-1]}")
+        return m != 0
+    return np.ones(shape, dtype=bool)
+
+
+def _config(settings: Settings, classes, params) -> dict:
+    """The PyRadiomics-style parameters of an extraction (also what the cache key is made of)."""
+    from radclr.radiomics.pyradiomics_engine import pyradiomics_params
+
+    return pyradiomics_params(settings, classes, params)
+
+
+def extract_table(
+    ds,
+    *,
+    mode: str = "boxes",
+    masks_dir=None,
+    settings: Settings | None = None,
+    classes=None,
+    params=None,
+    engine: str = "torch",
+    device=None,
+    batch_size: int | None = None,
+    jobs: int = 1,
+    cache=None,
+    chunk: int = 64,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Features of every region of ``ds`` -> DataFrame ``image_id, region_id, label, <PyRadiomics names>``.
+
+    ``cache``: a :class:`~radclr.radiomics.cache.FeatureCache` (or a folder) -- rows found there are not
+    recomputed. Other arguments as :func:`radclr.radiomics.extract`.
+    """
+    from radclr.radiomics.cache import FeatureCache, array_digest, config_digest, mask_digest
+    from radclr.radiomics.extract import extract
+    from radclr.radiomics.params import load_params
+
+    settings = settings or Settings()
+    if params is not None:
+        params = load_params(params)
+        if engine == "torch":
+            params.check_torch()
+    if cache is not None and not isinstance(cache, FeatureCache):
+        cache = FeatureCache(cache)
+    config = config_digest(engine, _config(settings, classes, params))
+    regions = dataset_regions(ds, mode, masks_dir)
+    rows: list[np.ndarray | None] = [None] * len(regions)
+    names: list[str] | None = None
+    engine_obj = None
+    if engine == "pyradiomics":
+        from radclr.radiomics.pyradiomics_engine import PyRadiomicsEngine
+
+        engine_obj = PyRadiomicsEngine(_config(settings, classes, params), jobs=jobs)
+    try:
+        for start in range(0, len(regions), chunk):
+            part = list(range(start, min(len(regions), start + chunk)))
+            images: dict[int, tuple[np.ndarray, tuple | None, str]] = {}
+            todo, keys = [], {}
+            for r in part:
+                reg = regions[r]
+                if reg.index not in images:
+                    img = ds.read(reg.index)
+                    if img.array.ndim != 2:
+                        raise DataError(f"{ds.path(reg.index)}: radiomics needs a 2-D image, got shape {img.shape}")
+                    images[reg.index] = (img.array, img.spacing, array_digest(img.array, img.spacing))
+                array, spacing, digest = images[reg.index]
+                mask = _region_mask(reg, array.shape)
+                if not mask.any():
+                    raise DataError(f"{reg.image_id}: region {reg.region_id} ({reg.label or 'box'} {reg.box}) "
+                                    "covers no pixel of the image")
+                if cache is not None:
+                    keys[r] = cache.key(digest, mask_digest(mask), config)
+                    hit = cache.get(keys[r])
+                    if hit is not None and (names is None or hit[0] == names):
+                        names = hit[0]
+                        rows[r] = hit[1]
+                        if progress:
+                            progress(1)
+                        continue
+                todo.append((r, mask))
+            if todo:
+                H = max(images[regions[r].index][0].shape[0] for r, _ in todo)
+                W = max(images[regions[r].index][0].shape[1] for r, _ in todo)
+                batch_img = np.zeros((len(todo), H, W), dtype=np.float32)
+                batch_mask = np.zeros((len(todo), H, W), dtype=bool)
+                spacing = np.ones((len(todo), 2))
+                for k, (r, mask) in enumerate(todo):
+                    array, sp, _ = images[regions[r].index]
+                    batch_img[k, : array.shape[0], : array.shape[1]] = array
+                    batch_mask[k, : mask.shape[0], : mask.shape[1]] = mask
+                    if sp is not None and len(sp) == 2:
+                        spacing[k] = sp
+                if engine_obj is not None:
+                    got, values = engine_obj.extract(batch_img, batch_mask, spacing,
+                                                     progress=progress)
+                else:
+                    got, values_t = extract(
+                        torch.from_numpy(batch_img), torch.from_numpy(batch_mask),
+                        settings=None if params is not None else settings,
+                        classes=None if params is not None else classes,
+                        spacing=torch.from_numpy(spacing), engine="torch", device=device,
+                        batch_size=batch_size, params=params,
+                    )
+                    values = values_t.cpu().numpy()
+                    if progress:
+                        progress(len(todo))
+                if names is None:
+                    names = got
+                elif got != names:
+                    raise DataError("feature names changed between chunks (mixed cache entries?); clear the cache")
+                for k, (r, _) in enumerate(todo):
+                    rows[r] = values[k]
+                    if cache is not None:
+                        cache.put(keys[r], names, values[k])
+    finally:
+        if engine_obj is not None:
+            engine_obj.close()
+    ids = pd.DataFrame(
+        {"image_id": [r.image_id for r in regions], "region_id": [r.region_id for r in regions],
+         "label": [r.label for r in regions]}
+    )
+    feats = pd.DataFrame(np.stack(rows), columns=names)
+    return pd.concat([ids, feats], axis=1)
