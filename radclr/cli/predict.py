@@ -1,0 +1,55 @@
+"""`radclr predict RUN IMAGE... [--out DIR] [--json] [--device auto]`."""
+
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("predict", help="finding probabilities, Grad-CAM box + overlay and box radiomics for images",
+                       description="Classify PNG/JPEG/DICOM files with a trained run: per-finding probabilities and "
+                       "the run's validation thresholds, a Grad-CAM box (in the file's pixels) and overlay PNG for "
+                       "the top finding and every finding above its threshold, the radiomic features of each box "
+                       "with their percentile among the model's boxes on training images, and a plain-language "
+                       "line for the most unusual features.")
+    p.add_argument("run", help="run directory (a classifier on whole images)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, DICOM)")
+    p.add_argument("--out", default="radclr-predict", help="folder for overlay PNGs and predictions.json "
+                   "(default: ./radclr-predict)")
+    p.add_argument("--json", action="store_true", help="print the full JSON result instead of a summary")
+    p.add_argument("--device", default="auto", help="auto (default) | cpu | cuda")
+    p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
+    p.add_argument("--top-k", type=int, default=5, help="radiomic features explained per box (default 5)")
+    p.add_argument("--top-only", action="store_true", help="only the top finding's CAM, box, radiomics, overlay")
+    p.set_defaults(func=run)
+
+
+def _summary(res: dict) -> str:
+    lines = [f"{res['image']}  ({res['image_size'][1]} x {res['image_size'][0]} px)"]
+    probs = sorted(res["probabilities"].items(), key=lambda kv: -kv[1])
+    for f, p in probs:
+        t = res["thresholds"][f]
+        lines.append(f"  {f:<20s} p={p:.3f}  threshold {t:.3f}{'  POSITIVE' if p >= t else ''}")
+    for r in res["regions"]:
+        x, y, w, h = r["box"]
+        lines.append(f"  {r['finding']}: box x={x:.0f} y={y:.0f} w={w:.0f} h={h:.0f} (file pixels)"
+                     f"{' [fallback box]' if r['fallback'] else ''}" + (f" -> {r['overlay']}" if r["overlay"] else ""))
+        lines += [f"    - {e}" for e in r["explanation"]]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from radclr.predict import predict
+
+    results = predict(args.run, args.images, args.out, device=args.device, checkpoint=args.checkpoint,
+                      top_k=args.top_k, top_only=args.top_only)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predictions.json").write_text(json.dumps(results, indent=2))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print("\n\n".join(_summary(r) for r in results))
+        print(f"\nthreshold rule: {results[0]['threshold_rule']}; full results in {out / 'predictions.json'}")
+    return 0

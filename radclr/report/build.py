@@ -1,0 +1,49 @@
+"""``radclr report RUN``: one self-contained HTML page of a run's results (figures embedded, no requests).
+
+If the run has no ``metrics.json`` yet, it is written first with :func:`radclr.engine.evaluate.evaluate_run`
+(thresholds on validation, metrics with patient-bootstrap CIs on test, localization). The page's sections and
+what they show are listed in :mod:`radclr.report.sections`; a section whose inputs are absent stays in the page
+with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from radclr.errors import RadclrError
+
+log = logging.getLogger("radclr.report")
+
+__all__ = ["write_report"]
+
+
+def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``) and return its path."""
+    from radclr.report.context import ReportContext
+    from radclr.report.html import page
+    from radclr.report.sections import build_sections
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists():
+        raise RadclrError(f"{run_dir} is not a radclr run directory (no config.yaml)")
+    if not (run_dir / "metrics.json").exists():
+        from radclr.engine.evaluate import evaluate_run
+
+        log.info("%s has no metrics.json: evaluating the run first", run_dir)
+        evaluate_run(run_dir, device=device, progress=progress)
+    if isinstance(device, str):
+        from radclr.engine.trainer import resolve_device
+
+        device = resolve_device(device)
+    ctx = ReportContext(run_dir, device=device, progress=progress)
+    sections = build_sections(ctx)
+    r = ctx.results
+    subtitle = (f"{ctx.metrics.get('method', '?')} run on {(ctx.cfg.get('data') or {}).get('path', '?')}; "
+                f"findings: {', '.join(r.findings)}")
+    out = Path(out) if out else run_dir / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(page(f"radclr report: {r.name}", subtitle, sections), encoding="utf-8")
+    tmp.replace(out)
+    return out

@@ -1,0 +1,95 @@
+"""What the report's sections share about one run, loaded once and only when a section asks for it.
+
+The metrics come from the run's files (cheap); the model, the prepared data and test-set features are loaded
+lazily (a report of a run whose data moved still shows everything that needs only the files).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from radclr.report.results import RunResults
+
+log = logging.getLogger("radclr.report")
+
+__all__ = ["ReportContext", "Omit"]
+
+
+class Omit(Exception):
+    """Raised by a section builder: the section is shown with this one-line reason instead of content."""
+
+
+class ReportContext:
+    def __init__(self, run_dir: str | Path, *, device="cpu", progress: bool = False):
+        self.run_dir = Path(run_dir)
+        self.results = RunResults(self.run_dir)
+        self.cfg = self.results.cfg
+        self.metrics = self.results.metrics
+        self.device = device
+        self.progress = progress
+
+    # --- model and data (lazy) ----------------------------------------------------------------------------
+    @functools.cached_property
+    def run(self):
+        """The evaluated checkpoint (the one metrics.json names), on the report's device."""
+        from radclr.engine.run import load_run
+
+        return load_run(self.run_dir, self.metrics.get("checkpoint", "best.pt"), self.device)
+
+    @functools.cached_property
+    def data(self):
+        """The run's prepared data (its own split); :class:`Omit` when the dataset is not available."""
+        from radclr.engine.data import prepare_data
+        from radclr.errors import RadclrError
+
+        try:
+            return prepare_data(self.run.cfg, self.run_dir, need_radiomics=False, progress=self.progress)
+        except RadclrError as e:
+            raise Omit(f"the run's data ({self.cfg.get('data', {}).get('path')}) is not available: {e}") from None
+
+    @property
+    def test_indices(self) -> np.ndarray:
+        idx = self.data.indices("test")
+        if len(idx) == 0:
+            raise Omit("the run's split has no test images")
+        return idx
+
+    def features(self, which: str | Path, indices: np.ndarray) -> np.ndarray:
+        """Representations y_i = f_i(x) of ``indices`` under checkpoint ``which`` (eval mode, no augmentation)."""
+        return self._features(str(which), tuple(int(i) for i in indices))
+
+    @functools.lru_cache(maxsize=8)
+    def _features(self, which: str, indices: tuple[int, ...]) -> np.ndarray:
+        from radclr.engine.run import load_run
+        from radclr.engine.trainer import run_inference
+
+        run = self.run if which == str(self.run.checkpoint) else load_run(self.run_dir, which, self.device)
+        bs = int(run.cfg["trainer"]["eval_batch_size"])
+        return run_inference(run.method, self.data, np.asarray(indices), self.device, bs, want_logits=False,
+                             want_features=True)["features"]
+
+    def class_labels(self, indices: np.ndarray) -> np.ndarray:
+        """One class name per image for colouring plots: its single positive finding, ``no finding``,
+        ``several findings`` or ``unknown`` (NaN labels)."""
+        y = self.data.dataset.labels[indices]
+        names = list(self.data.findings)
+        out = []
+        for row in y:
+            if np.isnan(row).all():
+                out.append("unknown")
+                continue
+            pos = np.flatnonzero(row == 1)
+            out.append("no finding" if len(pos) == 0 else names[pos[0]] if len(pos) == 1 else "several findings")
+        return np.asarray(out)
+
+    # --- files --------------------------------------------------------------------------------------------
+    def table(self, name: str) -> pd.DataFrame | None:
+        path = self.run_dir / name
+        if not path.exists():
+            return None
+        return pd.read_csv(path, dtype={"image_id": str, "patient_id": str})

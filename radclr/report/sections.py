@@ -1,0 +1,412 @@
+"""The sections of ``radclr report``, one builder each: ``builder(ctx) -> html`` or ``raise Omit(reason)``.
+
+=====================  ======================================================================================
+id                     content (figure style of)
+=====================  ======================================================================================
+``summary``            name, stages/methods, data, split counts, findings, config, dates, radclr version
+``training``           losses of every stage over a running epoch axis (seed 000 Fig. 2), last epoch per stage
+``classification``     per-finding AUC/accuracy/F1/sensitivity/specificity with 95 % patient-bootstrap CIs,
+                       thresholds + their rule, ROC curves with CI bands (``predictions_test.csv``)
+``localization``       accuracy at T(IoU) 0.1..0.7 per finding + mean with CIs, centre-box / whole-image
+                       baselines, Grad-CAM overlays (seed 001 Table 2, Fig. 5)
+``representation``     t-SNE of test-image representations from the kept checkpoints and the final one,
+                       coloured by label (seed 003 Fig. 3)
+``radiomics``          which radiomic features the image embedding predicts (cross-validated R^2 of each
+                       standardised fixed-region feature from the test images' representations) + the
+                       radiomics reference population ``radclr predict`` ranks against
+``label-efficiency``   test metric vs fraction of training labels (seed 004 Fig. 2; ``fractions/summary.csv``)
+``linear-eval``        linear evaluation of the frozen representation (seed 003 §V-B / seed 004 Table 1)
+=====================  ======================================================================================
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from radclr.errors import RadclrError
+from radclr.report.context import Omit, ReportContext
+from radclr.report.html import esc, figure_uri, img, png_file_uri, table
+from radclr.report.results import IOU_THRESHOLDS, Estimate
+
+__all__ = ["Section", "SECTIONS", "build_sections"]
+
+METRICS = (("auc", "AUC"), ("accuracy", "Accuracy"), ("f1", "F1"), ("sensitivity", "Sensitivity"),
+           ("specificity", "Specificity"))
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    body: str = ""
+    status: str = "ok"  # ok | omitted | failed
+    reason: str = ""
+
+    def html(self) -> str:
+        head = f'<section id="{esc(self.id)}" class="{esc(self.status)}"><h2>{esc(self.title)}</h2>'
+        if self.status != "ok":
+            label = "Omitted" if self.status == "omitted" else "Could not be built"
+            return f'{head}<p class="reason">{label}: {esc(self.reason)}</p></section>'
+        return f"{head}{self.body}</section>"
+
+
+def _fmt(est: Estimate) -> str:
+    return est.format()
+
+
+def _close(fig) -> None:
+    fig.clf()
+
+
+# --------------------------------------------------------------------------------------------------------------
+def summary(ctx: ReportContext) -> str:
+    from radclr import __version__
+
+    cfg, m = ctx.cfg, ctx.metrics
+    stages = []
+    for st in cfg.get("stages") or []:
+        epochs = st.get("epochs", (cfg.get("trainer") or {}).get("epochs"))
+        stages.append(f"{st.get('name', '?')}: {st.get('method', '?')} ({epochs} epoch{'s' if epochs != 1 else ''})")
+    data = cfg.get("data") or {}
+    rows = [("Name", cfg.get("name", ctx.run_dir.name)), ("Run directory", str(ctx.run_dir)),
+            ("Stages (method)", " -> ".join(stages) or "?"),
+            ("Encoder", (cfg.get("model") or {}).get("encoder", "?")),
+            ("Data", f"{data.get('path', '?')} (image size {data.get('image_size', '?')} px, intensity "
+                     f"{data.get('intensity', 'auto')})"),
+            ("Findings", ", ".join(ctx.results.findings) or "?"),
+            ("Evaluated checkpoint", f"{m.get('checkpoint', '?')} on the {m.get('split', 'test')} split")]
+    split = ctx.table("splits.csv")
+    if split is not None:
+        parts = []
+        for name in ("train", "val", "test"):
+            part = split[split["split"] == name]
+            text = f"{name} {len(part)} images / {part['patient_id'].nunique()} patients"
+            if name == "train" and "labeled" in part and not part["labeled"].all():
+                text += f" ({int(part['labeled'].sum())} labelled)"
+            parts.append(text)
+        rows.append(("Split (patient-wise)", "; ".join(parts)))
+    cfg_path = ctx.run_dir / "config.yaml"
+    metrics_csv = ctx.run_dir / "metrics.csv"
+    when = metrics_csv if metrics_csv.exists() else cfg_path
+    if when.exists():
+        rows.append(("Trained", time.strftime("%Y-%m-%d %H:%M", time.localtime(when.stat().st_mtime))))
+    rows += [("Report generated", time.strftime("%Y-%m-%d %H:%M")), ("radclr version", __version__),
+             ("Seed", cfg.get("seed", "?"))]
+    body = table(None, rows, row_headers=True)
+    if cfg_path.exists():
+        body += (f"<details><summary>Resolved configuration (config.yaml)</summary>"
+                 f"<pre>{esc(cfg_path.read_text())}</pre></details>")
+    return body
+
+
+# --------------------------------------------------------------------------------------------------------------
+def training(ctx: ReportContext) -> str:
+    from radclr.visualize.curves import loss_curves_figure
+
+    df = ctx.table("metrics.csv")
+    if df is None or df.empty:
+        raise Omit("no metrics.csv (the run has not finished an epoch)")
+    fig = loss_curves_figure(df)
+    body = img(figure_uri(fig), "training and fine-tuning losses",
+               "Every loss of every stage over a running epoch axis; dashed lines separate the stages "
+               "(seed 000 Fig. 2 style). Training losses are epoch means; validation losses on the validation split.")
+    _close(fig)
+    stage_col = "stage" if "stage" in df else None
+    last = df.groupby(stage_col, sort=False).tail(1) if stage_col else df.tail(1)
+    cols = [c for c in last.columns if c != "stage" and last[c].notna().any()]
+    keys = ["stage"] if stage_col else []
+    rows = [[(f"{v:.4g}" if isinstance(v, float) else v) for v in r] for r in last[keys + cols].itertuples(index=False)]
+    numeric = [False] * len(keys) + [True] * len(cols)
+    body += "<h3>Last epoch of each stage</h3>" + table(keys + cols, rows, numeric=numeric)
+    return body
+
+
+# --------------------------------------------------------------------------------------------------------------
+def classification(ctx: ReportContext) -> str:
+    cls = ctx.metrics.get("classification")
+    if not cls:
+        method = ctx.metrics.get("method", "?")
+        extra = "; see Linear evaluation" if ctx.metrics.get("linear_eval") else ""
+        raise Omit(f"the evaluated model ({method}) has no classifier, so there are no classification metrics{extra}")
+    r = ctx.results
+    findings = r.findings
+    report = cls.get("report") or {}
+    thresholds = cls.get("thresholds") or {}
+    rows, classes = [], []
+    for f in findings + ["mean"]:
+        entry = (report.get("per_finding") or {}).get(f, {}) if f != "mean" else {}
+        thr = thresholds.get(f)
+        counts = f"{entry.get('n_positive', '?')} / {entry.get('n_negative', '?')}" if entry else ""
+        rows.append([f] + [_fmt(r.classification(k, f)) for k, _ in METRICS] +
+                    [f"{thr:.3f}" if isinstance(thr, (int, float)) else "", counts])
+        classes.append("mean" if f == "mean" else "")
+    boot = report.get("bootstrap") or {}
+    body = table(["Finding"] + [n for _, n in METRICS] + ["Threshold", "positive / negative"], rows,
+                 numeric=[False] + [True] * (len(METRICS) + 2), row_classes=classes)
+    body += (f"<p class=\"note\">{esc(cls.get('split', 'test'))} split: {esc(cls.get('n_images', '?'))} images of "
+             f"{esc(cls.get('n_patients', '?'))} patients. Values with 95 % confidence intervals from "
+             f"{esc(boot.get('n_boot', '?'))} bootstrap resamples of {esc(boot.get('resampling', 'patients'))}. "
+             f"Thresholds: {esc(cls.get('threshold_rule', '?'))}; an image is positive when p &ge; threshold. "
+             f"Mean = unweighted mean over the findings where the metric is defined.</p>")
+    pred = ctx.table(f"predictions_{cls.get('split', 'test')}.csv")
+    if pred is None:
+        return body + "<p class=\"note\">No predictions file, so no ROC curves.</p>"
+    from radclr.visualize.curves import roc_figure
+
+    y = np.column_stack([pred[f"y_{f}"].to_numpy(dtype=float) for f in findings])
+    p = np.column_stack([pred[f"p_{f}"].to_numpy(dtype=float) for f in findings])
+    n_boot = min(int((ctx.cfg.get("evaluation") or {}).get("n_boot", 200)), 200)
+    fig = roc_figure(y, p, findings, patient_ids=pred["patient_id"].to_numpy(), n_boot=n_boot,
+                     seed=int(ctx.cfg.get("seed", 0)), ncols=min(4, len(findings)))
+    body += img(figure_uri(fig), "ROC curves", f"ROC curves of the {cls.get('split', 'test')} split; bands: 95 % "
+                f"pointwise intervals from {n_boot} patient-bootstrap resamples.")
+    _close(fig)
+    return body
+
+
+# --------------------------------------------------------------------------------------------------------------
+def localization(ctx: ReportContext) -> str:
+    r = ctx.results
+    if not r.has_localization:
+        if ctx.metrics.get("classification") is None:
+            raise Omit("the evaluated model has no classifier to compute Grad-CAM from")
+        raise Omit("no localization results: no test image with a ground-truth box (or localization is off)")
+    loc = ctx.metrics["localization"]
+    findings = [f for f in r.findings if f in (loc["iou_accuracy"].get("0.1") or {})]
+    base = loc.get("baselines") or {}
+    rows = []
+    for t in IOU_THRESHOLDS:
+        row = [t] + [_fmt(r.localization(t, f)) for f in findings] + [_fmt(r.localization(t, "mean"))]
+        for b in ("centre_box", "whole_image"):
+            v = ((base.get(b) or {}).get(t) or {}).get("mean")
+            row.append(Estimate.of(v).format())
+        rows.append(row)
+    header = ["T(IoU)"] + findings + ["Mean", "centre box (mean)", "whole image (mean)"]
+    body = table(header, rows, numeric=[False] + [True] * (len(header) - 1))
+    n_cases = loc.get("n_cases") or {}
+    cases = ", ".join(f"{k} {v}" for k, v in n_cases.items())
+    rule = loc.get("definition", loc.get("rule", "?"))
+    body += (f"<p class=\"note\">{esc(loc.get('n_images', '?'))} test images with ground-truth boxes; cases per "
+             f"finding: {esc(cases)}. Rule: {esc(rule)}. "
+             f"CAM to box: {esc(json.dumps(loc.get('cam_options', {})))}"
+             f"{esc(_threshold_origin(loc))}; {esc(loc.get('n_fallback_boxes', '?'))} "
+             f"fallback box(es). Baselines use the same rule (centre-box sizes from "
+             f"{esc(base.get('centre_box_sizes', '?'))}).</p>")
+    fig_path = ctx.run_dir / "figures" / (loc.get("figure") or "localization_examples.png")
+    if fig_path.exists():
+        body += img(png_file_uri(fig_path), "Grad-CAM localization examples",
+                    "Test images: original, then Grad-CAM heatmap with the ground-truth box (yellow) and the "
+                    "predicted box (red) for the finding in the title (seed 001 Fig. 5 style).")
+    return body
+
+
+def _threshold_origin(loc: dict) -> str:
+    cal = loc.get("cam_threshold")
+    return f" (threshold from {cal['fit_on']})" if isinstance(cal, dict) and cal.get("fit_on") else ""
+
+
+# --------------------------------------------------------------------------------------------------------------
+def _kept_checkpoints(ctx: ReportContext) -> list[tuple[str, object]]:
+    ckdir = ctx.run_dir / "checkpoints"
+    stages = [st.get("name") for st in ctx.cfg.get("stages") or []]
+    kept = []
+    for p in ckdir.glob("*-epoch*.pt"):
+        name, _, ep = p.stem.rpartition("-epoch")
+        if ep.isdigit():
+            kept.append((stages.index(name) if name in stages else len(stages), int(ep), name, p))
+    kept.sort()
+    out = [(f"{name} epoch {ep}" if len(stages) > 1 else f"epoch {ep}", p) for _, ep, name, p in kept][-5:]
+    if (ckdir / "last.pt").exists():
+        out.append(("final", ckdir / "last.pt"))
+    return out
+
+
+def representation(ctx: ReportContext) -> str:
+    from radclr.visualize.embedding import tsne_figure
+
+    idx = ctx.test_indices
+    if len(idx) < 5:
+        raise Omit(f"t-SNE needs at least 5 test images, the split has {len(idx)}")
+    checkpoints = _kept_checkpoints(ctx)
+    if not checkpoints:
+        raise Omit("no checkpoints in the run directory")
+    feats = {label: ctx.features(path, idx) for label, path in checkpoints}
+    labels = ctx.class_labels(idx)
+    fig = tsne_figure(feats, labels, seed=int(ctx.cfg.get("seed", 0)), ncols=min(3, len(feats)),
+                      title="t-SNE")
+    n = len(getattr(fig, "tsne_indices", idx))
+    body = img(figure_uri(fig), "t-SNE of learned representations",
+               f"Representations y_i = f_i(x) of {n} test images from {len(feats)} checkpoint(s) "
+               "(kept epochs, trainer.keep_epochs, and the final one), coloured by label (seed 003 Fig. 3). "
+               "Distances between clusters carry no meaning; look at how mixed the classes are.")
+    _close(fig)
+    return body
+
+
+# --------------------------------------------------------------------------------------------------------------
+def radiomics(ctx: ReportContext) -> str:
+    from radclr.engine.data import fixed_radiomics
+    from radclr.engine.store import default_cache_dir
+    from radclr.visualize.radiomics_panel import radiomics_panel_figure, radiomics_predictability
+
+    data = ctx.data
+    idx = ctx.test_indices
+    note = ""
+    if len(idx) < 10:  # 5-fold cross-validation needs at least 10 rows
+        idx = np.sort(np.concatenate([idx, data.indices("val")]))
+        note = " (the test split alone is too small: test + validation images)"
+    if len(idx) < 10:
+        raise Omit(f"the radiomics panel needs at least 10 held-out images, the run has {len(idx)}")
+    if data.radiomics is None:
+        cache = default_cache_dir() if not ctx.cfg["data"].get("cache_dir") else ctx.cfg["data"]["cache_dir"]
+        data.radiomics_names, data.radiomics = fixed_radiomics(data.dataset, data.store, data.boxes,
+                                                               ctx.run.cfg["radiomics"], cache, progress=ctx.progress)
+    Y = ctx.features(ctx.run.checkpoint, idx)
+    groups = data.dataset.patient_ids[idx]
+    k = int(min(5, len(np.unique(groups))))
+    if k < 2:
+        raise Omit("the held-out images come from fewer than 2 patients: no cross-validation possible")
+    tab = radiomics_predictability(Y, data.radiomics[idx], data.radiomics_names, groups=groups, n_splits=k,
+                                   seed=int(ctx.cfg.get("seed", 0)))
+    fig = radiomics_panel_figure(tab, title=None)  # the section heading and caption say what it is
+    region = ctx.cfg.get("radiomics", {}).get("region", "box")
+    where = "the whole image" if region == "whole_image" else "the ground-truth box (the whole image where none)"
+    body = img(figure_uri(fig), "radiomics panel",
+               f"How well each standardised radiomic feature of {where} can be predicted linearly from the "
+               f"image representation of {len(idx)} held-out images{note}: out-of-fold R\u00b2 of a ridge "
+               f"regression, {k}-fold patient-wise cross-validation. ~1: the embedding encodes the feature; "
+               "~0 or below: it does not.")
+    _close(fig)
+    top = tab[np.isfinite(tab["r2_cv"])].head(15)
+    body += "<h3>Features the embedding agrees with most</h3>" + table(
+        ["Feature", "R\u00b2 (cross-validated)", "r (prediction vs feature)"],
+        [[row.feature, f"{row.r2_cv:.3f}", f"{row.r_cv:.3f}"] for row in top.itertuples()], numeric=[False, True, True])
+    n_bad = int((tab["reason"] != "").sum())
+    if n_bad:
+        body += f"<p class=\"note\">{n_bad} feature(s) left out (constant or non-finite on these images).</p>"
+    return body + _reference_block(ctx)
+
+
+def _reference_block(ctx: ReportContext) -> str:
+    """Summary of (and, when missing, the build of) the population ``radclr predict`` ranks radiomics against."""
+    from radclr.predict import build_radiomics_reference, load_radiomics_reference
+
+    if ctx.metrics.get("classification") is None or ctx.run.method.cam_head() is None or \
+            ctx.cfg.get("radiomics", {}).get("region") == "roi_crop":
+        return ""
+    ref = load_radiomics_reference(ctx.run_dir)
+    if ref is None:
+        try:
+            build_radiomics_reference(ctx.run_dir, run=ctx.run, data=ctx.data, progress=ctx.progress)
+        except RadclrError as e:
+            return f"<p class=\"note\">No radiomics reference population for <code>radclr predict</code>: {esc(e)}</p>"
+        ref = load_radiomics_reference(ctx.run_dir)
+    z = np.load(ref.path, allow_pickle=False)
+    boxes = z["boxes"]
+    S = int(ref.meta.get("image_size", ctx.run.image_size))
+    area = 100.0 * boxes[:, 2] * boxes[:, 3] / float(S * S)
+    counts = pd.Series(z["findings"]).value_counts()
+    return ("<h3>Reference population for <code>radclr predict</code></h3>"
+            f"<p>{len(ref)} training images (seed {ref.meta.get('seed')}, at most {ref.meta.get('max_images')}): "
+            f"Grad-CAM box of each image's top finding ({esc(', '.join(f'{k} {v}' for k, v in counts.items()))}); "
+            f"median box area {np.median(area):.0f} % of the image (IQR {np.percentile(area, 25):.0f}-"
+            f"{np.percentile(area, 75):.0f} %), {int(z['fallback'].sum())} fallback box(es). "
+            f"<code>radclr predict</code> reports each radiomic feature of a new image's box as a percentile "
+            f"of this population. File: <code>{esc(ref.path.name)}</code>.</p>")
+
+
+# --------------------------------------------------------------------------------------------------------------
+def label_efficiency(ctx: ReportContext) -> str:
+    from radclr.visualize.curves import label_efficiency_figure
+
+    df = ctx.table("fractions/summary.csv")
+    if df is None or df.empty:
+        raise Omit("no label-fraction results (train with --label-fractions to get fractions/summary.csv)")
+    df = df.assign(method=ctx.results.name)
+    fig = label_efficiency_figure(df, metric="auc", ylabel="mean test AUC")
+    body = img(figure_uri(fig), "label efficiency", "Mean test AUC against the fraction of training labels, 95 % "
+               "patient-bootstrap intervals as error bars (seed 004 Fig. 2 style).")
+    _close(fig)
+    metrics = [m for m in ("auc", "accuracy", "f1", "sensitivity", "specificity") if m in df]
+    rows = []
+    for row in df.sort_values("label_fraction").to_dict("records"):
+        cells = [f"{100 * float(row['label_fraction']):g} %", row.get("n_labeled", "")]
+        for m in metrics:
+            cells.append(Estimate.of(row.get(m), [row.get(f"{m}_ci_low"), row.get(f"{m}_ci_high")]).format())
+        rows.append(cells)
+    return body + table(["labels", "labelled images"] + metrics, rows, numeric=[True] * (2 + len(metrics)))
+
+
+# --------------------------------------------------------------------------------------------------------------
+def linear_eval(ctx: ReportContext) -> str:
+    lin = ctx.metrics.get("linear_eval")
+    if not isinstance(lin, dict) or not lin:
+        raise Omit("linear evaluation was not run (evaluation.linear_eval: false)")
+    if lin.get("skipped"):
+        raise Omit(str(lin["skipped"]))
+    rep = lin.get("test_ci") or {}
+    names = list(rep.get("findings") or (lin.get("per_finding") or {}).keys())
+    rows, classes = [], []
+    for f in names + ["mean"]:
+        entry = rep.get("mean") if f == "mean" else (rep.get("per_finding") or {}).get(f, {})
+        cells = [f]
+        for key, _ in METRICS:
+            m = (entry or {}).get(key)
+            if isinstance(m, dict):
+                cells.append(Estimate.of(m.get("value"), m).format())
+            else:
+                v = (lin.get("test") or {}).get(key) if f == "mean" else \
+                    ((lin.get("per_finding") or {}).get(f, {}).get("test") or {}).get(key)
+                cells.append(Estimate.of(v).format())
+        c = (lin.get("chosen_C") or {}).get(f)
+        cells.append(f"{c:g}" if isinstance(c, (int, float)) else "")
+        rows.append(cells)
+        classes.append("mean" if f == "mean" else "")
+    body = table(["Finding"] + [n for _, n in METRICS] + ["C"], rows, numeric=[False] + [True] * (len(METRICS) + 1),
+                 row_classes=classes)
+    n_train = lin.get("n_train_labeled", lin.get("n_train", "?"))
+    body += (f"<p class=\"note\">Logistic regression on the frozen representation y_i "
+             f"({esc(lin.get('standardize', ''))}; class weights {esc(lin.get('class_weight', ''))}; C chosen by "
+             f"{esc(lin.get('selection', ''))}); {esc(n_train)} labelled training, {esc(lin.get('n_val', '?'))} "
+             f"validation, {esc(lin.get('n_test', '?'))} test images; thresholds {esc(lin.get('threshold_rule', '?'))} "
+             "on validation. 95 % patient-bootstrap intervals.</p>")
+    return body
+
+
+# --------------------------------------------------------------------------------------------------------------
+SECTIONS: list[tuple[str, str, Callable[[ReportContext], str]]] = [
+    ("summary", "Run summary", summary),
+    ("training", "Training curves", training),
+    ("classification", "Classification", classification),
+    ("localization", "Localization", localization),
+    ("representation", "Representation (t-SNE)", representation),
+    ("radiomics", "Radiomics panel", radiomics),
+    ("label-efficiency", "Label efficiency", label_efficiency),
+    ("linear-eval", "Linear evaluation", linear_eval),
+]
+
+
+def build_sections(ctx: ReportContext) -> list[Section]:
+    """Every section in order; a builder that cannot run gives an omitted section with its reason, one that
+    fails unexpectedly a "could not be built" section with the error (logged with its traceback)."""
+    import logging
+
+    log = logging.getLogger("radclr.report")
+    out = []
+    for sid, title, builder in SECTIONS:
+        t0 = time.perf_counter()
+        try:
+            out.append(Section(sid, title, builder(ctx)))
+        except (Omit, RadclrError) as e:  # absent inputs, or a user-facing problem such as a missing checkpoint
+            out.append(Section(sid, title, status="omitted", reason=str(e)))
+        except Exception as e:  # noqa: BLE001 - one broken figure must not cost the whole report
+            log.warning("report section %s failed", sid, exc_info=True)
+            out.append(Section(sid, title, status="failed", reason=f"{type(e).__name__}: {e}"))
+        log.debug("section %s: %.2f s", sid, time.perf_counter() - t0)
+    return out

@@ -1,0 +1,278 @@
+"""Runs in the seed papers' table layouts, so a user can put their numbers beside the published ones.
+
+Layouts (``radclr table RUN... --layout L``):
+
+* ``seed000-table1`` -- seed 000 Tables 1-2: Accuracy, F1 score, AUC of one (binary) finding per model.
+* ``seed001-table1`` -- seed 001 Table 1: AUC per finding and the mean over findings.
+* ``seed001-table2`` -- seed 001 Table 2: localization accuracy (correct if IoU > T) per T(IoU) in 0.1..0.7,
+  per finding and mean; one block of rows per T.
+* ``seed001-table3`` -- seed 001 Table 3 (ablation Base / w. FL / w. BYOP / Full model): AUC per finding +
+  mean, with the ablation each BYOP run's configuration corresponds to.
+* ``seed004-table2`` -- seed 004 Table 2: Accuracy and weighted F1 (support-weighted over both classes).
+
+Every value of a run comes from its ``metrics.json`` with its 95 % patient-bootstrap interval; a value the run
+does not have is NaN and printed ``n/a``. Finding columns are the runs' findings (NIH's 8 seed 001 findings
+first, in the paper's order, when the runs have them all). ``published=True`` adds the paper's rows, marked
+"published" in the ``Source`` column.
+
+:func:`make_table` returns a numeric :class:`pandas.DataFrame`: key columns (``Model``, ``Source``, ...) and,
+per metric column ``X``, ``X ci_low`` / ``X ci_high`` (and ``X sd`` for published mean +- sd). :func:`to_markdown`
+prints it with ``0.812 [0.78, 0.84]`` cells; :func:`write_csv` writes it (``n/a`` for missing values).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from radclr.errors import RadclrError
+from radclr.report.published import published_rows
+from radclr.report.results import IOU_THRESHOLDS, Estimate, RunResults, load_results
+
+__all__ = ["LAYOUTS", "NIH8", "make_table", "to_markdown", "write_csv", "metric_columns"]
+
+#: the 8 NIH ChestX-ray14 findings of seed 001 Tables 1-3, in the paper's column order
+NIH8 = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax")
+
+LAYOUTS = {
+    "seed000-table1": "Seed 000 Table 1 layout: Accuracy, F1 score and AUC",
+    "seed001-table1": "Seed 001 Table 1 layout: AUC per finding and mean",
+    "seed001-table2": "Seed 001 Table 2 layout: localization accuracy (correct if IoU > T) per finding and mean",
+    "seed001-table3": "Seed 001 Table 3 layout (ablation): AUC per finding and mean",
+    "seed004-table2": "Seed 004 Table 2 layout: Accuracy and weighted F1 score",
+}
+_SUFFIXES = (" ci_low", " ci_high", " sd")
+NA = "n/a"
+
+
+# --------------------------------------------------------------------------------------------------------------
+def _finding_columns(runs: list[RunResults]) -> list[str]:
+    seen: list[str] = []
+    for r in runs:
+        for f in r.findings:
+            if f not in seen:
+                seen.append(f)
+    if not runs or set(NIH8) <= set(seen):
+        return list(NIH8) + [f for f in seen if f not in NIH8]
+    return seen
+
+
+def _put(row: dict, column: str, est: Estimate) -> None:
+    row[column] = math.nan if est.value is None else est.value
+    row[f"{column} ci_low"] = math.nan if est.low is None else est.low
+    row[f"{column} ci_high"] = math.nan if est.high is None else est.high
+
+
+def _run_source(r: RunResults, what: str = "classification") -> str:
+    if what == "localization":
+        if not r.has_localization:
+            return "this run: no localization results"
+        n = r.get("localization", "n_images")
+        return f"this run: {n} test image(s) with boxes" if n is not None else "this run"
+    source = r.classification_source()
+    if source is None:
+        return "this run: no classifier and no linear evaluation"
+    split = r.get("classification", "split") or r.get("split") or "test"
+    n = r.n_test_images()
+    text = f"this run: {split} split" + (f", {n} images" if n is not None else "")
+    return text + (" (linear evaluation of the frozen encoder)" if source == "linear eval" else "")
+
+
+def _pick_finding(r: RunResults, finding: str | None) -> str:
+    if finding:
+        if finding != "mean" and finding not in r.findings:
+            raise RadclrError(f"{r.run_dir}: finding {finding!r} not among the run's findings {r.findings}")
+        return finding
+    return r.findings[0] if len(r.findings) == 1 else "mean"
+
+
+def _names(runs: list[RunResults], names: Sequence[str] | None) -> list[str]:
+    if names is None:
+        return [r.name for r in runs]
+    names = [str(n) for n in names]
+    if len(names) != len(runs):
+        raise RadclrError(f"--names gives {len(names)} name(s) for {len(runs)} run(s)")
+    return names
+
+
+def _published(layout: str, columns: list[str]) -> tuple[list[dict], list[str]]:
+    rows, source, note = published_rows(layout)
+    out = []
+    for p in rows:
+        where = source if not p.get("table") else source.replace(source.split(" (")[0], str(p["table"]), 1)
+        row = {"Model": f"{p['model']} (published)", "Source": f"published: {where}"}
+        for c in columns:
+            v = (p.get("values") or {}).get(c)
+            _put(row, c, Estimate(float(v) if v is not None else None))
+            sd = (p.get("sd") or {}).get(c)
+            if sd is not None:
+                row[f"{c} sd"] = float(sd)
+        for key in ("t", "ablation", "dataset"):
+            if key in p:
+                row[key] = p[key]
+        out.append(row)
+    notes = [note] if note else []
+    return out, notes
+
+
+# --------------------------------------------------------------------------------------------------------------
+def make_table(runs, layout: str, *, names: Sequence[str] | None = None, finding: str | None = None,
+               published: bool = False) -> pd.DataFrame:
+    """One row per run (and per published row with ``published=True``) in a seed paper's table layout.
+
+    ``runs``: run directories, ``metrics.json`` paths or :class:`RunResults`. ``names``: row names (default: each
+    config's ``name``). ``finding``: for ``seed000-table1`` / ``seed004-table2``, the finding to report (default:
+    the run's only finding, else ``mean``). Notes worth printing under the table are in ``df.attrs["notes"]``.
+    """
+    if layout not in LAYOUTS:
+        raise RadclrError(f"unknown layout {layout!r}; choose one of {sorted(LAYOUTS)}")
+    results = load_results(runs)
+    row_names = _names(results, names)
+    notes: list[str] = []
+    if layout in ("seed000-table1", "seed004-table2"):
+        metrics = ([("Accuracy", "accuracy"), ("F1 score", "f1"), ("AUC", "auc")] if layout == "seed000-table1"
+                   else [("Accuracy", "accuracy"), ("F1 score (weighted)", "f1_weighted")])
+        columns = [c for c, _ in metrics]
+        rows = []
+        for r, name in zip(results, row_names):
+            f = _pick_finding(r, finding)
+            row = {"Model": name, "Finding": f, "Source": _run_source(r)}
+            if layout == "seed004-table2":
+                row["Dataset"] = r.dataset
+            for col, key in metrics:
+                _put(row, col, r.classification(key, f))
+            rows.append(row)
+        keys = (["Dataset"] if layout == "seed004-table2" else []) + ["Model", "Finding", "Source"]
+        if published:
+            pub, pnotes = _published(layout, columns)
+            for p in pub:
+                if layout == "seed004-table2":
+                    p["Dataset"] = p.pop("dataset", "")
+                p["Finding"] = "Pneumonia" if layout == "seed000-table1" else "tumour class"
+            rows = pub + rows
+            notes += pnotes
+        if any(r.get("Finding") == "mean" for r in rows):
+            notes.append("Finding 'mean': the unweighted mean over the run's findings")
+    elif layout in ("seed001-table1", "seed001-table3"):
+        findings = _finding_columns(results)
+        columns = findings + ["Mean"]
+        rows = []
+        for r, name in zip(results, row_names):
+            row = {"Model": name, "Source": _run_source(r)}
+            if layout == "seed001-table3":
+                row["Ablation"] = r.ablation_label() or NA
+            for f in findings:
+                _put(row, f, r.classification("auc", f) if f in r.findings else Estimate(None))
+            _put(row, "Mean", r.classification("auc", "mean"))
+            rows.append(row)
+        keys = ["Model"] + (["Ablation"] if layout == "seed001-table3" else []) + ["Source"]
+        if published:
+            pub, pnotes = _published(layout, columns)
+            for p in pub:
+                if layout == "seed001-table3":
+                    p["Ablation"] = p.pop("ablation", NA)
+            rows = pub + rows
+            notes += pnotes
+        _mean_note(results, notes)
+    else:  # seed001-table2
+        findings = _finding_columns(results)
+        columns = findings + ["Mean"]
+        pub = _published(layout, columns) if published else ([], [])
+        notes += pub[1]
+        rows = []
+        for t in IOU_THRESHOLDS:
+            rows += [{**p, "T(IoU)": t} for p in pub[0] if f"{float(p['t']):.1f}" == t]
+            for r, name in zip(results, row_names):
+                row = {"T(IoU)": t, "Model": name, "Source": _run_source(r, "localization")}
+                for f in findings:
+                    _put(row, f, r.localization(t, f) if f in r.findings else Estimate(None))
+                _put(row, "Mean", r.localization(t, "mean"))
+                rows.append(row)
+        for row in rows:
+            row.pop("t", None)
+        keys = ["T(IoU)", "Model", "Source"]
+        _mean_note(results, notes)
+        if any(r.has_localization for r in results):
+            rule = next(r.get("localization", "definition") for r in results if r.has_localization)
+            if rule:
+                notes.append(f"localization rule: {rule}")
+    ordered = keys + [c for col in columns for c in (col, f"{col} ci_low", f"{col} ci_high", f"{col} sd")]
+    df = pd.DataFrame(rows)
+    for c in ordered:
+        if c not in df:
+            df[c] = math.nan if c not in keys else ""
+    df = df[[c for c in ordered if not (c.endswith(" sd") and df[c].isna().all())]]
+    df.attrs["layout"] = layout
+    df.attrs["title"] = LAYOUTS[layout] + " (95 % patient-bootstrap CI in brackets)"
+    df.attrs["notes"] = notes
+    return df
+
+
+def _mean_note(results: list[RunResults], notes: list[str]) -> None:
+    sets = {tuple(r.findings) for r in results}
+    if len(sets) > 1:
+        notes.append("the runs have different findings: each run's Mean is over its own findings")
+
+
+# --------------------------------------------------------------------------------------------------------------
+def metric_columns(df: pd.DataFrame) -> list[str]:
+    """The value columns of a :func:`make_table` frame (those with ``ci_low``/``ci_high`` companions)."""
+    return [c for c in df.columns if f"{c} ci_low" in df.columns]
+
+
+def _published_digits(layout: str | None, col: str) -> int:
+    """Decimals the paper printed: seed 001 gives per-finding values to 2 decimals and the mean to 3; seed 000
+    and seed 004 (percent with one decimal = fraction with three) to 3."""
+    return 2 if (layout or "").startswith("seed001") and col != "Mean" else 3
+
+
+def _cell(row: pd.Series, col: str, published: bool, layout: str | None = None) -> str:
+    v = row[col]
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return NA
+    if published:
+        d = _published_digits(layout, col)
+        text = f"{float(v):.{d}f}"
+        sd = row.get(f"{col} sd")
+        if sd is not None and not (isinstance(sd, float) and math.isnan(sd)):
+            text += f" ± {float(sd):.{d}f}"
+        return text
+    lo, hi = row.get(f"{col} ci_low"), row.get(f"{col} ci_high")
+    return Estimate(float(v), None if pd.isna(lo) else float(lo), None if pd.isna(hi) else float(hi)).format()
+
+
+def _md_escape(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(df: pd.DataFrame, *, title: bool = True) -> str:
+    """The table as Markdown: ``value [ci_low, ci_high]`` cells, ``n/a`` for missing values, notes below."""
+    values = metric_columns(df)
+    keys = [c for c in df.columns if c not in values and not c.endswith(_SUFFIXES)]
+    header = keys + values
+    lines = []
+    if title and df.attrs.get("title"):
+        lines += [f"**{df.attrs['title']}**", ""]
+    lines.append("| " + " | ".join(_md_escape(h) for h in header) + " |")
+    lines.append("|" + "|".join("---" if h in keys else "---:" for h in header) + "|")
+    for _, row in df.iterrows():
+        pub = str(row.get("Source", "")).startswith("published")
+        cells = [_md_escape(row[k]) if not (isinstance(row[k], float) and math.isnan(row[k])) else NA for k in keys]
+        cells += [_cell(row, c, pub, df.attrs.get("layout")) for c in values]
+        lines.append("| " + " | ".join(cells) + " |")
+    notes = df.attrs.get("notes") or []
+    if notes:
+        lines.append("")
+        lines += [f"* {note}" for note in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_csv(df: pd.DataFrame, path: str | Path) -> Path:
+    """Write the numeric table (values, ``ci_low``/``ci_high`` columns; ``n/a`` where a value is missing)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(path, index=False, na_rep=NA, float_format="%.6g")
+    return path
