@@ -335,3 +335,18 @@ def test_radiomics_encoder(tmp_path):
     other.load_state_dict(torch.load(path, weights_only=True))
     assert torch.equal(other(torch.as_tensor(X, dtype=torch.float32)), out)
     assert len([m for m in RadiomicsEncoder(10).mlp if isinstance(m, nn.Linear)]) == 3  # seed 004: three FC
+
+
+def test_resnet_width_option_scales_channels():
+    import torch
+
+    from radclr.errors import ConfigError
+    from radclr.networks import build_image_encoder
+
+    enc = build_image_encoder("resnet18", width=0.25, no_max_pool=True)
+    fmap = enc.forward_features(torch.zeros(2, 1, 64, 64))
+    assert enc.out_dim == 128 and fmap.shape == (2, 128, 4, 4)  # stride 16 without the max-pool
+    assert enc(torch.zeros(2, 1, 64, 64)).shape == (2, 128)
+    assert build_image_encoder("resnet50", width=0.5).out_dim == 1024
+    with pytest.raises(ConfigError, match="width"):
+        build_image_encoder("resnet18", width=0)

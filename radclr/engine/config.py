@@ -46,6 +46,7 @@ DEFAULTS: dict[str, Any] = {
     },
     "model": {
         "encoder": "resnet18",
+        "encoder_options": {},  # e.g. {no_max_pool: true, width: 0.5} (see radclr.networks.build_image_encoder)
         "weights": None,  # user-supplied encoder weights file (nothing is ever downloaded)
         "init_from": None,  # a radclr checkpoint whose parts initialise this run (e.g. a pretraining run)
         "proj_dim": 128,
@@ -61,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
         "device": "auto",
         "amp": "auto",
         "deterministic": True,
+        "precise_bn_batches": 20,  # re-estimate encoder BatchNorm statistics after each epoch (0 = off)
         "checkpoint_every_steps": 0,  # 0 = at every epoch end only
         "keep_epochs": [],  # also keep checkpoints/<stage>-epoch<k>.pt (e.g. t-SNE across training, seed 003 Fig. 3)
         "log_every_steps": 10,
@@ -77,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
         "threshold_rule": "youden",
         "linear_eval": False,
         "localization": True,
+        "cam_threshold": "auto",  # auto = fit on annotated train/val images (>= 5 cases), else the method's value
     },
 }
 

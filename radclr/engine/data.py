@@ -265,6 +265,25 @@ def make_roi_crop(data: "PreparedData"):
     return ROICrop(output_size=(max(int(round(h)), 8), max(int(round(w)), 8)))
 
 
+def annotated_cases(data: "PreparedData", indices, limit: int | None = None):
+    """Model inputs, target finding and GT boxes (store pixels) for every (image, finding) with ground truth
+    among ``indices`` -- e.g. to fit the CAM threshold on annotated training images."""
+    findings = list(data.findings)
+    cases = []
+    for i in indices:
+        per: dict[str, list] = {}
+        for b in data.boxes[int(i)]:
+            if b.label in findings:
+                per.setdefault(b.label, []).append([b.x, b.y, b.w, b.h])
+        cases += [(int(i), findings.index(f), np.asarray(bx, dtype=np.float64)) for f, bx in sorted(per.items())]
+    if limit is not None:
+        cases = cases[:limit]
+    if not cases:
+        return None
+    images = torch.from_numpy(np.asarray(data.store.images[[c[0] for c in cases]], dtype=np.float32)).unsqueeze(1) / 255.0
+    return images, torch.tensor([c[1] for c in cases]), [c[2] for c in cases]
+
+
 # --------------------------------------------------------------------------------------------------------------
 # per-sample view
 # --------------------------------------------------------------------------------------------------------------

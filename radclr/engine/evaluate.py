@@ -103,6 +103,23 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         return None
     sizes = {iid: tuple(int(v) for v in data.store.original_hw[ds.index_of(iid)]) for iid in gt_all}
     cam_opts = {**CAM_DEFAULTS, **getattr(method, "cam_options", {})}
+    calibration = {"threshold": cam_opts["threshold"], "fit_on": "method setting (not fitted)"}
+    if str(run.cfg["evaluation"].get("cam_threshold", "auto")) == "auto":
+        from radclr.cam.calibrate import calibrate_cam_threshold
+        from radclr.engine.data import annotated_cases
+
+        fit_idx = np.concatenate([data.indices("train"), data.indices("val")])
+        fit_idx = np.setdiff1d(fit_idx, indices)  # never the evaluated images
+        fit_cases = annotated_cases(data, fit_idx, limit=512)
+        if fit_cases is not None and len(fit_cases[1]) >= 5:
+            fit_images, fit_targets, fit_gts = fit_cases
+            cal = calibrate_cam_threshold(method.encoder, head, fit_images.to(device), fit_targets.to(device), fit_gts,
+                                          mode=cam_opts["mode"], select=cam_opts["select"])
+            cam_opts["threshold"] = cal.threshold
+            calibration = {**cal.to_dict(), "fit_on": f"annotated train/val images ({cal.n_cases} cases)"}
+    elif str(run.cfg["evaluation"].get("cam_threshold")) != "method":
+        cam_opts["threshold"] = float(run.cfg["evaluation"]["cam_threshold"])
+        calibration = {"threshold": cam_opts["threshold"], "fit_on": "evaluation.cam_threshold"}
     S = data.store.size
     preds: dict[str, dict[str, list]] = {}
     rows, examples = [], []
@@ -144,6 +161,7 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         baselines["centre_box_error"] = str(e)
     result["baselines"] = baselines
     result["cam_options"] = cam_opts
+    result["cam_threshold"] = calibration
     result["n_fallback_boxes"] = int(sum(r["fallback"] for r in rows))
     if figure_dir is not None and examples:
         from radclr.visualize.overlays import OverlayExample, overlay_grid

@@ -306,6 +306,7 @@ class Trainer:
             t0 = time.time()
             train_stats = self._train_epoch(ctx, epoch, start_step if epoch == start_epoch else 0,
                                             accum if epoch == start_epoch else {})
+            self._precise_bn(ctx, epoch)
             val_stats = self._validate(method, st)
             row = {"stage": name, "epoch": epoch + 1, **{f"train_{k}": v for k, v in train_stats.items()},
                    **val_stats, "lr": optimizer.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
@@ -373,6 +374,11 @@ class Trainer:
         view.set_epoch(epoch)
         if hasattr(method, "on_epoch_start"):
             method.on_epoch_start(epoch)
+        if start_step == 0 and hasattr(method, "calibrate"):  # a resumed epoch keeps its checkpointed calibration
+            cal = method.calibrate(self.data, self.data.indices("train"))
+            if cal:
+                log.info("epoch %d calibration: %s", epoch + 1, cal)
+                accum = {**accum, **{k: float(v) for k, v in cal.items()}, **{"#" + k: 1.0 for k in cal}}
         batches = EpochBatches(ctx["train_idx"], ctx["batch_size"], int(self.cfg["seed"]), epoch,
                                rank=self.dist.rank, world_size=self.dist.world_size)
         todo = batches.from_step(start_step)
@@ -383,7 +389,7 @@ class Trainer:
                                              num_workers=int(st["num_workers"]), generator=loader_gen,
                                              pin_memory=self.device.type == "cuda")
         method.train()
-        sums = dict(accum)
+        sums = dict(accum)  # (carries the calibration values into the epoch's metrics row)
         every = int(st["checkpoint_every_steps"] or 0)
         bar = tqdm(total=len(batches), initial=start_step, disable=not (self.progress and self.dist.is_main),
                    desc=f"{ctx['name']} {epoch + 1}/{ctx['epochs']}", unit="step", leave=False)
@@ -428,6 +434,44 @@ class Trainer:
         if self.dist.enabled:
             stats = {k: float(all_reduce_mean(torch.tensor(v, device=self.device))) for k, v in stats.items()}
         return stats
+
+    @torch.no_grad()
+    def _precise_bn(self, ctx: dict, epoch: int) -> None:
+        """Re-estimate the encoder's BatchNorm running statistics with the epoch's final weights.
+
+        With few steps per epoch (or a fast-moving network) the exponential running averages lag far behind the
+        weights and eval-mode outputs drift (seen on phantoms: eval logits of -17 where train mode gave -2.5).
+        This forwards up to ``precise_bn_batches`` seeded, unaugmented training batches through the encoder in
+        train mode with cumulative averaging ("precise BN"). Training itself is unchanged (train-mode BN uses
+        batch statistics); it uses no random state, so resumed runs stay identical.
+        """
+        n = int(ctx["st"].get("precise_bn_batches") or 0)
+        method = ctx["method"]
+        if n <= 0 or "encoder" in method.frozen:
+            return
+        bns = [m for m in method.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        if not bns:
+            return
+        view = TrainingView(self.data, self.data.labels_for_training(), augment=None, views=1,
+                            seed=int(self.cfg["seed"]), roi_crop=_roi_crop_for(method, self.data))
+        batches = EpochBatches(ctx["train_idx"], ctx["batch_size"], int(self.cfg["seed"]), 1_000_000 + epoch,
+                               rank=self.dist.rank, world_size=self.dist.world_size).batches[:n]
+        if not batches:
+            return
+        momenta = [m.momentum for m in bns]
+        was_training = method.encoder.training
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches below
+        method.encoder.train()
+        for b in batches:
+            method.encoder(to_device(collate([view[i] for i in b]), self.device)["image"])
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+            if self.dist.enabled:  # identical statistics on every rank
+                m.running_mean.copy_(all_reduce_mean(m.running_mean))
+                m.running_var.copy_(all_reduce_mean(m.running_var))
+        method.encoder.train(was_training)
 
     def _state(self, ctx: dict, epoch: int, step: int, accum: dict) -> dict:
         method = ctx["method"]

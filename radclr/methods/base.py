@@ -85,7 +85,7 @@ class Method(nn.Module):
         from radclr.networks import build_image_encoder
 
         m = self.ctx.model_cfg
-        return build_image_encoder(m["encoder"], in_channels=1, weights=m.get("weights"))
+        return build_image_encoder(m["encoder"], in_channels=1, weights=m.get("weights"), **(m.get("encoder_options") or {}))
 
     @property
     def encoder(self) -> nn.Module:

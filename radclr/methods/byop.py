@@ -78,8 +78,11 @@ class BYOP(RadiomicsViewMixin, Method):
 
             hard_negative_mask(np.zeros((1, ctx.n_findings)), ctx.findings, self.hierarchy)
         self.refresh_every = max(int(o.get("refresh_every", ctx.extra.get("radiomics_cfg", {}).get("refresh_every", 1))), 1)
-        self.cam_options = {"threshold": float(o.get("cam_threshold", 0.5)), "mode": o.get("cam_mode", "relative"),
-                            "select": o.get("cam_select", "largest"), "fallback": o.get("cam_fallback", "whole")}
+        thr = o.get("cam_threshold", 0.5)
+        self.auto_threshold = thr == "auto"
+        self._cam_base = {"mode": o.get("cam_mode", "relative"), "select": o.get("cam_select", "largest"),
+                          "fallback": o.get("cam_fallback", "whole")}
+        initial_threshold = 0.5 if self.auto_threshold else float(thr)
         self.classifier_warmup = float(o.get("classifier_warmup_epochs", 0))
         self.contrastive_start = int(o.get("contrastive_start_epoch", 0))
         self.epoch = 0
@@ -89,6 +92,7 @@ class BYOP(RadiomicsViewMixin, Method):
         self.rad_settings, self.rad_classes = radiomics_settings(ctx.extra.get("radiomics_cfg") or {})
         n, r = max(ctx.dataset_size, 1), ctx.n_radiomics
         self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("cam_threshold_value", torch.tensor(initial_threshold))
         self.register_buffer("box_cache", torch.zeros(n, 4))
         self.register_buffer("box_step", torch.full((n,), -1, dtype=torch.long))
         self.register_buffer("rad_cache", torch.zeros(n, r, dtype=torch.float64))
@@ -98,8 +102,31 @@ class BYOP(RadiomicsViewMixin, Method):
     def setup(self, data, train_indices):
         self._fit_standardizer(data, train_indices)
 
+    @property
+    def cam_options(self) -> dict:
+        """CAM -> box options; the threshold is a buffer (calibrated per epoch, checkpointed, used by predict)."""
+        return {**self._cam_base, "threshold": float(self.cam_threshold_value)}
+
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def calibrate(self, data, train_indices) -> dict | None:
+        """``cam_threshold: auto``: fit the CAM threshold on the annotated training images with the current
+        weights (called by the engine at the start of each epoch; the value is checkpointed)."""
+        if not self.auto_threshold:
+            return None
+        from radclr.cam.calibrate import calibrate_cam_threshold
+        from radclr.engine.data import annotated_cases
+
+        cases = annotated_cases(data, train_indices, limit=256)
+        if cases is None:
+            return None
+        images, targets, gts = cases
+        dev = self.cam_threshold_value.device
+        cal = calibrate_cam_threshold(self.encoder, self.parts["classifier"], images.to(dev), targets.to(dev), gts,
+                                      mode=self.cam_options["mode"], select=self.cam_options["select"])
+        self.cam_threshold_value.fill_(cal.threshold)
+        return {"cam_threshold": cal.threshold, "cam_calibration_miou": cal.mean_iou}
 
     def param_groups(self):
         cls = list(self.parts["classifier"].parameters())

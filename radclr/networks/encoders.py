@@ -83,15 +83,20 @@ class ResNetEncoder(ImageEncoder):
     feature_layer = "backbone.layer4"
 
     def __init__(self, block, layers: list[int], *, in_channels: int = 1, spatial_dims: int = 2,
-                 conv1_t_size: int = 7, conv1_t_stride: int = 2, no_max_pool: bool = False) -> None:
+                 conv1_t_size: int = 7, conv1_t_stride: int = 2, no_max_pool: bool = False,
+                 width: float = 1.0) -> None:
         super().__init__(in_channels, spatial_dims)
         from monai.networks.nets import ResNet
 
-        self.backbone = ResNet(block=block, layers=layers, block_inplanes=[64, 128, 256, 512],
+        if not 0 < float(width) <= 4:
+            raise ConfigError(f"ResNet width must be in (0, 4], got {width}")
+        # width scales every stage's channels (0.25 -> 16/32/64/128): thin networks for small data / CPU checks
+        planes = [max(int(round(c * float(width))), 4) for c in (64, 128, 256, 512)]
+        self.backbone = ResNet(block=block, layers=layers, block_inplanes=planes,
                                spatial_dims=spatial_dims, n_input_channels=in_channels, conv1_t_size=conv1_t_size,
                                conv1_t_stride=conv1_t_stride, no_max_pool=no_max_pool, feed_forward=False,
                                bias_downsample=False)
-        self.out_dim = 512 * self.backbone.layer4[-1].expansion
+        self.out_dim = planes[-1] * self.backbone.layer4[-1].expansion
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
         b = self.backbone
@@ -132,7 +137,7 @@ class DenseNetEncoder(ImageEncoder):
 # ----------------------------------------------------------------------------------------------------------
 # registry
 # ----------------------------------------------------------------------------------------------------------
-_RESNET_KW = {"spatial_dims", "conv1_t_size", "conv1_t_stride", "no_max_pool"}
+_RESNET_KW = {"spatial_dims", "conv1_t_size", "conv1_t_stride", "no_max_pool", "width"}
 
 
 def _resnet(block, layers):
