@@ -51,8 +51,8 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(case, tmp_path):
     assert a["model"].keys() == b["model"].keys()
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), f"{case}: {k} differs after resume"
-    ma = pd.read_csv(full / "metrics.csv").drop(columns=["time_s"])
-    mb = pd.read_csv(killed / "metrics.csv").drop(columns=["time_s"])
+    ma = pd.read_csv(full / "metrics.csv").drop(columns=["time_s", "train_time_s"])
+    mb = pd.read_csv(killed / "metrics.csv").drop(columns=["time_s", "train_time_s"])
     pd.testing.assert_frame_equal(ma, mb)
 
 

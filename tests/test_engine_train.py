@@ -42,6 +42,9 @@ def test_tiny_config_trains_and_evaluates(config, tmp_path):
         assert 0.0 <= auc["mean"] <= 1.0
     else:
         assert "linear_eval" in res and "test" in res["linear_eval"]
+    if config.stem.startswith("seed004"):  # seed 004's classical radiomics baseline rides along
+        classical = res["classical_radiomics"]
+        assert "test" in classical or "skipped" in classical
 
 
 def test_train_refuses_existing_run_and_bad_resume(tmp_path, capsys):

@@ -14,6 +14,8 @@ def register(sub) -> None:
     p.add_argument("--label-fractions", metavar="F,F,...",
                    help="after the label-free stages, repeat the labelled stages for each fraction of training "
                    "labels (e.g. 0.01,0.05,0.1,0.2,0.5,1) into RUN/fractions/")
+    p.add_argument("--folds", type=int, metavar="K",
+                   help="patient-wise K-fold cross-validation: K rounds into RUN/fold<f>/, summary in RUN/cv_summary.json")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -34,7 +36,11 @@ def run(args) -> int:
     else:
         if not args.config or not args.out:
             raise RadclrError("usage: radclr train CONFIG --out RUN [key=value ...]  (or --resume RUN)")
-        if args.label_fractions:
+        if args.folds:
+            from radclr.engine.cv import train_cross_validation
+
+            out = train_cross_validation(args.config, args.out, args.folds, args.overrides, progress=progress)
+        elif args.label_fractions:
             from radclr.engine.fractions import train_label_fractions
 
             fractions = [float(f) for f in args.label_fractions.split(",") if f.strip()]

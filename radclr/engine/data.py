@@ -55,6 +55,15 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
             ds = load_dataset(cache, format="folder")
         else:
             ds = write_phantom_dataset(cache, n=n, size=size, seed=seed)
+    elif isinstance(data_cfg["path"], (list, tuple)):  # several datasets combined (radclr.data.combine)
+        from radclr.data.combine import concat_datasets
+
+        parts = []
+        for p in data_cfg["path"]:
+            if not Path(p).exists():
+                raise DataError(f"data.path entry {p!r} does not exist")
+            parts.append(load_dataset(p))
+        ds = concat_datasets(parts)
     else:
         if not Path(path).exists():
             raise DataError(f"data.path {path!r} does not exist")

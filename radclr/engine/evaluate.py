@@ -43,6 +43,12 @@ log = logging.getLogger("radclr.evaluate")
 CAM_DEFAULTS = {"threshold": 0.5, "mode": "relative", "select": "largest", "fallback": "whole"}
 
 
+def _short(image_id: str, n: int = 18) -> str:
+    """An image id short enough for a figure title (start ... end)."""
+    stem = str(image_id).rsplit(".", 1)[0]
+    return stem if len(stem) <= n else f"{stem[:6]}...{stem[-(n - 9):]}"
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     from scipy.special import expit
 
@@ -100,7 +106,7 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
     ids = [ds.image_ids[i] for i in indices]
     cases = [(i, iid, f) for i, iid in zip(indices, ids) for f in sorted(gt_all.get(iid, {}))]
     if not cases:
-        return None
+        return unscored_examples(run, data, indices, device, figure_dir)
     sizes = {iid: tuple(int(v) for v in data.store.original_hw[ds.index_of(iid)]) for iid in gt_all}
     cam_opts = {**CAM_DEFAULTS, **getattr(method, "cam_options", {})}
     calibration = {"threshold": cam_opts["threshold"], "fit_on": "method setting (not fitted)"}
@@ -145,7 +151,7 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
                          "iou": best, "fallback": bool(boxes and boxes[0].fallback)})
             if len(examples) < 8:
                 examples.append((img[0].numpy(), cam.numpy(), [scale_boxes(np.array([b.x, b.y, b.w, b.h]), (h, w), (S, S)) for b in gts],
-                                 [b.as_array() for b in boxes[:1]], f"{iid}: {f}", float(pr[findings.index(f)])))
+                                 [b.as_array() for b in boxes[:1]], f"{_short(iid)}: {f}", float(pr[findings.index(f)])))
     gt = {iid: gt_all[iid] for iid in ids if iid in gt_all}
     pid = dict(zip(ds.image_ids, ds.patient_ids))
     result = iou_accuracy(preds, gt, findings=findings, image_sizes={k: sizes[k] for k in gt},
@@ -175,6 +181,39 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
     return result
 
 
+def unscored_examples(run: LoadedRun, data: PreparedData, indices: np.ndarray, device, figure_dir: Path | None,
+                      n: int = 8) -> dict | None:
+    """No ground-truth boxes to score against: still show where the model looks (Grad-CAM + predicted box) on
+    the test images it is most confident are positive -- clearly marked as unscored."""
+    from radclr.cam.boxes import cam_to_boxes
+    from radclr.cam.gradcam import grad_cam
+
+    method = run.method
+    if figure_dir is None or len(indices) == 0:
+        return None
+    probs = _sigmoid(run_inference(method, data, indices, device, 64)["logits"])
+    top = np.argsort(-probs.max(axis=1))[:n]
+    S = data.store.size
+    images = torch.stack([torch.from_numpy(np.asarray(data.store.images[indices[k]], dtype=np.float32)) / 255.0
+                          for k in top]).unsqueeze(1).to(device)
+    targets = torch.as_tensor(probs[top].argmax(axis=1), device=device)
+    cam_opts = {**CAM_DEFAULTS, **getattr(method, "cam_options", {})}
+    cams = grad_cam(method.encoder, method.cam_head(), images, targets, upsample_to=(S, S))
+    found = cam_to_boxes(cams.cpu(), **cam_opts)
+    from radclr.visualize.overlays import OverlayExample, overlay_grid
+
+    findings = list(data.findings)
+    ex = [OverlayExample(image=images[j, 0].cpu().numpy(), cam=cams[j].cpu().numpy(), gt_boxes=[],
+                         pred_boxes=[b.as_array() for b in found[j][:1]],
+                         finding=f"{_short(data.dataset.image_ids[indices[k]])}: {findings[int(targets[j])]}",
+                         probability=float(probs[k, int(targets[j])]))
+          for j, k in enumerate(top)]
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    overlay_grid(ex, path=figure_dir / "localization_examples.png")
+    return {"scored": False, "reason": "no evaluated image has a ground-truth box: predicted boxes are shown, "
+            "not scored", "figure": "localization_examples.png", "cam_options": cam_opts, "_rows": []}
+
+
 # --------------------------------------------------------------------------------------------------------------
 def linear_section(run: LoadedRun, data: PreparedData, device, *, n_boot: int, seed: int, progress: bool) -> dict:
     """Seed 003 linear evaluation of the frozen representation y_i (labelled training images only)."""
@@ -190,6 +229,25 @@ def linear_section(run: LoadedRun, data: PreparedData, device, *, n_boot: int, s
     return linear_eval(feats["train"], y[idx["train"]], feats["val"], y[idx["val"]], feats["test"], y[idx["test"]],
                        findings=list(data.findings), patient_ids_test=data.dataset.patient_ids[idx["test"]],
                        n_boot=n_boot, seed=seed)
+
+
+def classical_section(cfg: dict, run_dir: Path, data: PreparedData, *, n_boot: int, seed: int, progress: bool) -> dict:
+    """Seed 004's classical radiomics baseline on the fixed regions' radiomics (labelled training images)."""
+    from radclr.engine.data import fixed_radiomics
+    from radclr.engine.store import default_cache_dir
+    from radclr.evaluation.classical import classical_radiomics_eval
+
+    if data.radiomics is None:
+        cache = Path(cfg["data"].get("cache_dir") or default_cache_dir())
+        data.radiomics_names, data.radiomics = fixed_radiomics(data.dataset, data.store, data.boxes, cfg["radiomics"],
+                                                               cache, progress)
+    idx = {s: data.indices(s, labeled_only=(s == "train")) for s in ("train", "val", "test")}
+    if min(len(v) for v in idx.values()) == 0:
+        return {"skipped": "needs labelled train, val and test images"}
+    y, R = data.dataset.labels, data.radiomics
+    return classical_radiomics_eval(R[idx["train"]], y[idx["train"]], R[idx["val"]], y[idx["val"]], R[idx["test"]],
+                                    y[idx["test"]], findings=list(data.findings),
+                                    patient_ids_test=data.dataset.patient_ids[idx["test"]], n_boot=n_boot, seed=seed)
 
 
 def linear_eval_fractions(run_dir, fractions, *, progress=None) -> list[dict]:
@@ -272,10 +330,14 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
                                    figure_dir=run_dir / "figures", progress=progress)
         if loc is not None:
             rows = loc.pop("_rows")
-            pd.DataFrame(rows).to_csv(run_dir / f"localization_{split}.csv", index=False)
+            if rows:
+                pd.DataFrame(rows).to_csv(run_dir / f"localization_{split}.csv", index=False)
             results["localization"] = loc
     if cfg["evaluation"]["linear_eval"] and not external:
         results["linear_eval"] = linear_section(run, data, device, n_boot=n_boot, seed=seed, progress=progress)
+    if cfg["evaluation"].get("classical_radiomics") and not external:
+        results["classical_radiomics"] = classical_section(cfg, run_dir, data, n_boot=n_boot, seed=seed,
+                                                           progress=progress)
     results = jsonable(results)
     path = Path(out) if out else run_dir / "metrics.json"
     path.write_text(json.dumps(results, indent=2))

@@ -255,6 +255,7 @@ class Trainer:
         st = stage_settings(self.cfg, index)
         name = st["name"]
         method = self._build_method(index)
+        self.method = method  # the current stage's method (benchmarks read its timers)
         all_train = self.data.indices("train")
         if getattr(method, "uses_labels", False):
             train_idx = self.data.indices("train", labeled_only=True)
@@ -306,10 +307,12 @@ class Trainer:
             t0 = time.time()
             train_stats = self._train_epoch(ctx, epoch, start_step if epoch == start_epoch else 0,
                                             accum if epoch == start_epoch else {})
+            t_train = time.time() - t0
             self._precise_bn(ctx, epoch)
             val_stats = self._validate(method, st)
             row = {"stage": name, "epoch": epoch + 1, **{f"train_{k}": v for k, v in train_stats.items()},
-                   **val_stats, "lr": optimizer.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
+                   **val_stats, "lr": optimizer.param_groups[0]["lr"], "train_time_s": round(t_train, 3),
+                   "time_s": round(time.time() - t0, 3)}
             self.history.append(row)
             improved = self._is_better(row.get(monitor), best["value"], mode)
             if improved:

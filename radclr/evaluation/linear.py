@@ -143,8 +143,12 @@ def _fit_quiet(model, x, y):
     return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
-def _binary_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, threshold_rule, max_iter, seed, name):
-    """Fit every C on train, select by validation AUC, threshold on validation, metrics on test."""
+def _binary_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, threshold_rule, max_iter, seed, name, factory=None):
+    """Fit every grid entry on train, select by validation AUC, threshold on validation, metrics on test.
+
+    ``factory(entry, max_iter=, seed=)`` builds the model of a grid entry (default: :func:`make_logistic` of C);
+    ties go to the earlier entry (the default grid is ascending C: the stronger regularisation)."""
+    factory = factory or make_logistic
     if np.unique(ytr).size < 2:
         raise _Skip(f"training rows hold one class ({int(ytr.sum())} positive of {ytr.size})")
     if np.unique(yva).size < 2:
@@ -152,11 +156,12 @@ def _binary_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, threshold_rule, max_it
                     "C cannot be chosen by validation AUC")
     val_auc, models, converged = {}, {}, {}
     for c in c_grid:
-        model = make_logistic(c, max_iter=max_iter, seed=seed)
+        model = factory(c, max_iter=max_iter, seed=seed)
         converged[c] = _fit_quiet(model, xtr, ytr)
         models[c] = model
         val_auc[c] = _auc_known(yva, model.predict_proba(xva)[:, 1])
-    best_c = max(sorted(c_grid), key=lambda c: (val_auc[c], -c))  # ties -> smaller C
+    order = list(c_grid) if factory is not make_logistic else sorted(c_grid)
+    best_c = order[max(range(len(order)), key=lambda i: (val_auc[order[i]], -i))]  # ties -> earlier (smaller C)
     model = models[best_c]
     p_val = model.predict_proba(xva)[:, 1]
     with warnings.catch_warnings():
@@ -201,7 +206,8 @@ def _mean_metrics(per_finding: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _evaluate_split(task, names, xtr, ytr, ltr, xva, yva, xte, yte, *, c_grid, threshold_rule, max_iter, seed):
+def _evaluate_split(task, names, xtr, ytr, ltr, xva, yva, xte, yte, *, c_grid, threshold_rule, max_iter, seed,
+                    factory=None):
     """The selection + test procedure on one train/val/test split. Returns (result, test scores)."""
     if task == "multiclass":
         tr = ~np.isnan(ytr) & ltr
@@ -219,7 +225,7 @@ def _evaluate_split(task, names, xtr, ytr, ltr, xva, yva, xte, yte, *, c_grid, t
         va, te = ~np.isnan(yva2[:, j]), ~np.isnan(yte2[:, j])
         try:
             r, p = _binary_task(xtr[tr], ytr2[tr, j], xva[va], yva2[va, j], xte[te], yte2[te, j], c_grid=c_grid,
-                                threshold_rule=threshold_rule, max_iter=max_iter, seed=seed, name=f)
+                                threshold_rule=threshold_rule, max_iter=max_iter, seed=seed, name=f, factory=factory)
         except _Skip as e:
             if task == "binary":
                 raise DataError(f"linear evaluation impossible: {e}") from None
@@ -233,7 +239,7 @@ def _evaluate_split(task, names, xtr, ytr, ltr, xva, yva, xte, yte, *, c_grid, t
 
 
 def _common(task, c_grid, threshold_rule, max_iter):
-    return {"task": task, "c_grid": [float(c) for c in c_grid], "class_weight": "balanced",
+    return {"task": task, "c_grid": [float(c) if isinstance(c, (int, float)) else c for c in c_grid], "class_weight": "balanced",
             "standardize": "StandardScaler fit on the training rows", "max_iter": int(max_iter),
             "selection": "validation AUC (ties -> smaller C)",
             "threshold_rule": None if task == "multiclass" else threshold_rule}
@@ -243,8 +249,12 @@ def _common(task, c_grid, threshold_rule, max_iter):
 def linear_eval(X_train, y_train, X_val, y_val, X_test, y_test, *, findings: Sequence[str] | None = None,
                 labeled=None, c_grid: Sequence[float] = C_GRID, threshold_rule: str = "youden",
                 patient_ids_test=None, n_boot: int = 0, ci: float = 0.95, seed: int = 0,
-                max_iter: int = MAX_ITER, return_scores: bool = False):
+                max_iter: int = MAX_ITER, return_scores: bool = False, model_factory=None):
     """Seed 003 linear evaluation on explicit train / validation / test features (see the module doc).
+
+    ``model_factory(entry, max_iter=, seed=)`` replaces the logistic regression of C by another model per
+    ``c_grid`` entry (e.g. feature selection + classifier: :mod:`radclr.evaluation.classical`); binary and
+    multi-label tasks only.
 
     ``X_*`` are frozen features ``[N, D]``; ``y_*`` labels (``[N, F]`` multi-label with NaN unknown, ``[N]``
     binary or class indices); ``labeled`` a boolean mask over the *training* rows (label fractions).
@@ -266,9 +276,13 @@ def linear_eval(X_train, y_train, X_val, y_val, X_test, y_test, *, findings: Seq
     yva = _labels(y_val, len(xva), task, "y_val")
     yte = _labels(y_test, len(xte), task, "y_test")
     names = _task_names(task, ytr, findings)
+    if model_factory is not None and task == "multiclass":
+        raise ValueError("model_factory supports binary and multi-label tasks only")
     res, scores = _evaluate_split(task, names, xtr, ytr, _mask(labeled, len(xtr)), xva, yva, xte, yte,
-                                  c_grid=c_grid, threshold_rule=threshold_rule, max_iter=max_iter, seed=seed)
-    out = {**_common(task, c_grid, threshold_rule, max_iter), "findings": names,
+                                  c_grid=c_grid, threshold_rule=threshold_rule, max_iter=max_iter, seed=seed,
+                                  factory=model_factory)
+    out = {**_common(task, [c if isinstance(c, (int, float)) else list(c) for c in c_grid], threshold_rule, max_iter),
+           "findings": names,
            "n_train_labeled": int(_mask(labeled, len(xtr)).sum()), "n_train": len(xtr), "n_val": len(xva),
            "n_test": len(xte)}
     out.update({k: v for k, v in res.items() if k not in ("task", "test_metrics")})
@@ -387,7 +401,8 @@ def linear_eval_cv(X, y, groups, *, n_splits: int = 5, val_splits: int = 4, find
             rows.append(row)
         per[name] = {"folds": rows, "summary": _summary(rows, metrics)}
         fold_rows.append({r["fold"]: r for r in rows})
-    out = {**_common(task, c_grid, threshold_rule, max_iter), "findings": names, "n_splits": int(n_splits),
+    out = {**_common(task, [c if isinstance(c, (int, float)) else list(c) for c in c_grid], threshold_rule, max_iter),
+           "findings": names, "n_splits": int(n_splits),
            "val_splits": int(val_splits), "seed": int(seed), "n": len(x), "n_patients": len(set(groups.tolist())),
            "per_finding": per}
     if task == "multilabel" and fold_rows:

@@ -30,6 +30,8 @@ positive is the radiomics of the fixed region (ground-truth box, else the whole 
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import torch
 
@@ -91,6 +93,7 @@ class BYOP(RadiomicsViewMixin, Method):
 
         self.rad_settings, self.rad_classes = radiomics_settings(ctx.extra.get("radiomics_cfg") or {})
         n, r = max(ctx.dataset_size, 1), ctx.n_radiomics
+        self.timings = {"cam": 0.0, "boxing": 0.0, "radiomics": 0.0, "regions": 0}  # seconds, for benchmarks
         self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
         self.register_buffer("cam_threshold_value", torch.tensor(initial_threshold))
         self.register_buffer("box_cache", torch.zeros(n, 4))
@@ -113,7 +116,7 @@ class BYOP(RadiomicsViewMixin, Method):
     def calibrate(self, data, train_indices) -> dict | None:
         """``cam_threshold: auto``: fit the CAM threshold on the annotated training images with the current
         weights (called by the engine at the start of each epoch; the value is checkpointed)."""
-        if not self.auto_threshold:
+        if not (self.auto_threshold and self.use_byop):  # no CAM boxes in training without the BYOP loop
             return None
         from radclr.cam.calibrate import calibrate_cam_threshold
         from radclr.engine.data import annotated_cases
@@ -200,25 +203,28 @@ class BYOP(RadiomicsViewMixin, Method):
             targets = select_targets(batch["label"][rows], logits[rows].detach())
             scores = target_scores(logits[rows], targets)
             # autograd.grad w.r.t. the whole fmap: rows outside `rows` get zero gradient and are dropped
+            t0 = time.perf_counter()
             cam = grad_cam_from_activations(fmap, torch.zeros(fmap.shape[0], device=fmap.device,
                                                               dtype=scores.dtype).index_add(0, rows, scores))[rows]
             cam = upsample_cam(cam, (size, size))
+            t1 = time.perf_counter()
             found = cam_to_boxes(cam.cpu(), **self.cam_options)
+            self.timings["cam"] += t1 - t0
+            self.timings["cam_rows"] = self.timings.get("cam_rows", 0) + len(rows)
+            self.timings["boxing"] += time.perf_counter() - t1
             new = torch.tensor([[b[0].x, b[0].y, b[0].w, b[0].h] if b else [0.0, 0.0, float(size), float(size)]
                                 for b in found], dtype=boxes.dtype, device=boxes.device)
             ridx = idx[rows]
             if self.cache_regions:
                 had = self.box_step[ridx] >= 0
-                if had.any():
+                if had.any():  # reported: share of refreshed boxes that moved substantially (IoU < 0.5)
                     from radclr.evaluation.localization import iou
 
                     prev = self.box_cache[ridx][had].cpu().numpy()
-                    moved = iou(prev, new[had].cpu().numpy()) < 0.5
-                    stats["box_change"] = torch.tensor(float(np.mean(moved)))
-                    changed = torch.zeros(len(rows), dtype=torch.bool, device=boxes.device)
-                    changed[had] = torch.as_tensor(moved, device=boxes.device)
-                    self.rad_valid[ridx[had & changed]] = False
-                self.rad_valid[ridx[~had]] = False
+                    stats["box_change"] = torch.tensor(float(np.mean(iou(prev, new[had].cpu().numpy()) < 0.5)))
+                # radiomics stay valid only for a box that did not change at all
+                same = had & (self.box_cache[ridx].to(new.dtype) == new).all(dim=1)
+                self.rad_valid[ridx[~same]] = False
                 self.box_cache[ridx] = new.to(self.box_cache.dtype)
                 self.box_step[ridx] = self.step_count
             boxes[rows] = new
@@ -247,6 +253,7 @@ class BYOP(RadiomicsViewMixin, Method):
         else:
             todo = cam_rows
         if todo.any():
+            t0 = time.perf_counter()
             rows = torch.nonzero(todo).flatten()
             size = int(batch["image"].shape[-1])
             from radclr.data.dataset import Box
@@ -262,4 +269,6 @@ class BYOP(RadiomicsViewMixin, Method):
             if self.cache_regions:
                 self.rad_cache[idx[rows]] = vals
                 self.rad_valid[idx[rows]] = True
+            self.timings["radiomics"] += time.perf_counter() - t0
+            self.timings["regions"] += len(rows)
         return out

@@ -19,8 +19,26 @@ from radclr.methods.base import Method, register
 from radclr.methods.radiomics_contrastive import RadiomicsViewMixin
 
 
+class Seed004Branches(RadiomicsViewMixin):
+    """The two branches of seed 004 §2.3: ResNet GAP -> FC -> 128, and radiomics -> three FC layers -> 128."""
+
+    def _build_branches(self) -> int:
+        from radclr.networks import RadiomicsEncoder
+
+        m = self.ctx.model_cfg
+        dim = int(m["proj_dim"])
+        self.ensure_part("image_proj", lambda: torch.nn.Linear(self.encoder.out_dim, dim))
+        # three FC layers straight to the 128-d embedding (no separate projector)
+        self.ensure_part("radiomics_encoder", lambda: RadiomicsEncoder(
+            self.ctx.n_radiomics, hidden_dims=tuple(m["radiomics_hidden"]), out_dim=dim))
+        return dim
+
+    def setup(self, data, train_indices):
+        self._fit_standardizer(data, train_indices)
+
+
 @register
-class Correspondence(RadiomicsViewMixin, Method):
+class Correspondence(Seed004Branches, Method):
     name = "correspondence"
     needs_radiomics = True
     option_names = ("temperature", "momentum", "num_negatives")
@@ -29,23 +47,14 @@ class Correspondence(RadiomicsViewMixin, Method):
     def __init__(self, parts, ctx, options=None):
         super().__init__(parts, ctx, options)
         from radclr.losses import MemoryBankInfoNCELoss
-        from radclr.networks import RadiomicsEncoder
 
-        m = ctx.model_cfg
-        dim = int(m["proj_dim"])
-        self.ensure_part("image_proj", lambda: torch.nn.Linear(self.encoder.out_dim, dim))
-        # seed 004: three FC layers straight to the 128-d embedding (no separate projector)
-        self.ensure_part("radiomics_encoder", lambda: RadiomicsEncoder(
-            ctx.n_radiomics, hidden_dims=tuple(m["radiomics_hidden"]), out_dim=dim))
+        dim = self._build_branches()
         o = self.options
         k = int(o.get("num_negatives", 4096))
         self.bank = MemoryBankInfoNCELoss(bank_size=max(ctx.dataset_size, 2), dim=dim,
                                           num_negatives=min(k, max(ctx.dataset_size - 1, 1)),
                                           temperature=float(o.get("temperature", 0.07)),
                                           momentum=float(o.get("momentum", 0.5)), seed=ctx.seed)
-
-    def setup(self, data, train_indices):
-        self._fit_standardizer(data, train_indices)
 
     def embeddings(self, batch):
         d = F.normalize(self.parts["image_proj"](self.encoder(batch["image"])), dim=1)
@@ -58,6 +67,15 @@ class Correspondence(RadiomicsViewMixin, Method):
         return {"loss": loss, "_d": d.detach(), "_r": r.detach()}
 
     @torch.no_grad()
+    def validation_step(self, batch):
+        """Validation loss without disturbing training: the negative sampler's RNG state is restored after."""
+        state = self.bank.get_rng_state()
+        try:
+            return {"loss": self.training_step(batch)["loss"]}
+        finally:
+            self.bank.set_rng_state(state)
+
+    @torch.no_grad()
     def after_optimizer_step(self, batch, outputs):
         idx, d, r = batch["index"], outputs["_d"], outputs["_r"]
         if self.ctx.world_size > 1:  # every rank keeps identical banks
@@ -66,7 +84,7 @@ class Correspondence(RadiomicsViewMixin, Method):
 
 
 @register
-class Hybrid(RadiomicsViewMixin, Method):
+class Hybrid(Seed004Branches, Method):
     """Seed 004 Table 2 "Hybrid network": image branch + radiomics branch -> FC on the concatenation."""
 
     name = "hybrid"
@@ -79,18 +97,11 @@ class Hybrid(RadiomicsViewMixin, Method):
     def __init__(self, parts, ctx, options=None):
         super().__init__(parts, ctx, options)
         from radclr.methods.supervised import classification_loss
-        from radclr.networks import LinearClassifier, RadiomicsEncoder
+        from radclr.networks import LinearClassifier
 
-        m = ctx.model_cfg
-        dim = int(m["proj_dim"])
-        self.ensure_part("image_proj", lambda: torch.nn.Linear(self.encoder.out_dim, dim))
-        self.ensure_part("radiomics_encoder", lambda: RadiomicsEncoder(
-            ctx.n_radiomics, hidden_dims=tuple(m["radiomics_hidden"]), out_dim=dim))
+        dim = self._build_branches()
         self.ensure_part("hybrid_classifier", lambda: LinearClassifier(2 * dim, ctx.n_findings))
         self.loss_fn = classification_loss(self.options)
-
-    def setup(self, data, train_indices):
-        self._fit_standardizer(data, train_indices)
 
     def hybrid_logits(self, images, radiomics):
         d = self.parts["image_proj"](self.encoder(images))

@@ -39,7 +39,8 @@ def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> 
     ctx = ReportContext(run_dir, device=device, progress=progress)
     sections = build_sections(ctx)
     r = ctx.results
-    subtitle = (f"{ctx.metrics.get('method', '?')} run on {(ctx.cfg.get('data') or {}).get('path', '?')}; "
+    methods = " -> ".join(str(st.get("method", "?")) for st in (ctx.cfg.get("stages") or [])) or ctx.metrics.get("method", "?")
+    subtitle = (f"{methods} run on {(ctx.cfg.get('data') or {}).get('path', '?')}; "
                 f"findings: {', '.join(r.findings)}")
     out = Path(out) if out else run_dir / "report.html"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -73,9 +73,10 @@ class ReportContext:
         return run_inference(run.method, self.data, np.asarray(indices), self.device, bs, want_logits=False,
                              want_features=True)["features"]
 
-    def class_labels(self, indices: np.ndarray) -> np.ndarray:
-        """One class name per image for colouring plots: its single positive finding, ``no finding``,
-        ``several findings`` or ``unknown`` (NaN labels)."""
+    def class_labels(self, indices: np.ndarray, max_classes: int = 8) -> np.ndarray:
+        """One class name per image for colouring plots: its positive findings joined with ``+``
+        (e.g. ``Bacterial+Pneumonia``), ``no finding`` or ``unknown`` (NaN labels); combinations beyond the
+        ``max_classes`` most frequent ones become ``other combination``."""
         y = self.data.dataset.labels[indices]
         names = list(self.data.findings)
         out = []
@@ -84,8 +85,11 @@ class ReportContext:
                 out.append("unknown")
                 continue
             pos = np.flatnonzero(row == 1)
-            out.append("no finding" if len(pos) == 0 else names[pos[0]] if len(pos) == 1 else "several findings")
-        return np.asarray(out)
+            out.append("no finding" if len(pos) == 0 else "+".join(names[j] for j in pos))
+        out = np.asarray(out, dtype=object)
+        values, counts = np.unique(out, return_counts=True)
+        keep = set(values[np.argsort(-counts)][:max_classes])
+        return np.asarray([v if v in keep else "other combination" for v in out])
 
     # --- files --------------------------------------------------------------------------------------------
     def table(self, name: str) -> pd.DataFrame | None:

@@ -173,6 +173,15 @@ def classification(ctx: ReportContext) -> str:
 # --------------------------------------------------------------------------------------------------------------
 def localization(ctx: ReportContext) -> str:
     r = ctx.results
+    loc = ctx.metrics.get("localization")
+    if isinstance(loc, dict) and loc.get("scored") is False:  # no GT boxes: show, do not score
+        fig_path = ctx.run_dir / "figures" / (loc.get("figure") or "localization_examples.png")
+        body = f"<p class=\"note\">Not scored: {esc(loc.get('reason', ''))}.</p>"
+        if fig_path.exists():
+            body += img(png_file_uri(fig_path), "Grad-CAM localization (unscored)",
+                        "Test images the model is most confident are positive: Grad-CAM heatmap and the predicted "
+                        "box (red) for the top finding; there is no ground truth to compare with.")
+        return body
     if not r.has_localization:
         if ctx.metrics.get("classification") is None:
             raise Omit("the evaluated model has no classifier to compute Grad-CAM from")
