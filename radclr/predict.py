@@ -69,6 +69,9 @@ def _check_predictable(run) -> None:
         raise RadclrError(f"{run.run_dir}: method {method.name!r} has no classifier (label-free pretraining); "
                           "predict needs a fine-tuned run -- train a supervised stage on it, or use its linear "
                           "evaluation in `radclr report`")
+    if run.cfg["data"].get("volume") is not None:
+        raise RadclrError(f"{run.run_dir}: this run classifies 3-D tumour stacks (data.volume, seed 004); predict "
+                          "takes 2-D images -- evaluate such runs with `radclr evaluate RUN --data FOLDER`")
     if run.cfg["radiomics"].get("region") == "roi_crop":
         raise RadclrError(f"{run.run_dir}: this run classifies ROI crops (seed 004, radiomics.region: roi_crop); "
                           "predict would need the lesion's box, which it does not take -- use a whole-image run")

@@ -34,6 +34,8 @@ DEFAULTS: dict[str, Any] = {
         "intensity": "auto",  # how files map to the 0..255 store: auto | minmax | none
         "cache_dir": None,  # default: <user cache>/radclr
         "phantom": {"n": 240, "size": 128, "seed": 0},
+        # 3-D mode (seed 004): {n_slices: 10, size: 64, window: null | [lo, hi], margin: 0.0, jobs: 1}; null = 2-D
+        "volume": None,
     },
     "radiomics": {
         "region": "box",  # box (ground truth; whole image where none) | whole_image | roi_crop | cam
@@ -209,6 +211,9 @@ def validate_config(cfg: dict) -> None:
         raise ConfigError(f"data.label_fraction must be in (0, 1], got {frac!r}")
     if cfg["radiomics"]["region"] not in ("box", "whole_image", "roi_crop", "cam"):
         raise ConfigError(f"radiomics.region must be box|whole_image|roi_crop|cam, got {cfg['radiomics']['region']!r}")
+    from radclr.engine.volumes import volume_settings
+
+    volume_settings(cfg)  # data.volume: ConfigError naming the key
     for i in range(len(stages)):
         eff = stage_settings(cfg, i)
         if int(eff["epochs"]) < 0 or int(eff["batch_size"]) < 1:

@@ -11,6 +11,10 @@ Regions (``radiomics.region``), all in store pixels:
 * ``roi_crop`` -- seed 004 §2.3: like ``box``; the image view is also the ROI crop (see the method).
 * ``cam`` -- seed 001 BYOP: ground-truth boxes where annotated, otherwise boxes from the model's own Grad-CAM,
   refreshed during training (fixed radiomics here are only the starting point: the whole image).
+
+3-D inputs (``data.volume`` set; seed 004 §3.1): images are volumes with tumour masks; the store holds each case's
+``n x S x S`` tumour stack, ``image`` is ``[n, S, S]``, there is no ROI crop (the stack is the ROI) and the fixed
+radiomics are PyRadiomics' 3-D features of the tumour volume (:mod:`radclr.engine.volumes`).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ log = logging.getLogger(__name__)
 # dataset + split
 # --------------------------------------------------------------------------------------------------------------
 def open_dataset(data_cfg: dict) -> CXRDataset:
-    """The dataset a config names: ``demo`` (embedded real sample), ``phantom`` (synthetic) or a folder."""
+    """The dataset a config names: ``demo`` (embedded real sample), ``phantom`` (synthetic), ``phantom_volumes``
+    (synthetic CT tumour volumes with masks, :mod:`radclr.data.phantom_volumes`) or a folder."""
     from radclr.data import load_dataset
 
     path = str(data_cfg["path"])
@@ -55,6 +60,17 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
             ds = load_dataset(cache, format="folder")
         else:
             ds = write_phantom_dataset(cache, n=n, size=size, seed=seed)
+    elif path == "phantom_volumes":
+        from radclr.data.phantom_volumes import PHANTOM_VOLUME_VERSION, write_phantom_volumes
+
+        ph = data_cfg.get("phantom") or {}
+        n, size, seed = int(ph.get("n", 240)), int(ph.get("size", 128)), int(ph.get("seed", 0))
+        cache = (Path(data_cfg.get("cache_dir") or default_cache_dir())
+                 / f"phantom-volumes-v{PHANTOM_VOLUME_VERSION}-n{n}-s{size}-seed{seed}")
+        if (cache / "labels.csv").exists():
+            ds = load_dataset(cache, format="folder")
+        else:
+            ds = write_phantom_volumes(cache, n=n, size=size, seed=seed)
     elif isinstance(data_cfg["path"], (list, tuple)):  # several datasets combined (radclr.data.combine)
         from radclr.data.combine import concat_datasets
 
@@ -184,6 +200,10 @@ def compute_region_radiomics(images: np.ndarray, masks: np.ndarray, rad_cfg: dic
 def fixed_radiomics(ds: CXRDataset, store: ImageStore, boxes: list[list[Box]], rad_cfg: dict, cache_dir: Path,
                     progress: bool = True) -> tuple[list[str], np.ndarray]:
     """Radiomics of every image's fixed region (``box`` / ``whole_image``), cached on disk."""
+    if store.volume is not None:  # 3-D tumour stacks: PyRadiomics on the volumes + masks (seed 004)
+        from radclr.engine.volumes import volume_radiomics
+
+        return volume_radiomics(ds, rad_cfg, cache_dir, jobs=store.volume.jobs, progress=progress)
     region = rad_cfg["region"]
     whole = region == "whole_image"  # box, roi_crop and cam (its starting point): GT box, else whole image
     spec = json.dumps({"store": store.key, "region": "whole" if whole else "box",
@@ -251,14 +271,27 @@ def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool
         split = make_or_load_split(ds, data_cfg)
         if run_dir is not None:
             split.to_csv(Path(run_dir) / "splits.csv", index=False)
-    store = build_store(ds, int(data_cfg["image_size"]), cache, rule=data_cfg.get("intensity", "auto"), progress=progress)
+    store = build_run_store(cfg, ds, cache, progress=progress)
     boxes = store_boxes(ds, store)
     pd_ = PreparedData(ds, store, split, boxes)
-    if cfg["radiomics"]["region"] == "roi_crop":
+    if cfg["radiomics"]["region"] == "roi_crop" and store.volume is None:  # a tumour stack already is the ROI
         pd_.roi_crop = make_roi_crop(pd_)
     if need_radiomics:
         pd_.radiomics_names, pd_.radiomics = fixed_radiomics(ds, store, boxes, cfg["radiomics"], cache, progress=progress)
     return pd_
+
+
+def build_run_store(cfg: dict, ds: CXRDataset, cache: Path, progress: bool = True) -> ImageStore:
+    """The run's image store: ``[N, S, S]`` images, or ``[N, n, S, S]`` tumour stacks when ``data.volume`` is set."""
+    from radclr.engine.volumes import build_volume_store, volume_settings
+
+    data_cfg = cfg["data"]
+    vs = volume_settings(cfg)
+    if vs is None:
+        return build_store(ds, int(data_cfg["image_size"]), cache, rule=data_cfg.get("intensity", "auto"),
+                           progress=progress)
+    return build_volume_store(ds, vs.n_slices, vs.size, cache, window=vs.window, margin=vs.margin, jobs=vs.jobs,
+                              progress=progress)
 
 
 def make_roi_crop(data: "PreparedData"):
@@ -299,7 +332,8 @@ def annotated_cases(data: "PreparedData", indices, limit: int | None = None):
 class TrainingView(torch.utils.data.Dataset):
     """Samples of a :class:`PreparedData` as dicts of tensors.
 
-    Keys: ``index`` (dataset row), ``image`` ``[1,S,S]`` in [0,1] (augmented when training), ``image2`` (a second
+    Keys: ``index`` (dataset row), ``image`` ``[1,S,S]`` (``[n,S,S]`` tumour stacks for volumes: every slice gets
+    the same augmentation) in [0,1] (augmented when training), ``image2`` (a second
     augmented view, when ``views=2``), ``label`` ``[F]`` (NaN = unknown/unlabelled), ``has_box`` (ground truth
     region available), ``box`` ``[4]`` (x, y, w, h of the union of GT boxes, store pixels; whole image if none),
     ``radiomics`` ``[R]`` (fixed-region features, raw) when available. Augmentation randomness is a function of
@@ -344,7 +378,9 @@ class TrainingView(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)
-        raw = torch.from_numpy(np.asarray(self.data.store.images[index], dtype=np.float32)).unsqueeze(0) / 255.0
+        raw = torch.from_numpy(np.asarray(self.data.store.images[index], dtype=np.float32)) / 255.0
+        if raw.dim() == 2:  # [S, S] image -> [1, S, S]; volume stacks already are [n, S, S]
+            raw = raw.unsqueeze(0)
         out = {"index": torch.tensor(index), "label": self.labels[index], "has_box": self.has_box[index],
                "box": self.box[index], "image": self._view(raw, index, 0)}
         if self.views >= 2:

@@ -325,6 +325,11 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
         results["classification"] = classification_section(
             data.dataset.labels[idx], probs, findings, data.dataset.patient_ids[idx], thresholds, rule, n_boot, seed, split)
     want_loc = cfg["evaluation"]["localization"] if localization is None else localization
+    if want_loc and data.store.volume is not None:
+        results["localization_skipped"] = ("3-D tumour stacks (data.volume): the input already is the ROI and "
+                                           "Grad-CAM boxes are 2-D, so there is nothing to localize")
+        log.info("localization skipped: %s", results["localization_skipped"])
+        want_loc = False
     if want_loc:
         loc = localization_section(run, data, idx, device, n_boot=n_boot, seed=seed,
                                    figure_dir=run_dir / "figures", progress=progress)
@@ -352,7 +357,12 @@ def _external_data(cfg: dict, data_path: str, run: LoadedRun, progress: bool) ->
     dcfg = {**cfg["data"], "path": str(data_path), "format": None, "findings": None}
     ds = open_dataset(dcfg).with_findings(run.findings)
     cache = Path(cfg["data"].get("cache_dir") or default_cache_dir())
-    store = build_store(ds, run.image_size, cache, rule=cfg["data"].get("intensity", "auto"), progress=progress)
+    if cfg["data"].get("volume") is not None:  # tumour stacks with the run's slice settings
+        from radclr.engine.data import build_run_store
+
+        store = build_run_store(cfg, ds, cache, progress=progress)
+    else:
+        store = build_store(ds, run.image_size, cache, rule=cfg["data"].get("intensity", "auto"), progress=progress)
     split = pd.DataFrame({"image_id": ds.image_ids, "patient_id": ds.patient_ids, "split": "test", "labeled": True})
     data = PreparedData(ds, store, split, store_boxes(ds, store))
     if run.method.needs_radiomics:

@@ -14,6 +14,7 @@ from torch import nn
 
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import resolve_config, stage_settings
+from radclr.engine.volumes import input_channels
 from radclr.errors import RadclrError
 from radclr.methods.base import Method, MethodContext, method_class
 
@@ -72,7 +73,7 @@ def load_run(run_dir: str | Path, which: str = "best", device: str | torch.devic
     ctx = MethodContext(findings=list(state["findings"]), radiomics_names=list(state.get("radiomics_names", [])),
                         model_cfg=cfg["model"], image_size=int(state.get("store_size", cfg["data"]["image_size"])),
                         seed=int(cfg["seed"]), dataset_size=int(state.get("dataset_size", 0)),
-                        extra={"radiomics_cfg": cfg["radiomics"]})
+                        extra={"radiomics_cfg": cfg["radiomics"]}, in_channels=input_channels(cfg))
     parts = nn.ModuleDict()
     method = None
     for i in range(int(state["stage"]) + 1):

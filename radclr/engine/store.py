@@ -15,6 +15,10 @@ Intensity rule (``data.intensity``):
 Resizing squashes to a square (aspect not kept; documented -- NIH images are square and the Kermany source is
 already squashed) with antialiased bilinear interpolation; boxes are rescaled with the same factors
 (:meth:`ImageStore.box_scale`).
+
+The same cache machinery (:func:`build_cached_store`: key, ``.done`` marker, validity check, worker processes)
+also holds multi-channel items ``[N, C, S, S]`` made by another decoder -- seed 004's 3-D tumour stacks
+(:mod:`radclr.engine.volumes`).
 """
 
 from __future__ import annotations
@@ -72,15 +76,22 @@ def resize_image(a: np.ndarray, size: int) -> np.ndarray:
 
 @dataclass
 class ImageStore:
-    """uint8 ``[N, S, S]`` images aligned with a dataset's records, plus each file's original ``(H, W)``."""
+    """uint8 ``[N, S, S]`` images (or ``[N, C, S, S]`` multi-channel items, e.g. 3-D stacks) aligned with a
+    dataset's records, plus each file's original ``(H, W)`` (in-plane size for volumes)."""
 
     images: np.ndarray
     original_hw: np.ndarray  # int64 [N, 2]
     key: str
+    volume: object = None  # the VolumeSettings a 3-D stack store was built with (radclr.engine.volumes), else None
 
     @property
     def size(self) -> int:
         return int(self.images.shape[-1])
+
+    @property
+    def channels(self) -> int:
+        """Channels of one item: 1 for ``[N, S, S]`` images, ``C`` for ``[N, C, S, S]`` stacks."""
+        return int(self.images.shape[1]) if self.images.ndim == 4 else 1
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -91,16 +102,21 @@ class ImageStore:
         return self.size / float(w), self.size / float(h)
 
 
-def _store_key(dataset: CXRDataset, size: int, rule: str) -> str:
+def files_key(spec: str, paths) -> str:
+    """16-hex key of a build ``spec`` and the files it reads (path, size, mtime: a changed file changes it)."""
     h = hashlib.sha1()
-    h.update(f"v{STORE_VERSION}|{size}|{rule}|".encode())
-    for p in dataset.records["path"]:
+    h.update(spec.encode())
+    for p in paths:
         try:
             st = os.stat(p)
             h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         except OSError:
             h.update(f"{p}|missing\n".encode())
     return h.hexdigest()[:16]
+
+
+def _store_key(dataset: CXRDataset, size: int, rule: str) -> str:
+    return files_key(f"v{STORE_VERSION}|{size}|{rule}|", dataset.records["path"])
 
 
 def _decode_one(args):
@@ -118,41 +134,56 @@ def _decode_one(args):
 def build_store(dataset: CXRDataset, size: int, cache_dir: str | Path | None = None, rule: str = "auto",
                 jobs: int = 1, progress: bool = True) -> ImageStore:
     """Decode + resize every image of ``dataset`` once (cached; see module docstring)."""
+    tasks = [(str(p), size, rule) for p in dataset.records["path"]]
+    return build_cached_store(tasks, _decode_one, (size, size), _store_key(dataset, size, rule), cache_dir,
+                              meta={"size": size, "rule": rule}, jobs=jobs, progress=progress,
+                              desc=f"decoding images -> {size}px")
+
+
+def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: str,
+                       cache_dir: str | Path | None = None, *, meta: dict | None = None, jobs: int = 1,
+                       progress: bool = True, desc: str = "decoding") -> ImageStore:
+    """The cached uint8 ``[N, *item_shape]`` store of ``decode(task) -> (uint8 item, original (H, W))`` over
+    ``tasks`` (one per dataset record, in order), kept as ``images-<key>.npy`` in ``cache_dir``.
+
+    A store is reused only when its ``.done`` marker exists and its array has the expected shape; otherwise (an
+    interrupted build, a stale or unreadable file) it is rebuilt. ``decode`` must be a module-level function
+    (it runs in ``jobs`` worker processes when ``jobs > 1`` and there are more than 64 tasks).
+    """
     from tqdm import tqdm
 
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
-    key = _store_key(dataset, size, rule)
     arr_path, meta_path, done = cache / f"images-{key}.npy", cache / f"images-{key}.json", cache / f"images-{key}.done"
-    n = len(dataset)
+    n = len(tasks)
+    shape = (n, *(int(v) for v in item_shape))
     if done.exists() and arr_path.exists() and meta_path.exists():
         try:
             images = np.load(arr_path, mmap_mode="r")
-            meta = json.loads(meta_path.read_text())
-            if images.shape == (n, size, size) and len(meta["original_hw"]) == n:
-                return ImageStore(images, np.asarray(meta["original_hw"], dtype=np.int64), key)
+            saved = json.loads(meta_path.read_text())
+            if images.shape == shape and len(saved["original_hw"]) == n:
+                return ImageStore(images, np.asarray(saved["original_hw"], dtype=np.int64).reshape(n, 2), key)
         except (ValueError, OSError, KeyError, json.JSONDecodeError):
             pass
         log.warning("image store %s is unreadable or stale; rebuilding", arr_path)
     done.unlink(missing_ok=True)
-    images = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.uint8, shape=(n, size, size))
+    images = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.uint8, shape=shape)
     hw = np.zeros((n, 2), dtype=np.int64)
-    tasks = [(str(p), size, rule) for p in dataset.records["path"]]
-    bar = tqdm(total=n, desc=f"decoding images -> {size}px", unit="img", disable=not progress, leave=False)
+    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False)
     if jobs > 1 and n > 64:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(jobs) as ex:
-            for i, (img, shape) in enumerate(ex.map(_decode_one, tasks, chunksize=16)):
-                images[i], hw[i] = img, shape
+            for i, (img, hw_i) in enumerate(ex.map(decode, tasks, chunksize=16)):
+                images[i], hw[i] = img, hw_i
                 bar.update()
     else:
         for i, t in enumerate(tasks):
-            images[i], hw[i] = _decode_one(t)
+            images[i], hw[i] = decode(t)
             bar.update()
     bar.close()
     images.flush()
     del images
-    meta_path.write_text(json.dumps({"original_hw": hw.tolist(), "n": n, "size": size, "rule": rule}))
+    meta_path.write_text(json.dumps({"original_hw": hw.tolist(), "n": n, **(meta or {})}))
     done.write_text("ok")
     return ImageStore(np.load(arr_path, mmap_mode="r"), hw, key)

@@ -210,7 +210,8 @@ class Trainer:
                              model_cfg=self.cfg["model"], image_size=int(self.cfg["data"]["image_size"]),
                              seed=int(self.cfg["seed"]), world_size=self.dist.world_size, rank=self.dist.rank,
                              dataset_size=len(d.store), gather_negatives=bool(self.cfg["trainer"]["gather_negatives"]),
-                             extra={"radiomics_cfg": self.cfg["radiomics"], "augment_geometric": geometric})
+                             extra={"radiomics_cfg": self.cfg["radiomics"], "augment_geometric": geometric},
+                             in_channels=self.data.store.channels)
 
     def _build_method(self, index: int) -> Method:
         st = stage_settings(self.cfg, index)
@@ -314,7 +315,8 @@ class Trainer:
                    **val_stats, "lr": optimizer.param_groups[0]["lr"], "train_time_s": round(t_train, 3),
                    "time_s": round(time.time() - t0, 3)}
             self.history.append(row)
-            improved = self._is_better(row.get(monitor), best["value"], mode)
+            improved = epoch >= int(getattr(method, "monitor_from_epoch", 0)) and \
+                self._is_better(row.get(monitor), best["value"], mode)
             if improved:
                 best = {"value": float(row[monitor]), "epoch": epoch + 1}
                 ctx["best"] = best

@@ -37,6 +37,7 @@ class MethodContext:
     dataset_size: int = 0
     gather_negatives: bool = True
     extra: dict = field(default_factory=dict)
+    in_channels: int = 1  # image channels: 1, or seed 004's n slices of a 3-D tumour stack (data.volume)
 
     @property
     def n_findings(self) -> int:
@@ -57,6 +58,8 @@ class Method(nn.Module):
     needs_radiomics: ClassVar[bool] = False
     #: quantity to select ``best.pt`` on, and whether it is maximised
     monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
+    #: epochs (0-based) before this one are not candidates for ``best.pt`` (e.g. a warm-up phase)
+    monitor_from_epoch: int = 0
     #: option names this method accepts (anything else in the stage is refused)
     option_names: ClassVar[tuple[str, ...]] = ()
     #: trains on labels: its pool is the *labelled* part of the training split (label fractions)
@@ -85,7 +88,8 @@ class Method(nn.Module):
         from radclr.networks import build_image_encoder
 
         m = self.ctx.model_cfg
-        return build_image_encoder(m["encoder"], in_channels=1, weights=m.get("weights"), **(m.get("encoder_options") or {}))
+        return build_image_encoder(m["encoder"], in_channels=int(self.ctx.in_channels), weights=m.get("weights"),
+                                   **(m.get("encoder_options") or {}))
 
     @property
     def encoder(self) -> nn.Module:

@@ -87,6 +87,8 @@ class BYOP(RadiomicsViewMixin, Method):
         initial_threshold = 0.5 if self.auto_threshold else float(thr)
         self.classifier_warmup = float(o.get("classifier_warmup_epochs", 0))
         self.contrastive_start = int(o.get("contrastive_start_epoch", 0))
+        # best.pt must be a model of the loop, not of the classification-only warm-up before it
+        self.monitor_from_epoch = self.contrastive_start if self.lam > 0 else 0
         self.epoch = 0
         self.cache_regions = not bool(ctx.extra.get("augment_geometric", False))
         from radclr.engine.data import radiomics_settings

@@ -15,6 +15,11 @@ Configuration that is correct for 2-D (the traps are silent):
   full image is sent, and a mask without any background pixel (a whole-image region) is padded by one pixel of
   background (image edge-replicated), which PyRadiomics' cropping removes again.
 
+3-D volumes (seed 004 §2.3/§3.1: radiomics of the CT tumour volume) go through :func:`extract_pyradiomics_volumes`:
+each case is a ``[D, H, W]`` float64 SimpleITK image with the volume's own voxel spacing, ``force2D=False``, and
+the 3-D ``shape`` class in place of ``shape2D`` (:func:`pyradiomics_params` with ``volume=True``); cases may
+differ in shape. The same bounding-box crop (plus one voxel of background) and degenerate-region policy apply.
+
 Degenerate regions follow radclr's policy (``radclr.radiomics.discretize``): an empty mask raises
 :class:`~radclr.errors.DataError`; NaN/inf intensities inside the region, and regions PyRadiomics refuses
 (single pixel, 1-pixel-wide line), give a NaN row and a logged reason.
@@ -32,7 +37,7 @@ import torch
 from radclr.errors import ConfigError, DataError
 from radclr.radiomics.base import Settings
 
-__all__ = ["PyRadiomicsEngine", "extract_pyradiomics", "pyradiomics_params"]
+__all__ = ["PyRadiomicsEngine", "extract_pyradiomics", "extract_pyradiomics_volumes", "pyradiomics_params"]
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +68,46 @@ def _settings_dict(settings: Settings) -> dict:
     return s
 
 
-def pyradiomics_params(settings: Settings | None = None, classes=None, params=None) -> dict:
-    """The PyRadiomics parameter dictionary for radclr settings/classes, or for a parameter file (``params``)."""
+def _volume_classes(classes) -> dict:
+    """PyRadiomics ``featureClass`` for 3-D volumes: the 2-D selection rules, with the 3-D ``shape`` class.
+
+    None = every class (``shape`` first); a list/mapping may name ``shape`` (its features as PyRadiomics names
+    them, checked by PyRadiomics); ``shape2D`` is refused (PyRadiomics would skip it on 3-D input, silently).
+    """
+    from radclr.radiomics.registry import CLASS_ORDER, resolve_classes
+
+    if classes is None:
+        return {"shape": [], **{c: [] for c in CLASS_ORDER if c != "shape2D"}}
+    spec = {classes: None} if isinstance(classes, str) else dict(classes) if isinstance(classes, dict) \
+        else {c: None for c in classes}
+    if "shape2D" in spec:
+        raise ConfigError("feature class 'shape2D' is 2-D; for 3-D volumes use 'shape' (PyRadiomics' 3-D shape)")
+    shape = spec.pop("shape", False)
+    out = {"shape": list(shape or [])} if shape is not False else {}
+    out.update({c: list(f) for c, f in resolve_classes(spec)} if spec else {})
+    return out
+
+
+def pyradiomics_params(settings: Settings | None = None, classes=None, params=None, *, volume: bool = False) -> dict:
+    """The PyRadiomics parameter dictionary for radclr settings/classes, or for a parameter file (``params``).
+
+    ``volume=True``: for 3-D ``[D, H, W]`` input -- the ``shape`` class instead of ``shape2D`` (a parameter
+    file naming ``shape2D`` is refused; one without ``featureClass`` gets PyRadiomics' default, which on 3-D
+    input is every class with ``shape``).
+    """
     if params is not None:
         from radclr.radiomics.params import load_params
 
         d = load_params(params).pyradiomics_dict()
+        if volume and "shape2D" in (d.get("featureClass") or {}):
+            raise ConfigError("featureClass shape2D in the parameter file: 2-D shape; for 3-D volumes use shape")
     else:
         from radclr.radiomics.registry import CLASS_ORDER, resolve_classes
 
         settings = settings or Settings()
-        if classes is None:
+        if volume:
+            feature_classes = _volume_classes(classes)
+        elif classes is None:
             feature_classes = {c: [] for c in CLASS_ORDER}
         else:
             feature_classes = {c: list(f) for c, f in resolve_classes(classes)}
@@ -126,8 +160,9 @@ def _run_tasks(tasks: list, extractor=None) -> list:
         try:
             img = sitk.GetImageFromArray(image)
             msk = sitk.GetImageFromArray(mask)
-            img.SetSpacing((float(spacing[1]), float(spacing[0])))  # SimpleITK: (x, y) = (col, row)
-            msk.SetSpacing((float(spacing[1]), float(spacing[0])))
+            itk_spacing = tuple(float(v) for v in reversed(spacing))  # SimpleITK: (x, y[, z]) = (col, row[, slice])
+            img.SetSpacing(itk_spacing)
+            msk.SetSpacing(itk_spacing)
             result = extractor.execute(img, msk)
             values = {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
             out.append((index, values, None))
@@ -137,12 +172,12 @@ def _run_tasks(tasks: list, extractor=None) -> list:
 
 
 def _region_task(index: int, image: np.ndarray, mask: np.ndarray, spacing, crop: bool):
-    """The (image, mask) PyRadiomics gets for one region (float64 image, uint8 mask with background)."""
+    """The (image, mask) PyRadiomics gets for one region (float64 image, uint8 mask with background); 2-D or 3-D."""
     if crop:
-        rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-        image = image[r0:r1, c0:c1]
-        mask = mask[r0:r1, c0:c1]
+        idx = np.nonzero(mask)
+        box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in idx)
+        image = image[box]
+        mask = mask[box]
         image = np.pad(image, 1, mode="edge")
         mask = np.pad(mask, 1)
     elif mask.all():
@@ -243,6 +278,49 @@ class PyRadiomicsEngine:
                 out[i] = [values.get(n, np.nan) for n in names]
         return names, out
 
+    def extract_volumes(self, volumes, masks, spacings=None, progress: Callable[[int], None] | None = None):
+        """3-D cases (lists of ``[D, H, W]`` arrays, shapes may differ) -> ``(names, float64 numpy [B, F])``.
+
+        ``spacings``: per case ``(z, y, x)`` voxel spacing in mm (array-axis order; default 1). Build the engine
+        with ``pyradiomics_params(..., volume=True)``. Empty mask: DataError; NaN intensities inside the
+        region or a region PyRadiomics refuses: a NaN row with a logged reason (as for 2-D regions).
+        """
+        volumes, masks = list(volumes), list(masks)
+        if len(volumes) != len(masks):
+            raise ValueError(f"got {len(volumes)} volumes but {len(masks)} masks")
+        spacings = [(1.0, 1.0, 1.0)] * len(volumes) if spacings is None else list(spacings)
+        if len(spacings) != len(volumes):
+            raise ValueError(f"got {len(volumes)} volumes but {len(spacings)} spacings")
+        results: dict[int, dict | None] = {}
+        tasks = []
+        for i, (v, m, sp) in enumerate(zip(volumes, masks, spacings)):
+            v, m = np.asarray(v), np.asarray(m) != 0
+            if v.ndim != 3 or m.shape != v.shape or len(sp) != 3:
+                raise ValueError(f"case {i}: volume and mask must both be [D, H, W] with a (z, y, x) spacing; got "
+                                 f"volume {v.shape}, mask {m.shape}, spacing {tuple(sp)}")
+            if not m.any():
+                raise DataError(f"case {i} has an empty mask: nothing to compute radiomics on")
+            if not np.isfinite(v[m]).all():
+                results[i] = None
+                log.warning("radiomics: case %d: NaN or infinite intensity inside the region; its features are NaN", i)
+                if progress:
+                    progress(1)
+                continue
+            tasks.append(_region_task(i, v, m, sp, self.crop))
+        for index, values, reason in self._map(tasks, progress):
+            results[index] = values
+            if values is None:
+                log.warning("radiomics: case %d: %s; its features are NaN", index, reason)
+            elif self.names is None:
+                self.names = list(values)
+        if self.names is None:
+            raise DataError("PyRadiomics refused every volume (see the logged reasons); no feature names to report")
+        out = np.full((len(volumes), len(self.names)), np.nan)
+        for i, values in results.items():
+            if values is not None:
+                out[i] = [values.get(n, np.nan) for n in self.names]
+        return list(self.names), out
+
     def _names_without_values(self) -> list[str]:
         """Column names when no region produced values (all refused): known only for the Original image type."""
         if set(self.params.get("imageType") or {"Original": {}}) != {"Original"}:
@@ -269,3 +347,26 @@ def extract_pyradiomics(
     with PyRadiomicsEngine(d, jobs=jobs) as engine:
         names, values = engine.extract(images, masks, spacing, progress)
     return names, torch.from_numpy(values)
+
+
+def extract_pyradiomics_volumes(
+    volumes,
+    masks,
+    *,
+    spacings=None,
+    settings: Settings | None = None,
+    classes=None,
+    params=None,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """PyRadiomics features of B 3-D regions (seed 004 §2.3: the tumour volume) -> ``(names, float64 [B, F])``.
+
+    volumes / masks: sequences of ``[D, H, W]`` arrays (float intensities, e.g. HU; boolean/label masks), one
+    per case, shapes may differ between cases. spacings: ``(z, y, x)`` mm per case (None = 1). settings /
+    classes / params: as for :func:`extract_pyradiomics`, with the 3-D ``shape`` class (``classes=None``: all
+    classes -- ``shape``, firstorder, glcm, gldm, glrlm, glszm, ngtdm). jobs: worker processes.
+    """
+    d = pyradiomics_params(settings, classes, params, volume=True)
+    with PyRadiomicsEngine(d, jobs=jobs) as engine:
+        return engine.extract_volumes(volumes, masks, spacings, progress)

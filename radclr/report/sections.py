@@ -183,6 +183,8 @@ def localization(ctx: ReportContext) -> str:
                         "box (red) for the top finding; there is no ground truth to compare with.")
         return body
     if not r.has_localization:
+        if ctx.metrics.get("localization_skipped"):
+            raise Omit(str(ctx.metrics["localization_skipped"]))
         if ctx.metrics.get("classification") is None:
             raise Omit("the evaluated model has no classifier to compute Grad-CAM from")
         raise Omit("no localization results: no test image with a ground-truth box (or localization is off)")

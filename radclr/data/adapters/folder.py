@@ -84,12 +84,15 @@ def _masks(root: Path, records: pd.DataFrame, log: C.ProblemLog) -> dict[str, st
     folder = root / "masks"
     if not folder.is_dir():
         return masks
+
+    def stem_of(rel: str) -> str:  # "case_0.nii.gz" -> "case_0" for images and masks alike
+        return rel[:-7] if rel.lower().endswith(".nii.gz") else rel.rsplit(".", 1)[0]
+
     by_stem: dict[str, Path] = {}
     for rel, p in C.list_files(folder, SUPPORTED_SUFFIXES).items():
-        stem = rel[:-7] if rel.lower().endswith(".nii.gz") else rel.rsplit(".", 1)[0]
-        by_stem[stem] = p
+        by_stem[stem_of(rel)] = p
     for iid in records["image_id"]:
-        stem = str(iid).rsplit(".", 1)[0]
+        stem = stem_of(str(iid))
         if stem in by_stem:
             masks[str(iid)] = str(by_stem.pop(stem))
     if by_stem:
