@@ -11,13 +11,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
 
 
-def run_config(cfg: dict, out: Path, *, reuse: bool = True) -> dict:
-    """Train + evaluate ``cfg`` into ``out`` (reused when it already finished); returns metrics.json + wall time."""
+def run_config(cfg: dict, out: Path, *, reuse: bool = True, checkpoint: str = "best") -> dict:
+    """Train + evaluate ``cfg`` into ``out`` (training reused when it already finished); evaluates ``checkpoint``
+    (``best`` -> RUN/metrics.json, otherwise RUN/metrics_<checkpoint>.json); returns the metrics + wall time."""
+    from radclr.engine.evaluate import evaluate_run
     from radclr.engine.trainer import train
 
     out = Path(out)
-    done = out / "metrics.json"
-    if not (reuse and done.exists()):
+    trained = (out / "wall_time_s.txt").exists() and (out / "metrics.json").exists()
+    if not (reuse and trained):
         if out.exists():
             import shutil
 
@@ -25,6 +27,9 @@ def run_config(cfg: dict, out: Path, *, reuse: bool = True) -> dict:
         t0 = time.time()
         train(cfg, out, progress=False, evaluate=True)
         (out / "wall_time_s.txt").write_text(f"{time.time() - t0:.1f}")
+    done = out / ("metrics.json" if checkpoint == "best" else f"metrics_{checkpoint}.json")
+    if not done.exists():
+        evaluate_run(out, checkpoint=checkpoint, out=done, progress=False)
     metrics = json.loads(done.read_text())
     metrics["wall_time_s"] = float((out / "wall_time_s.txt").read_text()) if (out / "wall_time_s.txt").exists() else None
     return metrics

@@ -42,6 +42,8 @@ def test_tiny_config_trains_and_evaluates(config, tmp_path):
         assert 0.0 <= auc["mean"] <= 1.0
     else:
         assert "linear_eval" in res and "test" in res["linear_eval"]
+        cv = res["linear_eval"]["cv"]  # seed 003's patient-wise k-fold (linear_eval_folds: 5)
+        assert cv["n_splits"] == 5 and len(cv["mean"]["folds"]) == 5
     if config.stem.startswith("seed004"):  # seed 004's classical radiomics baseline rides along
         classical = res["classical_radiomics"]
         assert "test" in classical or "skipped" in classical

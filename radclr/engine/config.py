@@ -80,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
         "n_boot": 1000,
         "threshold_rule": "youden",
         "linear_eval": False,
+        "linear_eval_folds": 0,  # > 0: also seed 003's patient-wise stratified k-fold CV of the linear evaluation
         "classical_radiomics": False,  # seed 004 baseline: radiomics -> feature selection -> classifier
         "localization": True,
         "cam_threshold": "auto",  # auto = fit on annotated train/val images (>= 5 cases), else the method's value

@@ -226,9 +226,18 @@ def linear_section(run: LoadedRun, data: PreparedData, device, *, n_boot: int, s
                               want_logits=False, want_features=True, progress=progress)["features"]
              for s, v in idx.items()}
     y = data.dataset.labels
-    return linear_eval(feats["train"], y[idx["train"]], feats["val"], y[idx["val"]], feats["test"], y[idx["test"]],
-                       findings=list(data.findings), patient_ids_test=data.dataset.patient_ids[idx["test"]],
-                       n_boot=n_boot, seed=seed)
+    res = linear_eval(feats["train"], y[idx["train"]], feats["val"], y[idx["val"]], feats["test"], y[idx["test"]],
+                      findings=list(data.findings), patient_ids_test=data.dataset.patient_ids[idx["test"]],
+                      n_boot=n_boot, seed=seed)
+    k = int(run.cfg["evaluation"].get("linear_eval_folds") or 0)
+    if k > 1:  # seed 003 §V-B: patient-wise stratified k-fold over every labelled image (frozen features)
+        from radclr.evaluation.linear import linear_eval_cv
+
+        pool = np.concatenate([idx["train"], idx["val"], idx["test"]])
+        x = np.concatenate([feats["train"], feats["val"], feats["test"]])
+        res["cv"] = linear_eval_cv(x, y[pool], data.dataset.patient_ids[pool], n_splits=k,
+                                   findings=list(data.findings), seed=seed)
+    return res
 
 
 def classical_section(cfg: dict, run_dir: Path, data: PreparedData, *, n_boot: int, seed: int, progress: bool) -> dict:
@@ -270,7 +279,7 @@ def linear_eval_fractions(run_dir, fractions, *, progress=None) -> list[dict]:
         test = res.get("test", {})
         for k in ("auc", "accuracy", "f1", "sensitivity", "specificity"):
             row[k] = test.get(k)
-        ci = res.get("test_ci", {}).get("auc", {}) if isinstance(res.get("test_ci"), dict) else {}
+        ci = ((res.get("test_ci") or {}).get("mean") or {}).get("auc") or {}
         row["auc_ci_low"], row["auc_ci_high"] = ci.get("ci_low"), ci.get("ci_high")
         rows.append(row)
     return rows

@@ -272,9 +272,13 @@ class Trainer:
         method.prepare_stage()
         model: nn.Module = method
         if self.dist.enabled:
+            # buffers are not broadcast from rank 0 at every forward: BYOP's per-image box/radiomics caches are
+            # large and each rank's entries are self-consistent; BatchNorm statistics are averaged across ranks
+            # by precise BN at the end of every epoch; memory banks are updated identically on every rank
             model = nn.parallel.DistributedDataParallel(
                 method, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=bool(getattr(method, "find_unused_parameters", False)))
+                find_unused_parameters=bool(getattr(method, "find_unused_parameters", False)),
+                broadcast_buffers=False)
         batch_size = int(st["batch_size"])
         epochs = int(st["epochs"])
         steps_per_epoch = len(EpochBatches(train_idx, batch_size, 0, 0, rank=self.dist.rank, world_size=self.dist.world_size))
