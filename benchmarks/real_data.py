@@ -1,10 +1,13 @@
 """Real-data benchmark: supervised vs M1 vs M3 vs M2 at 100 % and 10 % labels on Kermany and NIH (issue 6).
 
     .venv/bin/python benchmarks/real_data.py [--epochs 6] [--datasets kermany nih] [--fractions 1.0 0.1]
+                                             [--max-images kermany=1500]
 
 Data (``../shared/data``): ``kermany_pediatric`` (5,216 images; findings Pneumonia, Bacterial, Viral) and
 ``nih_cxr14`` + ``nih_community_boxes`` combined (1,441 images; the 8 findings of seed 001; 273 weak Mass/Nodule
-boxes on 46 images). One patient-wise, label-stratified 70/10/20 split per dataset (seed 0), identical for every
+boxes on 46 images). ``--max-images DATASET=N`` trains on a seeded, patient-wise random subset of about N images of
+a folder-format dataset (whole patients, written to OUT_DIR/subsets/, images linked, not copied), to fit the
+benchmark into a CPU budget. One patient-wise, label-stratified 70/10/20 split per dataset (seed 0), identical for every
 method, so all methods are tested on the same images.
 
 Equal budget: every method gets the same number of epochs E (one epoch = one pass over the images a stage
@@ -78,6 +81,24 @@ def config(dataset: str, method: str, fraction: float, epochs: int, cache: str) 
             "stages": stages(method, epochs)}
 
 
+def patient_subset(root: Path, n_images: int, dest: Path, seed: int = 0) -> Path:
+    """A folder-format copy of ``root`` holding whole, randomly chosen patients (seeded) up to ~``n_images`` images:
+    ``labels.csv`` filtered, ``images/`` a symlink to the original folder (unlisted images are ignored)."""
+    labels = pd.read_csv(root / "labels.csv", dtype={"patient_id": str})
+    if len(labels) <= n_images:
+        return root
+    rng = np.random.default_rng(seed)
+    counts = labels.groupby("patient_id").size()
+    order = rng.permutation(counts.index.to_numpy())
+    keep = order[: int(np.searchsorted(np.cumsum(counts.loc[order].to_numpy()), n_images, side="right")) + 1]
+    sub = labels[labels["patient_id"].isin(set(keep))]
+    dest.mkdir(parents=True, exist_ok=True)
+    sub.to_csv(dest / "labels.csv", index=False)
+    if not (dest / "images").exists():
+        (dest / "images").symlink_to((root / "images").resolve(), target_is_directory=True)
+    return dest
+
+
 def paired_vs_baseline(run: Path, baseline: Path, n_boot: int = 1000) -> dict:
     """Mean-AUC difference (method - supervised) on the same test images, patient-paired bootstrap."""
     from radclr.evaluation.bootstrap import compare_models
@@ -100,8 +121,11 @@ def main(argv=None) -> int:
     ap.add_argument("--methods", nargs="+", default=["supervised", "M1", "M3", "M2-full", "M2-base"])
     ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "out" / "real_data"))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "real_data.json"))
+    ap.add_argument("--max-images", nargs="*", default=[], metavar="DATASET=N",
+                    help="train on a seeded patient-wise subset of about N images of DATASET (folder format only)")
     args = ap.parse_args(argv)
     out_dir = Path(args.out_dir)
+    limits = {k: int(v) for k, v in (item.split("=", 1) for item in args.max_images)}
     results = {"machine": machine(), "epochs": args.epochs, "runs": {}}
     if Path(args.out).exists():
         results["runs"] = json.loads(Path(args.out).read_text()).get("runs", {})
@@ -110,6 +134,13 @@ def main(argv=None) -> int:
         if not all(Path(p).exists() for p in ([paths] if isinstance(paths, str) else paths)):
             print(f"skip {ds}: data not found under {SHARED}")
             continue
+        if ds in limits:
+            if not isinstance(paths, str):
+                raise SystemExit(f"--max-images: {ds} combines several folders; subsets are for one folder only")
+            sub = patient_subset(Path(paths), limits[ds], out_dir / "subsets" / f"{ds}-{limits[ds]}")
+            DATASETS[ds] = {**DATASETS[ds], "path": str(sub)}
+            results.setdefault("subsets", {})[ds] = {"max_images": limits[ds], "images": int(len(
+                pd.read_csv(Path(sub) / "labels.csv")))}
         for frac in args.fractions:
             for method in args.methods:
                 if method == "M2-base" and ds != "nih":
