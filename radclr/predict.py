@@ -342,12 +342,17 @@ class Predictor:
             log.warning("%s: no thresholds.json (run `radclr evaluate`); using 0.5 for every finding", self.run_dir)
             return {f: 0.5 for f in self.findings}, "fixed 0.5 (the run has no thresholds.json)"
         data = json.loads(path.read_text())
+        mine = self.run.checkpoint.name
+        if data.get("checkpoint", "best.pt") != mine:
+            log.warning("%s: thresholds.json belongs to %s, not %s; using 0.5 for every finding (evaluate this "
+                        "checkpoint to fit its thresholds)", self.run_dir, data.get("checkpoint", "best.pt"), mine)
+            return {f: 0.5 for f in self.findings}, f"fixed 0.5 (no thresholds fit for {mine})"
         thr = data.get("thresholds") or {}
         out = {}
         for f in self.findings:
             t = thr.get(f)
             out[f] = float(t) if t is not None and np.isfinite(float(t)) else 0.5
-        return out, f"{data.get('rule', '?')} (fit on the validation split)"
+        return out, data.get("rule_text") or f"{data.get('rule', '?')} (fit on the validation split)"
 
     def _load_reference(self, max_images: int, progress: bool) -> None:
         ref = load_radiomics_reference(self.run_dir)
@@ -356,10 +361,17 @@ class Predictor:
             return
         if ref is not None:
             log.info("radiomics reference of %s is stale (checkpoint or settings changed); rebuilding", self.run_dir)
+        else:
+            log.info("building the radiomics reference population of %s (Grad-CAM boxes of up to %d training "
+                     "images; once per checkpoint)", self.run_dir, max_images)
         try:
             build_radiomics_reference(self.run_dir, max_images=max_images, run=self.run, progress=progress)
-        except (DataError, OSError) as e:
+        except DataError as e:
             self.reference_note = f"no reference population: the run's training data are unavailable ({e})"
+            log.warning("%s", self.reference_note)
+            return
+        except OSError as e:
+            self.reference_note = f"no reference population: could not read or write it ({e})"
             log.warning("%s", self.reference_note)
             return
         self.reference = load_radiomics_reference(self.run_dir)
@@ -481,7 +493,8 @@ class Predictor:
 
 
 def predict(run_dir, paths, out_dir=None, *, device="auto", checkpoint: str = "best", top_k: int = 5,
-            top_only: bool = False, progress: bool = False) -> list[dict]:
+            top_only: bool = False, progress: bool = False, reference: bool = True,
+            reference_max_images: int = 2000) -> list[dict]:
     """Predict image files with a trained run (see module docstring); overlays go to ``out_dir`` when given.
 
     Returns one JSON-ready dict per image: ``probabilities``, ``thresholds``, ``positive_findings``,
@@ -490,7 +503,7 @@ def predict(run_dir, paths, out_dir=None, *, device="auto", checkpoint: str = "b
     ``timing_ms`` per step. ``top_only``: CAM, box, radiomics and overlay of the top finding only.
     """
     return Predictor(run_dir, device=device, checkpoint=checkpoint, top_k=top_k, top_only=top_only,
-                     progress=progress)(paths, out_dir)
+                     progress=progress, reference=reference, reference_max_images=reference_max_images)(paths, out_dir)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -127,6 +127,12 @@ def test_label_fractions_nested_whole_patients_train_only():
         S.apply_label_fraction(ds, t, 0.0)
 
 
+@pytest.mark.parametrize("fraction", [10, 1.5, 0, -0.1])
+def test_make_split_refuses_label_fractions_outside_0_1(fraction):
+    with pytest.raises(SplitError, match=r"label fraction must be in \(0, 1\]"):
+        S.make_split(synthetic(20), label_fraction=fraction)
+
+
 def test_save_load_round_trip_and_refusals(tmp_path):
     ds = synthetic(60)
     t = S.make_split(ds, folds=3, test=0.2, label_fraction=0.5, seed=0)
@@ -184,3 +190,11 @@ def test_nih_cxr14_split_has_no_patient_in_two_parts():
     owners = t.groupby("patient_id")["split"].nunique()
     assert (owners == 1).all() and len(owners) == ds.records["patient_id"].nunique()
     assert (t["split"] == "test").mean() == pytest.approx(0.2, abs=0.03)
+
+
+def test_dataset_refuses_a_transposed_label_matrix():
+    ds = synthetic(5)
+    n, f = ds.labels.shape
+    assert n != f
+    with pytest.raises(Exception, match=r"must be \[images, findings\]"):
+        CXRDataset("t", "folder", "/nowhere", ds.findings, ds.records, ds.labels.T.copy(), None)

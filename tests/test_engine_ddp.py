@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from radclr.engine.distributed import gather_with_grad
+from radclr.engine.distributed import all_reduce_sums, gather_with_grad
 from radclr.losses import BidirectionalContrastiveLoss, NTXentLoss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,6 +47,24 @@ def _worker(rank, world, port, x1, x2, w, out):
         if rank == 0:
             out[name] = (loss.detach(), g)
     dist.destroy_process_group()
+
+
+def _sums_worker(rank, world, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    # BYOP reports its loop statistics on some steps only: the ranks' key sets differ
+    mine = {"loss": 2.0, "#loss": 4.0, "box_change": 0.5, "#box_change": 1.0} if rank == 0 else \
+        {"loss": 6.0, "#loss": 4.0, "cam_fallback": 0.25, "#cam_fallback": 2.0}
+    out[rank] = all_reduce_sums(mine, torch.device("cpu"))
+    dist.destroy_process_group()
+
+
+def test_epoch_sums_reduce_over_ranks_with_different_keys():
+    out = mp.Manager().dict()
+    mp.spawn(_sums_worker, args=(2, _free_port(), out), nprocs=2, join=True)
+    expected = {"loss": 8.0, "#loss": 8.0, "box_change": 0.5, "#box_change": 1.0, "cam_fallback": 0.25,
+                "#cam_fallback": 2.0}
+    assert out[0] == expected and out[1] == expected
 
 
 def test_gathered_losses_match_single_process_gradient():

@@ -231,14 +231,13 @@ def test_memory_bank_matches_loop_reference():
     index = torch.tensor([0, 3, 7, 11])
     state = crit.get_rng_state()
     loss = crit(d, r, index)
-    replay = torch.Generator()
-    replay.set_state(state)
-    draw = torch.randint(0, 11, (4, 6), generator=replay)
+    crit.set_rng_state(state)  # replay the negatives the loss drew (their distribution is tested below)
+    draw = crit.sample_negatives(index)
     bd, br = crit.bank_d.tolist(), crit.bank_r.tolist()
     dn, rn = F.normalize(d, dim=1).tolist(), F.normalize(r, dim=1).tolist()
     total = 0.0
     for b in range(4):
-        negs = [int(x) + (1 if int(x) >= int(index[b]) else 0) for x in draw[b]]
+        negs = [int(x) for x in draw[b]]
         assert int(index[b]) not in negs
         dot = lambda a, c: sum(x * y for x, y in zip(a, c))  # noqa: E731
         pos = math.exp(dot(dn[b], rn[b]) / 0.2)
@@ -252,6 +251,20 @@ def test_memory_bank_negatives_exclude_own_index_and_cover_the_rest():
     crit = MemoryBankInfoNCELoss(bank_size=5, dim=2, num_negatives=2000)
     neg = crit.sample_negatives(torch.tensor([2, 0]))
     assert set(neg[0].tolist()) == {0, 1, 3, 4} and set(neg[1].tolist()) == {1, 2, 3, 4}
+
+
+def test_memory_bank_pool_restricts_negatives_to_training_entries():
+    crit = MemoryBankInfoNCELoss(bank_size=12, dim=2, num_negatives=3000)
+    crit.set_pool([1, 3, 5, 7])
+    neg = crit.sample_negatives(torch.tensor([3, 10]))  # 3: a training anchor; 10: a validation image
+    assert set(neg[0].tolist()) == {1, 5, 7}
+    assert set(neg[1].tolist()) == {1, 3, 5, 7}
+    counts = torch.bincount(neg[0], minlength=12)[[1, 5, 7]].double()
+    assert float(counts.min() / counts.max()) > 0.85  # uniform over the pool
+    with pytest.raises(ValueError, match="set_pool"):
+        crit.set_pool([4])
+    with pytest.raises(ValueError, match="set_pool"):
+        crit.set_pool([0, 12])
 
 
 def test_memory_bank_update_rule_and_forward_does_not_touch_banks():
@@ -467,3 +480,13 @@ def test_blocks_compose_for_m1_m2_m3_m4():
         bank.update(index, g_i(enc(images)), g_r(f_r(radiomics)))
     assert not torch.allclose(bank.bank_d, start)
     assert torch.allclose(bank.bank_d.norm(dim=1), torch.ones(8), atol=1e-5)
+
+
+def test_contrastive_losses_compute_in_float32_under_bf16_autocast():
+    z1, z2 = _rand(8, 16, seed=5).float(), _rand(8, 16, seed=6).float()
+    h1, h2 = z1.bfloat16(), z2.bfloat16()
+    for loss in (NTXentLoss(0.1), BidirectionalContrastiveLoss(0.1, 0.5)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = loss(h1, h2)
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out, loss(h1.float(), h2.float()), rtol=1e-6, atol=1e-6)

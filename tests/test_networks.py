@@ -287,7 +287,9 @@ def test_standardizer_fit_matches_numpy_nan_statistics():
     np.testing.assert_allclose(std.std[[0, 1, 4]].numpy(), np.nanstd(Xf[:, [0, 1, 4]], axis=0), rtol=1e-6)
     assert std.constant.tolist() == [False, False, True, True, False]
     assert std.unseen.tolist() == [False, False, False, True, False]
-    assert float(std.std[2]) == 1.0 and float(std.mean[2]) == pytest.approx(4.2)
+    assert float(std.std[2]) == pytest.approx(4.2) and float(std.mean[2]) == pytest.approx(4.2)  # scale |mean|
+    # a constant feature's new values come out relative to the training value, not in raw units
+    assert float(std(torch.tensor([[0.0, 0.0, 8.4, 0.0, 0.0]]))[0, 2]) == pytest.approx(1.0)
     Z = std(torch.as_tensor(X, dtype=torch.float32))
     assert torch.isfinite(Z).all()
     assert float(Z[3, 0]) == 0.0 and float(Z[7, 1]) == 0.0  # missing -> 0 (training mean)

@@ -65,6 +65,21 @@ def test_prepare_crops_pads_and_bins_each_region():
     np.testing.assert_array_equal(b.n_pixels.numpy(), masks.reshape(3, -1).sum(1))
 
 
+def test_prepare_regions_subset_and_order_without_boxes():
+    rng = np.random.default_rng(2)
+    images = torch.from_numpy(rng.integers(0, 256, (3, 12, 12)).astype(np.float32))
+    masks = torch.zeros(3, 12, 12, dtype=torch.bool)
+    masks[0, 0:2, 0:3] = True
+    masks[1, 4:9, 4:6] = True
+    masks[2, 10:12, 1:12] = True
+    full = prepare(images, masks)
+    for order in ([2, 0, 1], [2], [1, 1]):
+        b = prepare(images, masks, regions=torch.tensor(order))
+        np.testing.assert_array_equal(b.n_pixels.numpy(), full.n_pixels[order].numpy())
+        for j, i in enumerate(order):
+            np.testing.assert_array_equal(b.binned[j][b.mask[j]].numpy(), full.binned[i][full.mask[i]].numpy())
+
+
 def test_integer_and_general_routes_bin_identically():
     rng = np.random.default_rng(2)
     img = rng.integers(0, 4000, (2, 16, 16)).astype(np.float64)

@@ -243,3 +243,13 @@ def test_cxr_augment_config_errors():
         CXRAugment(flip=True)
     with pytest.raises(ConfigError, match="scale"):
         CXRAugment(min_area=0.0)
+
+
+def test_percentile_normalisation_of_an_image_above_torch_quantile_limit():
+    from radclr.transforms.preprocess import normalise_intensity
+
+    img = torch.arange(4200 * 4200, dtype=torch.float32).reshape(4200, 4200)  # > 2^24 pixels
+    out = normalise_intensity(img, "percentile")
+    lo, hi = np.quantile(img.numpy().ravel(), [0.005, 0.995])
+    assert out.shape == img.shape and float(out.min()) == 0.0 and float(out.max()) == 1.0
+    assert float(out[2100, 0]) == pytest.approx((2100 * 4200 - lo) / (hi - lo), rel=1e-5)

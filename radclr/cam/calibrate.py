@@ -32,7 +32,8 @@ class Calibration:
 
 def calibrate_cam_threshold(encoder, head, images: torch.Tensor, targets: torch.Tensor,
                             gt_boxes: Sequence[np.ndarray], *, grid: Sequence[float] = DEFAULT_GRID,
-                            mode: str = "relative", select: str = "largest", batch_size: int = 64) -> Calibration:
+                            mode: str = "relative", select: str = "largest", fallback: str = "whole",
+                            batch_size: int = 64) -> Calibration:
     """Threshold from ``grid`` maximising the mean IoU (top-1 box vs the best-matching GT box of the target).
 
     images ``[N, 1, S, S]`` (model input), targets ``[N]`` finding indices, ``gt_boxes[i]`` ``[k, 4]`` x, y, w, h
@@ -51,9 +52,9 @@ def calibrate_cam_threshold(encoder, head, images: torch.Tensor, targets: torch.
                       for s in range(0, len(images), batch_size)])
     table = {}
     for thr in grid:
-        boxes = cam_to_boxes(cams, threshold=float(thr), mode=mode, select=select, fallback="whole")
+        boxes = cam_to_boxes(cams, threshold=float(thr), mode=mode, select=select, fallback=fallback)
         ious = [float(np.max(iou(np.asarray([b[0].as_array()]), np.asarray(g, dtype=np.float64).reshape(-1, 4))))
-                for b, g in zip(boxes, gt_boxes)]
+                if b else 0.0 for b, g in zip(boxes, gt_boxes)]  # no box (fallback "none") scores 0
         table[float(thr)] = float(np.mean(ious))
     best = max(table, key=lambda t: (round(table[t], 12), t))
     return Calibration(best, table[best], len(images), table)

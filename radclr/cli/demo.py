@@ -23,7 +23,7 @@ def run(args) -> int:
     metrics = json.loads(open(paths["metrics"]).read())
     auc = (metrics.get("classification") or {}).get("auc") or {}
     ci = ((metrics.get("classification") or {}).get("ci") or {}).get("auc", {}).get("mean") or [None, None]
-    if auc:
+    if auc and auc.get("mean") is not None:
         lo, hi = ci
         span = f" [95% CI {lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
         print(f"test AUC (mean over {', '.join(k for k in auc if k != 'mean')}): {auc.get('mean'):.3f}{span}")

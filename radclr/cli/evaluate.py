@@ -10,7 +10,8 @@ def register(sub) -> None:
                        "tested with the run's saved thresholds.")
     p.add_argument("run", help="run directory")
     p.add_argument("--data", help="dataset to evaluate on (default: the run's own)")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="split of the run's own data")
+    p.add_argument("--split", default=None, choices=["train", "val", "test"],
+                   help="split of the run's own data (default test; not with --data)")
     p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
     p.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for CIs (default from config)")
     p.add_argument("--device", default="auto")

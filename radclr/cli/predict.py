@@ -19,6 +19,11 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
     p.add_argument("--top-k", type=int, default=5, help="radiomic features explained per box (default 5)")
     p.add_argument("--top-only", action="store_true", help="only the top finding's CAM, box, radiomics, overlay")
+    p.add_argument("--no-reference", action="store_true", help="skip the training-box reference population "
+                   "(no percentiles); it is otherwise built once per checkpoint on the first predict")
+    p.add_argument("--reference-max-images", type=int, default=2000, metavar="N",
+                   help="training images whose Grad-CAM boxes form the reference population (default 2000)")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
 
@@ -43,7 +48,8 @@ def run(args) -> int:
     from radclr.predict import predict
 
     results = predict(args.run, args.images, args.out, device=args.device, checkpoint=args.checkpoint,
-                      top_k=args.top_k, top_only=args.top_only)
+                      top_k=args.top_k, top_only=args.top_only, progress=not args.no_progress,
+                      reference=not args.no_reference, reference_max_images=args.reference_max_images)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "predictions.json").write_text(json.dumps(results, indent=2))

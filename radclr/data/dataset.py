@@ -102,7 +102,13 @@ class CXRDataset:
         self.records = self.records.reset_index(drop=True)
         self.records["image_id"] = self.records["image_id"].astype(str)
         self.records["patient_id"] = self.records["patient_id"].astype(str)
-        self.labels = np.asarray(self.labels, dtype=np.float32).reshape(len(self.records), len(self.findings))
+        labels = np.asarray(self.labels, dtype=np.float32)
+        shape = (len(self.records), len(self.findings))
+        if (labels.ndim == 1 and len(self.findings) == 1 and labels.shape[0] == shape[0]) or labels.size == 0 == shape[0] * shape[1]:
+            labels = labels.reshape(shape)
+        if labels.shape != shape:  # a transposed [F, N] matrix has the right size but scrambles the labels
+            raise DataError(f"{self.name}: labels are {labels.shape} but must be [images, findings] = {shape}")
+        self.labels = labels
         dup = self.records["image_id"][self.records["image_id"].duplicated()]
         if len(dup):
             raise DataError(f"{self.name}: duplicate image id(s): {sorted(set(dup))[:5]}")

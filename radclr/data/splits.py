@@ -381,6 +381,8 @@ def make_split(ds: CXRDataset, *, val: float | None = None, test: float | None =
         table = kfold_patients(ds, k=folds, seed=seed, test=test or 0.0)
     else:
         table = split_patients(ds, val=0.1 if val is None else val, test=0.2 if test is None else test, seed=seed)
+    if label_fraction is not None and not 0.0 < float(label_fraction) <= 1.0:
+        raise SplitError(f"label fraction must be in (0, 1] (0.1 = 10 % of the training labels), got {label_fraction}")
     if label_fraction is not None and label_fraction < 1.0:
         table = apply_label_fraction(ds, table, label_fraction, seed=seed)
     return table

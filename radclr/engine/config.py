@@ -67,7 +67,6 @@ DEFAULTS: dict[str, Any] = {
         "precise_bn_batches": 20,  # re-estimate encoder BatchNorm statistics after each epoch (0 = off)
         "checkpoint_every_steps": 0,  # 0 = at every epoch end only
         "keep_epochs": [],  # also keep checkpoints/<stage>-epoch<k>.pt (e.g. t-SNE across training, seed 003 Fig. 3)
-        "log_every_steps": 10,
         "progress": True,
         "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9},
         "schedule": {"name": "none", "step_size": 5, "gamma": 0.1, "warmup_epochs": 0},

@@ -197,6 +197,21 @@ def compute_region_radiomics(images: np.ndarray, masks: np.ndarray, rad_cfg: dic
     return list(names or []), np.concatenate(chunks) if chunks else np.zeros((0, 0))
 
 
+class _RegionMasks:
+    """``masks[a:b]`` -> bool ``[b-a, S, S]`` of each image's boxes (or the whole image), built on demand."""
+
+    def __init__(self, boxes: list[list[Box]], size: int, whole: bool):
+        self.boxes, self.size, self.whole = boxes, int(size), bool(whole)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        S = self.size
+        rows = [np.ones((S, S), bool) if self.whole else boxes_mask(b, S) for b in self.boxes[sl]]
+        return np.stack(rows) if rows else np.zeros((0, S, S), bool)
+
+
 def fixed_radiomics(ds: CXRDataset, store: ImageStore, boxes: list[list[Box]], rad_cfg: dict, cache_dir: Path,
                     progress: bool = True) -> tuple[list[str], np.ndarray]:
     """Radiomics of every image's fixed region (``box`` / ``whole_image``), cached on disk."""
@@ -218,8 +233,7 @@ def fixed_radiomics(ds: CXRDataset, store: ImageStore, boxes: list[list[Box]], r
                 return [str(n) for n in z["names"]], z["values"]
         except (OSError, ValueError, KeyError):
             log.warning("radiomics cache %s unreadable; recomputing", path)
-    size = store.size
-    masks = np.stack([np.ones((size, size), bool) if whole else boxes_mask(b, size) for b in boxes]) if len(ds) else np.zeros((0, size, size), bool)
+    masks = _RegionMasks(boxes, store.size, whole)  # built per batch: N x S x S at once is GBs for NIH-sized data
     names, values = compute_region_radiomics(store.images, masks, rad_cfg, progress=progress)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, names=np.asarray(names), values=values)

@@ -33,6 +33,8 @@ def init_distributed(device: torch.device) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
+    if device.type == "cuda":  # bind this process to its GPU before NCCL creates any context
+        torch.cuda.set_device(device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend)
@@ -86,3 +88,17 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     t = t.clone()
     dist.all_reduce(t)
     return t / dist.get_world_size()
+
+
+def all_reduce_sums(sums: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Sum a dict of floats over ranks whose dicts may hold different keys (missing = 0).
+
+    The union of the keys is agreed first, so every rank issues the same collectives in the same order."""
+    if world_size() == 1:
+        return dict(sums)
+    key_lists: list = [None] * dist.get_world_size()
+    dist.all_gather_object(key_lists, sorted(sums))
+    keys = sorted(set().union(*key_lists))
+    t = torch.tensor([float(sums.get(k, 0.0)) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return dict(zip(keys, t.tolist()))

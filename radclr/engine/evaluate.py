@@ -7,6 +7,12 @@
     localization_test.csv                       per (image, finding): predicted box, GT boxes, IoU (file pixels)
     metrics.json                                everything below
 
+That is the run's **primary** evaluation (its own data, ``best`` checkpoint, default output), the one ``radclr
+report`` and ``radclr predict`` read. Any other evaluation (another checkpoint, another dataset, another --out)
+writes its side files (predictions, thresholds, localization table, figures) to
+``RUN/evaluations/<data>-<checkpoint>-<split>/`` and its metrics to ``--out`` (default: that folder's
+``metrics.json``), so it never overwrites what the primary evaluation wrote.
+
 ``metrics.json`` layout (other keys may be added)::
 
     {"classification": {"split": "test", "auc": {"<finding>": x, "mean": x}, "accuracy": {...}, "f1": {...},
@@ -36,7 +42,7 @@ import torch
 from radclr.engine.data import PreparedData, open_dataset, prepare_data
 from radclr.engine.run import LoadedRun, load_run
 from radclr.engine.trainer import resolve_device, run_inference, to_device
-from radclr.errors import RadclrError
+from radclr.errors import DataError, RadclrError
 
 log = logging.getLogger("radclr.evaluate")
 
@@ -80,8 +86,8 @@ def classification_section(y_true, probs, findings, patient_ids, thresholds, rul
     report = classification_report(y_true, probs, findings, patient_ids=patient_ids, thresholds=thresholds,
                                    n_boot=n_boot, seed=seed)
     section = {"split": split, "n_images": report.get("n_images"), "n_patients": report.get("n_patients"),
-               "thresholds": thresholds, "threshold_rule": f"{rule} (fit on the validation split)", "ci": {}}
-    for metric in ("auc", "accuracy", "f1", "sensitivity", "specificity"):
+               "thresholds": thresholds, "threshold_rule": rule, "ci": {}}
+    for metric in ("auc", "accuracy", "f1", "f1_weighted", "sensitivity", "specificity"):
         section[metric], section["ci"][metric] = _flat_metric(report, metric, list(findings))
     section["report"] = report
     return section
@@ -89,7 +95,8 @@ def classification_section(y_true, probs, findings, patient_ids, thresholds, rul
 
 # --------------------------------------------------------------------------------------------------------------
 def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray, device, *, n_boot: int, seed: int,
-                         figure_dir: Path | None = None, progress: bool = False) -> dict | None:
+                         figure_dir: Path | None = None, progress: bool = False,
+                         saved_calibration: dict | None = None) -> dict | None:
     """Grad-CAM boxes vs ground truth on the images of ``indices`` that have boxes (see module docstring)."""
     from radclr.cam.boxes import cam_to_boxes, scale_boxes
     from radclr.cam.gradcam import grad_cam
@@ -120,9 +127,13 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         if fit_cases is not None and len(fit_cases[1]) >= 5:
             fit_images, fit_targets, fit_gts = fit_cases
             cal = calibrate_cam_threshold(method.encoder, head, fit_images.to(device), fit_targets.to(device), fit_gts,
-                                          mode=cam_opts["mode"], select=cam_opts["select"])
+                                          mode=cam_opts["mode"], select=cam_opts["select"],
+                                          fallback=cam_opts["fallback"])
             cam_opts["threshold"] = cal.threshold
             calibration = {**cal.to_dict(), "fit_on": f"annotated train/val images ({cal.n_cases} cases)"}
+        elif saved_calibration is not None:  # another dataset: the threshold fit on the run's own train/val
+            cam_opts["threshold"] = float(saved_calibration["threshold"])
+            calibration = saved_calibration
     elif str(run.cfg["evaluation"].get("cam_threshold")) != "method":
         cam_opts["threshold"] = float(run.cfg["evaluation"]["cam_threshold"])
         calibration = {"threshold": cam_opts["threshold"], "fit_on": "evaluation.cam_threshold"}
@@ -163,7 +174,7 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
     try:
         baselines["centre_box"] = iou_accuracy(centre_box_baseline(gt, sizes, box_sizes), gt, findings=findings)["iou_accuracy"]
         baselines["centre_box_sizes"] = "training boxes" if box_sizes else "evaluated boxes (optimistic)"
-    except Exception as e:  # a test finding without training boxes
+    except DataError as e:  # a test finding without training boxes
         baselines["centre_box_error"] = str(e)
     result["baselines"] = baselines
     result["cam_options"] = cam_opts
@@ -286,10 +297,32 @@ def linear_eval_fractions(run_dir, fractions, *, progress=None) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | None = None, split: str = "test",
-                 checkpoint: str = "best", device=None, n_boot: int | None = None, out: str | Path | None = None,
-                 progress: bool = True, localization: bool | None = None) -> dict:
-    """Evaluate a run on its own split (default) or on another dataset (``data_path``; every image is tested)."""
+def _same_data(a, b) -> bool:
+    """Whether two ``data.path`` values (a path or a list of paths) name the same dataset on disk."""
+    def norm(v):
+        items = v if isinstance(v, (list, tuple)) else [v]
+        return [str(Path(str(x)).expanduser().resolve()) if str(x) != "demo" else "demo" for x in items]
+
+    return norm(a) == norm(b)
+
+
+def _primary_thresholds(run_dir: Path, checkpoint_name: str) -> tuple[dict, str] | None:
+    """The thresholds the primary evaluation fit on the validation split, if they belong to this checkpoint."""
+    path = run_dir / "thresholds.json"
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    if saved.get("checkpoint", "best.pt") != checkpoint_name:
+        return None
+    return saved["thresholds"], saved.get("rule_text") or f"{saved.get('rule', '?')} (fit on the validation split)"
+
+
+def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | None = None,
+                 split: str | None = None, checkpoint: str = "best", device=None, n_boot: int | None = None,
+                 out: str | Path | None = None, progress: bool = True, localization: bool | None = None) -> dict:
+    """Evaluate a run on its own split (default test) or on another dataset (``data_path``; every image is
+    tested with the run's saved thresholds and calibrated CAM threshold). See the module docstring for where
+    the results go."""
     from radclr.evaluation.metrics import jsonable
     from radclr.evaluation.thresholds import choose_thresholds
 
@@ -298,12 +331,26 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     run = load_run(run_dir, checkpoint, device)
     cfg, method = run.cfg, run.method
     n_boot = int(cfg["evaluation"]["n_boot"] if n_boot is None else n_boot)
+    if n_boot < 0:
+        raise RadclrError(f"n_boot must be >= 0, got {n_boot}")
     seed = int(cfg["seed"])
-    external = data_path is not None and str(data_path) != str(cfg["data"]["path"])
+    external = data_path is not None and not _same_data(data_path, cfg["data"]["path"])
+    if external and split not in (None, "all"):
+        raise RadclrError(f"--split {split} applies to the run's own data; with another dataset (--data "
+                          f"{data_path}) every image is evaluated")
+    split = split or ("all" if external else "test")
+    ckpt_name = run.checkpoint.name
+    primary = (not external and ckpt_name == "best.pt" and split == "test"
+               and (out is None or Path(out).resolve() == (run_dir / "metrics.json").resolve()))
+    if primary:
+        side_dir = run_dir
+    else:
+        src = Path(str(data_path if not isinstance(data_path, (list, tuple)) else data_path[0])).name if external else "own"
+        side_dir = run_dir / "evaluations" / f"{src}-{Path(ckpt_name).stem}-{split}"
+        side_dir.mkdir(parents=True, exist_ok=True)
     if data is None:
         if external:
             data = _external_data(cfg, data_path, run, progress)
-            split = "all"
         else:
             data = prepare_data(cfg, run_dir, need_radiomics=method.needs_radiomics, progress=progress)
     findings = list(data.findings)
@@ -315,24 +362,38 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
         raise RadclrError(f"split {split!r} has no images")
     results: dict = {"run": str(run_dir), "checkpoint": run.checkpoint.name, "split": split,
                      "method": method.name, "findings": findings}
-    thr_path = run_dir / "thresholds.json"
+    results["results_dir"] = str(side_dir)
     if method.classifies:
         probs = _sigmoid(run_inference(method, data, idx, device, bs, progress=progress)["logits"])
-        predictions_table(data, idx, probs).to_csv(run_dir / f"predictions_{split}.csv", index=False)
+        predictions_table(data, idx, probs).to_csv(side_dir / f"predictions_{split}.csv", index=False)
         rule = cfg["evaluation"]["threshold_rule"]
         val_idx = data.indices("val") if not external else np.array([], dtype=int)
+        saved = _primary_thresholds(run_dir, ckpt_name)
         if len(val_idx):
             p_val = _sigmoid(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"])
             if split != "val":
-                predictions_table(data, val_idx, p_val).to_csv(run_dir / "predictions_val.csv", index=False)
-            thresholds = choose_thresholds(data.dataset.labels[val_idx], p_val, findings, rule=rule, fallback=0.5)
-            thr_path.write_text(json.dumps(jsonable({"rule": rule, "thresholds": thresholds}), indent=2))
-        elif thr_path.exists():
-            thresholds = json.loads(thr_path.read_text())["thresholds"]
+                predictions_table(data, val_idx, p_val).to_csv(side_dir / "predictions_val.csv", index=False)
+            thresholds = choose_thresholds(data.dataset.labels[val_idx], p_val, findings, rule=rule, fallback=None)
+            fallback = sorted(f for f, t in thresholds.items() if t is None or not np.isfinite(float(t)))
+            thresholds = {f: (0.5 if f in fallback else float(t)) for f, t in thresholds.items()}
+            rule_text = f"{rule} (fit on the validation split)"
+            if fallback:
+                rule_text += f"; 0.5 for {', '.join(fallback)} (one class only in validation)"
+            if split == "val":
+                rule_text += "; reported on that same split, so the thresholded metrics are optimistic"
+            (side_dir / "thresholds.json").write_text(json.dumps(jsonable(
+                {"rule": rule, "rule_text": rule_text, "checkpoint": ckpt_name, "thresholds": thresholds,
+                 "fallback_0.5": fallback}), indent=2))
+        elif saved is not None:
+            thresholds, rule_text = saved
         else:
-            thresholds, rule = {f: 0.5 for f in findings}, "fixed 0.5 (no validation split)"
+            thresholds = {f: 0.5 for f in findings}
+            rule_text = ("fixed 0.5 (no thresholds fit on validation data for this checkpoint)" if external
+                         else "fixed 0.5 (no validation split)")
+            log.warning("thresholds: %s", rule_text)
         results["classification"] = classification_section(
-            data.dataset.labels[idx], probs, findings, data.dataset.patient_ids[idx], thresholds, rule, n_boot, seed, split)
+            data.dataset.labels[idx], probs, findings, data.dataset.patient_ids[idx], thresholds, rule_text, n_boot,
+            seed, split)
     want_loc = cfg["evaluation"]["localization"] if localization is None else localization
     if want_loc and data.store.volume is not None:
         results["localization_skipped"] = ("3-D tumour stacks (data.volume): the input already is the ROI and "
@@ -341,11 +402,12 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
         want_loc = False
     if want_loc:
         loc = localization_section(run, data, idx, device, n_boot=n_boot, seed=seed,
-                                   figure_dir=run_dir / "figures", progress=progress)
+                                   figure_dir=side_dir / "figures", progress=progress,
+                                   saved_calibration=_primary_cam_calibration(run_dir, ckpt_name) if external else None)
         if loc is not None:
             rows = loc.pop("_rows")
             if rows:
-                pd.DataFrame(rows).to_csv(run_dir / f"localization_{split}.csv", index=False)
+                pd.DataFrame(rows).to_csv(side_dir / f"localization_{split}.csv", index=False)
             results["localization"] = loc
     if cfg["evaluation"]["linear_eval"] and not external:
         results["linear_eval"] = linear_section(run, data, device, n_boot=n_boot, seed=seed, progress=progress)
@@ -353,9 +415,21 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
         results["classical_radiomics"] = classical_section(cfg, run_dir, data, n_boot=n_boot, seed=seed,
                                                            progress=progress)
     results = jsonable(results)
-    path = Path(out) if out else run_dir / "metrics.json"
+    path = Path(out) if out else side_dir / "metrics.json"
     path.write_text(json.dumps(results, indent=2))
     return results
+
+
+def _primary_cam_calibration(run_dir: Path, checkpoint_name: str) -> dict | None:
+    """The CAM threshold the primary evaluation fit on annotated train/val images (for another dataset)."""
+    path = run_dir / "metrics.json"
+    if not path.exists():
+        return None
+    m = json.loads(path.read_text())
+    cal = (m.get("localization") or {}).get("cam_threshold")
+    if m.get("checkpoint") != checkpoint_name or not isinstance(cal, dict) or cal.get("threshold") is None:
+        return None
+    return {**cal, "fit_on": f"{cal.get('fit_on', '?')} of the run (primary evaluation)"}
 
 
 def _external_data(cfg: dict, data_path: str, run: LoadedRun, progress: bool) -> PreparedData:

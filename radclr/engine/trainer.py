@@ -35,13 +35,15 @@ from torch import nn
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import dump_config, resolve_config, stage_settings
 from radclr.engine.data import PreparedData, TrainingView, collate, prepare_data
-from radclr.engine.distributed import DistInfo, all_reduce_mean, init_distributed, shutdown_distributed
+from radclr.engine.distributed import (DistInfo, all_reduce_mean, all_reduce_sums, init_distributed,
+                                       shutdown_distributed)
 from radclr.engine.optim import build_optimizer, build_scheduler
 from radclr.engine.sampling import EpochBatches
 from radclr.errors import ConfigError, RadclrError
 from radclr.methods.base import Method, MethodContext, method_class
 
 log = logging.getLogger("radclr.train")
+VALIDATION_EPOCH = 1_000_003  # seeds the fixed augmentations of two-view validation (never a training epoch)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -53,6 +55,8 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("trainer.device is 'cuda' but no CUDA device is available")
+    if dev.type == "cuda" and dev.index is None:  # plain "cuda": this process's own GPU under torchrun
+        dev = torch.device("cuda", local_rank % torch.cuda.device_count())
     return dev
 
 
@@ -269,6 +273,8 @@ class Trainer:
             self._init_parts_from(self.cfg["model"]["init_from"])
         if state is None:
             method.setup(self.data, all_train)
+        if hasattr(method, "set_training_pool"):  # memory banks: negatives from the images this stage trains on
+            method.set_training_pool(train_idx)
         method.prepare_stage()
         model: nn.Module = method
         if self.dist.enabled:
@@ -439,10 +445,9 @@ class Trainer:
                     raise Interrupted(f"stopped at stage {ctx['name']} epoch {epoch + 1} step {step}; "
                                       f"resume with: radclr train --resume {self.run_dir}")
         bar.close()
-        stats = {k: v / sums["#" + k] for k, v in sums.items() if not k.startswith("#")}
-        if self.dist.enabled:
-            stats = {k: float(all_reduce_mean(torch.tensor(v, device=self.device))) for k, v in stats.items()}
-        return stats
+        if self.dist.enabled:  # ranks may report different keys (e.g. BYOP's loop stats on some steps only)
+            sums = all_reduce_sums(sums, self.device)
+        return {k: v / sums["#" + k] for k, v in sums.items() if not k.startswith("#") and sums["#" + k] > 0}
 
     @torch.no_grad()
     def _precise_bn(self, ctx: dict, epoch: int) -> None:
@@ -502,8 +507,13 @@ class Trainer:
         if len(val_idx) == 0:
             return {}
         bs = int(st["eval_batch_size"])
-        view = TrainingView(self.data, self.data.dataset.labels, augment=None, views=method.views,
-                            seed=int(self.cfg["seed"]), roi_crop=_roi_crop_for(method, self.data))
+        # two-view methods (SimCLR) compare two augmentations: without them the validation "positive pair" is
+        # the same image twice and the loss only measures how spread the negatives are. The validation views
+        # are drawn with a fixed epoch, so they are identical at every epoch and the loss curve is comparable.
+        two_view = method.views >= 2 and st["augment"].get("enabled", True)
+        view = TrainingView(self.data, self.data.dataset.labels, augment=self._augmentation(st) if two_view else None,
+                            views=method.views, seed=int(self.cfg["seed"]), roi_crop=_roi_crop_for(method, self.data))
+        view.set_epoch(VALIDATION_EPOCH)
         method.eval()
         sums, n, logits = {}, 0, []
         with torch.no_grad():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -25,3 +27,20 @@ def zero_loss(*tensors: torch.Tensor) -> torch.Tensor:
     for t in tensors[1:]:
         total = total + t.sum() * 0.0
     return total
+
+
+def full_precision(fn):
+    """Run a loss in float32 with autocast off: similarities divided by a small temperature (0.07-0.1) amplify
+    bf16/fp16 rounding (~4e-3 on a cosine) into logit noise of 0.05-0.1, so the engine's CUDA autocast must
+    stop at the embeddings."""
+
+    def cast(a):
+        return a.float() if torch.is_tensor(a) and a.dtype in (torch.float16, torch.bfloat16) else a
+
+    @functools.wraps(fn)
+    def wrapper(self, *args, **kwargs):
+        dev = next((a.device.type for a in args if torch.is_tensor(a)), "cpu")
+        with torch.autocast(device_type=dev, enabled=False):
+            return fn(self, *[cast(a) for a in args], **{k: cast(v) for k, v in kwargs.items()})
+
+    return wrapper

@@ -27,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from radclr.losses._checks import check_pair, check_positive
+from radclr.losses._checks import full_precision, check_pair, check_positive
 
 
 def pairwise_similarity(u: torch.Tensor, v: torch.Tensor, similarity: str = "pnorm", p: float = 2.0) -> torch.Tensor:
@@ -61,6 +61,7 @@ class BidirectionalContrastiveLoss(nn.Module):
             raise ValueError(f"BidirectionalContrastiveLoss: p must be >= 1, got {p}")
         self.lambda_, self.similarity, self.p = float(lambda_), similarity, float(p)
 
+    @full_precision
     def terms(self, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pair terms ``(L(u->v) [N], L(v->u) [N])`` of eqs. (1) and (2)."""
         check_pair(type(self).__name__, u, v)

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from radclr.losses._checks import check_pair, check_positive, zero_loss
+from radclr.losses._checks import full_precision, check_pair, check_positive, zero_loss
 
 
 class CrossModalNTXentLoss(nn.Module):
@@ -44,6 +44,7 @@ class CrossModalNTXentLoss(nn.Module):
         self.temperature = check_positive(type(self).__name__, "temperature", temperature)
         self.include_positive = bool(include_positive)
 
+    @full_precision
     def per_anchor(self, z_img: torch.Tensor, z_rad: torch.Tensor, negative_mask: torch.Tensor | None = None,
                    anchor_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(losses [N], used [N] bool)``: the term of each anchor (NaN where not used) and which were used."""

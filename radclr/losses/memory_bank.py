@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from radclr.losses._checks import check_pair, check_positive
+from radclr.losses._checks import full_precision, check_pair, check_positive
 
 
 class MemoryBankInfoNCELoss(nn.Module):
@@ -47,9 +47,11 @@ class MemoryBankInfoNCELoss(nn.Module):
 
     Parameters
     ----------
-    bank_size: M, the number of training samples (indices are ``0 .. M-1``), >= 2.
+    bank_size: M, the number of entries (indices are ``0 .. M-1``; the engine uses dataset indices), >= 2.
     dim: embedding size D.
-    num_negatives: K negatives per anchor (sampled with replacement from the M - 1 other entries).
+    num_negatives: K negatives per anchor, sampled with replacement from the *pool* minus the anchor. The pool
+        is every entry until :meth:`set_pool` restricts it to the training images (seed 004: "capacity = entire
+        training data set"): rows of validation/test images are never updated, so they must not be negatives.
     temperature: tau (seed 004: 0.07).
     momentum: m of the bank update (seed 004: 0.5), in [0, 1).
     seed: seed of the generator used for the initial bank and for negative sampling.
@@ -75,6 +77,16 @@ class MemoryBankInfoNCELoss(nn.Module):
         init = torch.randn(2, self.bank_size, self.dim, generator=self.generator)
         self.register_buffer("bank_d", F.normalize(init[0], dim=1))
         self.register_buffer("bank_r", F.normalize(init[1], dim=1))
+        self.register_buffer("in_pool", torch.ones(self.bank_size, dtype=torch.bool))
+
+    def set_pool(self, indices) -> None:
+        """Restrict negatives to the entries ``indices`` (the images the stage trains on; >= 2 of them)."""
+        idx = torch.as_tensor(indices, dtype=torch.int64).flatten()
+        if idx.numel() < 2 or int(idx.min()) < 0 or int(idx.max()) >= self.bank_size:
+            raise ValueError(f"{type(self).__name__}.set_pool: need >= 2 indices in [0, {self.bank_size}), got "
+                             f"{idx.numel()} (min {int(idx.min()) if idx.numel() else None})")
+        self.in_pool.zero_()
+        self.in_pool[idx.to(self.in_pool.device)] = True
 
     # --- generator state (checkpointed with the module) ---------------------------------------------------
     def get_rng_state(self) -> torch.Tensor:
@@ -103,11 +115,18 @@ class MemoryBankInfoNCELoss(nn.Module):
                              f"got min {int(index.min())}, max {int(index.max())}")
 
     def sample_negatives(self, index: torch.Tensor) -> torch.Tensor:
-        """``[B, K]`` bank indices, uniform over ``{0..M-1} - {index[b]}`` (with replacement)."""
+        """``[B, K]`` bank indices, uniform over ``pool - {index[b]}`` (with replacement)."""
         idx = index.detach().to("cpu", torch.int64)
-        draw = torch.randint(0, self.bank_size - 1, (idx.shape[0], self.num_negatives), generator=self.generator)
-        return draw + (draw >= idx.unsqueeze(1)).long()  # skip the anchor's own entry
+        pool = torch.nonzero(self.in_pool.cpu()).flatten()
+        pos = torch.searchsorted(pool, idx).clamp(max=len(pool) - 1)
+        member = pool[pos] == idx  # anchors in the pool skip their own entry; others (validation) draw from all
+        choices = (len(pool) - member.long()).to(torch.float64)
+        u = torch.rand(idx.shape[0], self.num_negatives, generator=self.generator, dtype=torch.float64)
+        draw = torch.minimum((u * choices[:, None]).long(), (choices[:, None] - 1).long())
+        draw = draw + (member[:, None] & (draw >= pos[:, None])).long()
+        return pool[draw]
 
+    @full_precision
     def terms(self, d: torch.Tensor, r: torch.Tensor, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-sample ``(L(d->r) [B], L(r->d) [B])`` of seed 004 eq. (1) and its mirror."""
         self._check("forward", index, d, r)

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from radclr.losses._checks import check_pair, check_positive
+from radclr.losses._checks import full_precision, check_pair, check_positive
 
 
 class NTXentLoss(nn.Module):
@@ -30,6 +30,7 @@ class NTXentLoss(nn.Module):
         super().__init__()
         self.temperature = check_positive(type(self).__name__, "temperature", temperature)
 
+    @full_precision
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         check_pair(type(self).__name__, z1, z2, "z1", "z2")
         b = z1.shape[0]

@@ -105,7 +105,12 @@ class BYOP(RadiomicsViewMixin, Method):
 
     # --- engine hooks -------------------------------------------------------------------------------------
     def setup(self, data, train_indices):
-        self._fit_standardizer(data, train_indices)
+        # the loop feeds radiomics of *boxes* (ground truth or Grad-CAM): scale them with statistics of boxes
+        # when the training split has enough annotated images; whole-image rows (every unannotated image) have
+        # near-constant shape features and would put Grad-CAM box values far outside the fitted range
+        train_indices = np.asarray(train_indices)
+        boxed = train_indices[[bool(data.boxes[i]) for i in train_indices]] if len(train_indices) else train_indices
+        self._fit_standardizer(data, boxed if len(boxed) >= 20 else train_indices)
 
     @property
     def cam_options(self) -> dict:
@@ -129,7 +134,8 @@ class BYOP(RadiomicsViewMixin, Method):
         images, targets, gts = cases
         dev = self.cam_threshold_value.device
         cal = calibrate_cam_threshold(self.encoder, self.parts["classifier"], images.to(dev), targets.to(dev), gts,
-                                      mode=self.cam_options["mode"], select=self.cam_options["select"])
+                                      mode=self.cam_options["mode"], select=self.cam_options["select"],
+                                      fallback=self.cam_options["fallback"])
         self.cam_threshold_value.fill_(cal.threshold)
         return {"cam_threshold": cal.threshold, "cam_calibration_miou": cal.mean_iou}
 
@@ -262,7 +268,9 @@ class BYOP(RadiomicsViewMixin, Method):
 
             masks = torch.as_tensor(np.stack([boxes_mask([Box(*map(float, boxes[r].tolist()))], size) for r in rows.tolist()]),
                                     device=boxes.device)
-            images = batch["image"][rows, 0].detach().to(torch.float64) * 255.0
+            # back onto the store's 0..255 grid exactly (x/255*255 is off by up to 6e-6, enough to move a value
+            # that sits on a bin edge into the neighbouring bin)
+            images = torch.round(batch["image"][rows, 0].detach().to(torch.float64) * 255.0)
             names, vals = extract(images, masks, settings=self.rad_settings, classes=self.rad_classes)
             if list(names) != list(self.ctx.radiomics_names):
                 raise ConfigError("byop: radiomics of CAM boxes do not have the run's feature names")

@@ -56,6 +56,10 @@ class Correspondence(Seed004Branches, Method):
                                           temperature=float(o.get("temperature", 0.07)),
                                           momentum=float(o.get("momentum", 0.5)), seed=ctx.seed)
 
+    def set_training_pool(self, indices) -> None:
+        """Negatives come from the stage's training images only (engine hook, called before training)."""
+        self.bank.set_pool(indices)
+
     def embeddings(self, batch):
         d = F.normalize(self.parts["image_proj"](self.encoder(batch["image"])), dim=1)
         r = F.normalize(self.parts["radiomics_encoder"](batch["radiomics"]), dim=1)

@@ -69,6 +69,7 @@ class RadiomicsContrastive(RadiomicsViewMixin, Method):
     def training_step(self, batch):
         u = self.parts["image_proj"](self.encoder(batch["image"]))
         v = self.radiomics_embedding(batch["radiomics"])
-        if self.ctx.world_size > 1 and self.ctx.gather_negatives:
+        if self.training and self.ctx.world_size > 1 and self.ctx.gather_negatives:  # not in validation:
+            # every rank validates the same batches, gathered copies would be false negatives
             u, v = gather_with_grad(u), gather_with_grad(v)
         return {"loss": self.loss_fn(u, v)}

@@ -32,6 +32,7 @@ class SimCLR(Method):
         head = self.parts["simclr_head"]
         z1 = head(self.encoder(batch["image"]))
         z2 = head(self.encoder(batch["image2"]))
-        if self.ctx.world_size > 1 and self.ctx.gather_negatives:
+        if self.training and self.ctx.world_size > 1 and self.ctx.gather_negatives:  # not in validation:
+            # every rank validates the same batches, gathered copies would be false negatives
             z1, z2 = gather_with_grad(z1), gather_with_grad(z2)
         return {"loss": self.loss_fn(z1, z2)}

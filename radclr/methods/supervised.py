@@ -66,6 +66,9 @@ class Supervised(Method):
         else:
             in_dim = self.encoder.out_dim
         self.ensure_part("classifier", lambda: LinearClassifier(in_dim, ctx.n_findings))
+        # a projection head carried over from pretraining but not on the path to the logits stays untouched
+        # (DDP refuses parameters that get no gradient)
+        self.trained_parts = ("encoder", "classifier") + (("image_proj",) if self.head == "projection" else ())
         self.loss_fn = classification_loss(self.options)
 
     def cam_head(self):

@@ -10,8 +10,10 @@ Radiomic features can be NaN (PyRadiomics returns NaN for features it cannot com
 region) or infinite. Non-finite values are *missing*:
 
 * ``fit`` ignores them (nan-mean / nan-std, population std, ddof = 0, as scikit-learn's StandardScaler);
-* a feature that is constant on the training split gets ``std = 1`` (so it maps to ``x - mean``, i.e. 0 on the
-  training data) and is flagged in the ``constant`` buffer; a feature with no finite training value at all is
+* a feature that is constant on the training split gets ``std = max(|mean|, 1)`` (so it maps to
+  ``(x - mean) / |mean|``: 0 on the training data, a *relative* deviation elsewhere -- e.g. the area of a
+  Grad-CAM box when every training region was the whole image, which ``std = 1`` would turn into values in the
+  thousands) and is flagged in the ``constant`` buffer; a feature with no finite training value at all is
   flagged in ``constant`` *and* ``unseen`` and always maps to 0;
 * ``forward`` standardises and replaces missing values by 0, i.e. by the **training mean** (mean imputation
   in standardised space).
@@ -58,7 +60,7 @@ class Standardizer(nn.Module):
             mean[seen] = np.nanmean(X[:, seen], axis=0)
             std[seen] = np.nanstd(X[:, seen], axis=0)
         constant = ~seen | ~(std > 1e-12 * np.maximum(1.0, np.abs(mean)))
-        std[constant] = 1.0
+        std[constant] = np.maximum(np.abs(mean[constant]), 1.0)
         mean[~seen] = 0.0
         self.mean.copy_(torch.as_tensor(mean, dtype=self.mean.dtype))
         self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype))

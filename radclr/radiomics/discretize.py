@@ -176,7 +176,7 @@ def prepare(
     B = int(regions.numel())
 
     if boxes is None:
-        boxes = bounding_boxes(masks) if B == N else tuple(t[regions] for t in bounding_boxes(masks[regions]))
+        boxes = bounding_boxes(masks[regions])  # one box per entry of ``regions``, in its order
     top, left, height, width = (t.to(device) for t in boxes)
     empty = regions[height == 0].tolist()
     if empty:

@@ -166,7 +166,9 @@ def _run_tasks(tasks: list, extractor=None) -> list:
             result = extractor.execute(img, msk)
             values = {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
             out.append((index, values, None))
-        except Exception as e:  # PyRadiomics refuses the region (e.g. a single pixel): NaN row, reason logged
+        except (ValueError, ZeroDivisionError, IndexError) as e:
+            # PyRadiomics refuses the region (e.g. a single pixel, a 1-pixel line): NaN row, reason logged;
+            # anything else (environment, SimpleITK, memory) propagates instead of becoming a table of NaNs
             out.append((index, None, f"PyRadiomics: {type(e).__name__}: {e}"))
     return out
 

@@ -101,9 +101,9 @@ def _region_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
         mask[y0:y1, x0:x1] = True
         return mask
     if region.mask_path is not None:
-        from radclr.io import read_image
+        from radclr.io import read_mask
 
-        m = read_image(region.mask_path).array
+        m = read_mask(region.mask_path)  # no rescale/VOI/MONOCHROME1 handling: a mask is labels, not intensities
         if m.shape != shape:
             raise DataError(f"mask {region.mask_path} is {m.shape[::-1]} (w, h) but its image is {shape[::-1]}")
         return m != 0

@@ -36,8 +36,8 @@ from radclr.report.results import IOU_THRESHOLDS, Estimate
 
 __all__ = ["Section", "SECTIONS", "build_sections"]
 
-METRICS = (("auc", "AUC"), ("accuracy", "Accuracy"), ("f1", "F1"), ("sensitivity", "Sensitivity"),
-           ("specificity", "Specificity"))
+METRICS = (("auc", "AUC"), ("accuracy", "Accuracy"), ("f1", "F1"), ("f1_weighted", "F1 (weighted)"),
+           ("sensitivity", "Sensitivity"), ("specificity", "Specificity"))
 
 
 @dataclass

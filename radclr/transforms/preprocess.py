@@ -35,7 +35,11 @@ def normalise_intensity(image: torch.Tensor, intensity: str = "fixed", max_value
         lo, hi = image.min(), image.max()
     elif intensity == "percentile":
         q = torch.tensor([percentiles[0] / 100.0, percentiles[1] / 100.0], dtype=image.dtype, device=image.device)
-        lo, hi = torch.quantile(image.flatten().to(q.dtype), q)
+        if image.numel() < 2 ** 24:
+            lo, hi = torch.quantile(image.flatten().to(q.dtype), q)
+        else:  # torch.quantile refuses > 2^24 elements (large DR/DICOM images); numpy's linear rule is the same
+            lo, hi = (torch.tensor(v, dtype=image.dtype, device=image.device)
+                      for v in np.quantile(image.detach().flatten().cpu().numpy(), q.cpu().numpy()))
     else:
         raise ValueError(f"intensity must be 'fixed', 'minmax' or 'percentile', got {intensity!r}")
     if hi <= lo:

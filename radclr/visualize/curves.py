@@ -233,7 +233,8 @@ def label_efficiency_figure(results, *, metric: str = "auc", x: str = "label_fra
         if lo_c in part and hi_c in part:
             lo = pd.to_numeric(part[lo_c], errors="coerce").to_numpy(dtype=float)
             hi = pd.to_numeric(part[hi_c], errors="coerce").to_numpy(dtype=float)
-            yerr = np.vstack([np.nan_to_num(ys - lo), np.nan_to_num(hi - ys)])
+            # a percentile interval need not contain the point estimate: clip, matplotlib refuses negative yerr
+            yerr = np.clip(np.vstack([np.nan_to_num(ys - lo), np.nan_to_num(hi - ys)]), 0.0, None)
         ax.errorbar(xs, ys, yerr=yerr, marker="o", ms=5, lw=1.8, capsize=4, color=f"C{i % 10}",
                     label=str(method) if method != "" else metric)
     if log_x:
