@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -160,3 +162,10 @@ def test_detection_prefers_folder_format(tmp_path):
     root = make_nih(tmp_path / "nih")
     pd.DataFrame({"image": ["x.png"], "patient_id": ["p"], "labels": ["Mass"]}).to_csv(root / "labels.csv", index=False)
     assert detect_format(root) == "folder"
+
+
+def test_chexpert_renamed_release_folder_still_resolves(tmp_path):
+    root = make_chexpert(tmp_path)
+    renamed = root.rename(root.parent / "my_chexpert")
+    ds = load_dataset(renamed)
+    assert len(ds) == 4 and all(Path(p).exists() for p in ds.records["path"])

@@ -89,8 +89,9 @@ def read_volume_mask(path: str | Path) -> np.ndarray:
     import SimpleITK as sitk
 
     path = Path(path)
-    arr = sitk.GetArrayFromImage(_read_sitk(path))
-    if arr.ndim == 4:  # vector labels: any component
+    img = _read_sitk(path)
+    arr = sitk.GetArrayFromImage(img)
+    if img.GetNumberOfComponentsPerPixel() > 1:  # vector labels ([H, W, C] or [D, H, W, C]): any component
         arr = np.any(arr != 0, axis=-1)
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]

@@ -48,7 +48,10 @@ def detect(root: Path) -> bool:
 
 def _relative(path_text: str, root: Path) -> str:
     parts = str(path_text).strip().replace("\\", "/").split("/")
-    if len(parts) > 1 and parts[0] == root.resolve().name:
+    # the official CSVs prefix the release folder (CheXpert-v1.0-small/train/...); drop it also when the user
+    # renamed the folder, i.e. whenever the first component is not a folder inside ROOT
+    if len(parts) > 1 and (parts[0] == root.resolve().name or parts[0].startswith("CheXpert-v1.0")
+                           or not (root / parts[0]).is_dir()):
         parts = parts[1:]
     return "/".join(parts)
 
