@@ -185,13 +185,17 @@ def extract_table(
                             progress(1)
                         continue
                 todo.append((r, mask))
-            if todo:
-                H = max(images[regions[r].index][0].shape[0] for r, _ in todo)
-                W = max(images[regions[r].index][0].shape[1] for r, _ in todo)
-                batch_img = np.zeros((len(todo), H, W), dtype=np.float32)
-                batch_mask = np.zeros((len(todo), H, W), dtype=bool)
-                spacing = np.ones((len(todo), 2))
-                for k, (r, mask) in enumerate(todo):
+            # PyRadiomics sees the whole (padded) canvas when its settings are not crop-safe (filters,
+            # normalisation, resampling): give it only regions of images of one shape, so no zero border
+            # enters the filter responses and a region's features do not depend on its chunk-mates
+            groups = [todo] if engine_obj is None or engine_obj.crop else _group_by_shape(todo, images, regions)
+            for group in groups:
+                H = max(images[regions[r].index][0].shape[0] for r, _ in group)
+                W = max(images[regions[r].index][0].shape[1] for r, _ in group)
+                batch_img = np.zeros((len(group), H, W), dtype=np.float32)
+                batch_mask = np.zeros((len(group), H, W), dtype=bool)
+                spacing = np.ones((len(group), 2))
+                for k, (r, mask) in enumerate(group):
                     array, sp, _ = images[regions[r].index]
                     batch_img[k, : array.shape[0], : array.shape[1]] = array
                     batch_mask[k, : mask.shape[0], : mask.shape[1]] = mask
@@ -210,12 +214,12 @@ def extract_table(
                     )
                     values = values_t.cpu().numpy()
                     if progress:
-                        progress(len(todo))
+                        progress(len(group))
                 if names is None:
                     names = got
                 elif got != names:
                     raise DataError("feature names changed between chunks (mixed cache entries?); clear the cache")
-                for k, (r, _) in enumerate(todo):
+                for k, (r, _) in enumerate(group):
                     rows[r] = values[k]
                     if cache is not None:
                         cache.put(keys[r], names, values[k])
@@ -228,3 +232,11 @@ def extract_table(
     )
     feats = pd.DataFrame(np.stack(rows), columns=names)
     return pd.concat([ids, feats], axis=1)
+
+
+def _group_by_shape(todo: list, images: dict, regions: list) -> list[list]:
+    """``todo`` entries ``(row, mask)`` grouped by the shape of their image (first-seen order kept)."""
+    groups: dict[tuple, list] = {}
+    for item in todo:
+        groups.setdefault(images[regions[item[0]].index][0].shape, []).append(item)
+    return list(groups.values())
