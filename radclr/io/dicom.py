@@ -11,7 +11,8 @@ Order (DICOM PS3.4 N.2, the grayscale pipeline):
    range the modality step can produce, so the result stays in the file's own intensity scale;
 4. MONOCHROME1 (low values = white) is inverted inside that output range, ``lo + hi - value``, so that bright =
    dense for every file. The range is the theoretical one (from BitsStored, PixelRepresentation, slope and
-   intercept, or the LUT's bit depth), so the result does not depend on the image content.
+   intercept, or the LUT's bit depth), so the result does not depend on the image content -- unless the
+   pixel values exceed it (inconsistent headers), when the range is widened to hold them.
 
 Spacing: ``PixelSpacing`` (patient plane), else ``ImagerPixelSpacing`` (detector plane), as (row, col) mm;
 multi-frame files add ``SpacingBetweenSlices`` (or ``SliceThickness``) in front, or give ``None``.
@@ -85,14 +86,21 @@ def _stored_range(ds) -> tuple[float, float]:
     return 0.0, float(2**bits - 1)
 
 
+def _rescale(ds) -> tuple[float, float]:
+    """(slope, intercept) as pydicom's modality LUT applies them: only when *both* attributes are present."""
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:
+        return float(ds.RescaleSlope if ds.RescaleSlope is not None else 1.0), \
+            float(ds.RescaleIntercept if ds.RescaleIntercept is not None else 0.0)
+    return 1.0, 0.0
+
+
 def _modality_range(ds) -> tuple[float, float]:
     """Range of values after the modality LUT step (theoretical, not data-dependent)."""
     seq = ds.get("ModalityLUTSequence")
     if seq:
         return 0.0, float(2 ** int(seq[0].LUTDescriptor[2]) - 1)
     lo, hi = _stored_range(ds)
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    slope, intercept = _rescale(ds)
     a, b = lo * slope + intercept, hi * slope + intercept
     return min(a, b), max(a, b)
 
@@ -172,12 +180,12 @@ def read_dicom(path: str | Path, *, apply_voi: bool = True) -> LoadedImage:
             warnings.simplefilter("ignore")
             values = apply_modality_lut(stored, ds)
             lo, hi = _modality_range(ds)
-            meta["rescale"] = (float(ds.get("RescaleSlope", 1.0) or 1.0), float(ds.get("RescaleIntercept", 0.0) or 0.0))
+            meta["rescale"] = _rescale(ds)
             meta["voi"] = None
             if apply_voi:
                 if ds.get("VOILUTSequence"):
-                    if np.issubdtype(values.dtype, np.floating) and np.all(values == np.round(values)):
-                        values = values.astype(np.int64)  # VOI LUTs index integers
+                    if np.issubdtype(values.dtype, np.floating):  # VOI LUTs index integers
+                        values = np.round(values).astype(np.int64)
                     out = apply_voi_lut(values, ds, index=0)
                     if out is not values:
                         meta["voi"] = "lut"
