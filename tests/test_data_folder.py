@@ -84,6 +84,13 @@ def test_duplicate_image_ids_raise_with_lines(tmp_path):
         load_dataset(root)
 
 
+def test_one_file_written_two_ways_is_a_duplicate(tmp_path):
+    root = make_folder(tmp_path / "ds", [("a.png", "p1", "Mass"), ("b.png", "p2", "")])
+    (root / "labels.csv").write_text((root / "labels.csv").read_text() + "./a.png,p3,Nodule\n")
+    with pytest.raises(DataError, match=r"duplicate image id\(s\): 'a.png'"):
+        load_dataset(root)
+
+
 def test_paths_escaping_the_root_are_refused(tmp_path):
     outside = write_png(tmp_path / "outside.png", gradient(8, 8))
     root = make_folder(tmp_path / "ds", [("a.png", "p1", "Mass"), ("../../outside.png", "p2", "Mass"),

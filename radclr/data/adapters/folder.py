@@ -110,7 +110,7 @@ def load(root: str | Path, *, findings: list[str] | None = None, aliases: dict[s
     labels_csv = root / LABELS_FILE
     df = C.read_csv(labels_csv, REQUIRED, what="label table")
     df["_where"] = [C.csv_line(labels_csv, i) for i in range(len(df))]
-    df["image"] = df["image"].str.strip()
+    df["image"] = df["image"].map(_normalised_id)  # "./a.png" and "a.png" are one image (and one duplicate)
     C.check_unique(df["image"], labels_csv)
 
     raw_lists = [C.split_labels(t) or None for t in df["labels"]]
@@ -148,7 +148,7 @@ def load(root: str | Path, *, findings: list[str] | None = None, aliases: dict[s
     if (root / BOXES_FILE).is_file():
         bdf = C.read_csv(root / BOXES_FILE, BOX_REQUIRED, what="box table")
         bdf["where"] = [C.csv_line(root / BOXES_FILE, i) for i in range(len(bdf))]
-        bdf["image_id"] = bdf["image"].str.strip()
+        bdf["image_id"] = bdf["image"].map(_normalised_id)
         renamed = bdf["label"].str.strip().isin(list(aliases))
         if renamed.any():
             log.warning(root / BOXES_FILE, f"{int(renamed.sum())} box label(s) renamed by alias "
@@ -161,3 +161,10 @@ def load(root: str | Path, *, findings: list[str] | None = None, aliases: dict[s
     records = records.drop(columns=["_where"])
     return C.make_dataset(name or root.resolve().name, "folder", root, finding_list, records, labels, boxes, log,
                           masks)
+
+
+def _normalised_id(text) -> str:
+    """The image path as an id: normalised relative path (``./a//b.png`` -> ``a/b.png``); paths refused by
+    :func:`radclr.data.adapters.common.inside_root` are kept as written, so the refusal names them."""
+    norm, _ = C.inside_root(str(text))
+    return norm if norm is not None else str(text).strip()
