@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from radclr.engine.distributed import all_reduce_sums, gather_with_grad
+from radclr.engine.distributed import all_reduce_sums, any_rank, gather_with_grad
 from radclr.losses import BidirectionalContrastiveLoss, NTXentLoss
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,6 +56,7 @@ def _sums_worker(rank, world, port, out):
     mine = {"loss": 2.0, "#loss": 4.0, "box_change": 0.5, "#box_change": 1.0} if rank == 0 else \
         {"loss": 6.0, "#loss": 4.0, "cam_fallback": 0.25, "#cam_fallback": 2.0}
     out[rank] = all_reduce_sums(mine, torch.device("cpu"))
+    out[f"any{rank}"] = (any_rank(rank == 1, torch.device("cpu")), any_rank(False, torch.device("cpu")))
     dist.destroy_process_group()
 
 
@@ -65,6 +66,7 @@ def test_epoch_sums_reduce_over_ranks_with_different_keys():
     expected = {"loss": 8.0, "#loss": 8.0, "box_change": 0.5, "#box_change": 1.0, "cam_fallback": 0.25,
                 "#cam_fallback": 2.0}
     assert out[0] == expected and out[1] == expected
+    assert out["any0"] == out["any1"] == (True, False)  # one rank's stop/divergence stops every rank
 
 
 def test_gathered_losses_match_single_process_gradient():

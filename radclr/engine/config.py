@@ -12,12 +12,15 @@ silently do nothing); ``+key=value`` adds a new key deliberately.
 from __future__ import annotations
 
 import copy
+import logging
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from radclr.errors import ConfigError
+
+log = logging.getLogger("radclr.config")
 
 DEFAULTS: dict[str, Any] = {
     "name": "run",
@@ -75,7 +78,6 @@ DEFAULTS: dict[str, Any] = {
     },
     "stages": [{"name": "train", "method": "supervised"}],
     "evaluation": {
-        "splits": ["val", "test"],
         "n_boot": 1000,
         "threshold_rule": "youden",
         "linear_eval": False,
@@ -188,10 +190,20 @@ def stage_settings(cfg: dict, index: int) -> dict:
     return eff
 
 
+# keys earlier versions wrote into run configs that no longer do anything: dropped (with a note) so old run
+# directories still load, refused nowhere else
+RETIRED_KEYS = {"trainer": ("log_every_steps",), "evaluation": ("splits",)}
+
+
 def validate_config(cfg: dict) -> None:
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise ConfigError(f"unknown top-level config key(s): {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    for section, keys in RETIRED_KEYS.items():
+        for key in keys:
+            if isinstance(cfg.get(section), dict) and key in cfg[section]:
+                cfg[section].pop(key)
+                log.debug("config: %s.%s is retired (it had no effect) and is ignored", section, key)
     for section in ("data", "radiomics", "model", "trainer", "evaluation"):
         extra = set(cfg[section]) - set(DEFAULTS[section])
         if extra:

@@ -35,7 +35,7 @@ from torch import nn
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import dump_config, resolve_config, stage_settings
 from radclr.engine.data import PreparedData, TrainingView, collate, prepare_data
-from radclr.engine.distributed import (DistInfo, all_reduce_mean, all_reduce_sums, init_distributed,
+from radclr.engine.distributed import (DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed,
                                        shutdown_distributed)
 from radclr.engine.optim import build_optimizer, build_scheduler
 from radclr.engine.sampling import EpochBatches
@@ -414,7 +414,10 @@ class Trainer:
             with ctx["autocast"]:
                 out = model(batch)
             loss = out["loss"]
-            if not torch.isfinite(loss):
+            finite = bool(torch.isfinite(loss))
+            if self.dist.enabled:  # every rank stops together (one rank raising would leave the others waiting)
+                finite = not any_rank(not finite, self.device)
+            if not finite:
                 raise RadclrError(f"stage {ctx['name']} epoch {epoch + 1} step {step + 1}: loss is {loss.item()} "
                                   "(diverged; lower the learning rate or check the data)")
             optimizer.zero_grad(set_to_none=True)
@@ -437,6 +440,8 @@ class Trainer:
             if self._kill_at and step == self._kill_at and epoch == int(os.environ.get("RADCLR_TEST_KILL_EPOCH", "0")):
                 os.kill(os.getpid(), signal.SIGKILL)  # test hook: a hard kill between checkpoints
             stop = self.stop.requested
+            if self.dist.enabled:  # a signal may reach the ranks at different steps: stop at the same one
+                stop = any_rank(stop, self.device)
             if (every and step % every == 0 and step < len(batches)) or stop:
                 if self.dist.is_main:
                     ckpt.save_checkpoint(self._state(ctx, epoch, step, sums), self.ckpt_dir / "last.pt")
@@ -516,11 +521,12 @@ class Trainer:
         view.set_epoch(VALIDATION_EPOCH)
         method.eval()
         sums, n, logits = {}, 0, []
+        chunks = [val_idx[s:s + bs] for s in range(0, len(val_idx), bs)]
+        if len(chunks) > 1 and len(chunks[-1]) < 2:  # a lone last image joins the previous batch (contrastive
+            chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])  # losses need >= 2 samples per batch)
+        chunks = [c for c in chunks if len(c) >= 2]
         with torch.no_grad():
-            for s in range(0, len(val_idx), bs):
-                chunk = val_idx[s:s + bs]
-                if len(chunk) < 2:
-                    continue
+            for chunk in chunks:
                 batch = to_device(collate([view[i] for i in chunk]), self.device)
                 out = method.validation_step(batch)
                 for k, v in out.items():
@@ -532,7 +538,7 @@ class Trainer:
         method.train()
         stats = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
         if logits:
-            kept = np.concatenate([val_idx[s:s + bs] for s in range(0, len(val_idx), bs) if len(val_idx[s:s + bs]) >= 2])
+            kept = np.concatenate(chunks)
             aucs = auc_per_finding(self.data.dataset.labels[kept], np.concatenate(logits), self.data.findings)
             stats.update({f"val_auc_{k}": v for k, v in aucs.items()})
         return stats
