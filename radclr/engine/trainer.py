@@ -279,8 +279,10 @@ class Trainer:
         model: nn.Module = method
         if self.dist.enabled:
             # buffers are not broadcast from rank 0 at every forward: BYOP's per-image box/radiomics caches are
-            # large and each rank's entries are self-consistent; BatchNorm statistics are averaged across ranks
-            # by precise BN at the end of every epoch; memory banks are updated identically on every rank
+            # large and each rank's entries are self-consistent (only rank 0's are checkpointed: after a resume
+            # the other ranks recompute theirs); the encoder's BatchNorm statistics are averaged across ranks by
+            # precise BN at the end of every epoch (when precise_bn_batches > 0 -- BatchNorm inside heads keeps
+            # per-rank statistics); memory banks are updated identically on every rank
             model = nn.parallel.DistributedDataParallel(
                 method, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 find_unused_parameters=bool(getattr(method, "find_unused_parameters", False)),
