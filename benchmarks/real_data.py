@@ -81,6 +81,20 @@ def config(dataset: str, method: str, fraction: float, epochs: int, cache: str) 
             "stages": stages(method, epochs)}
 
 
+def code_version() -> str:
+    """``git describe``-style id of the radclr code in this checkout (``+dirty`` with uncommitted changes)."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "radclr"], cwd=REPO, capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def patient_subset(root: Path, n_images: int, dest: Path, seed: int = 0) -> Path:
     """A folder-format copy of ``root`` holding whole, randomly chosen patients (seeded) up to ~``n_images`` images:
     ``labels.csv`` filtered, ``images/`` a symlink to the original folder (unlisted images are ignored)."""
@@ -123,7 +137,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "real_data.json"))
     ap.add_argument("--max-images", nargs="*", default=[], metavar="DATASET=N",
                     help="train on a seeded patient-wise subset of about N images of DATASET (folder format only)")
+    ap.add_argument("--tables-only", action="store_true", help="print the Markdown tables of --out and exit")
     args = ap.parse_args(argv)
+    if args.tables_only:
+        print(markdown(json.loads(Path(args.out).read_text())))
+        return 0
     out_dir = Path(args.out_dir)
     limits = {k: int(v) for k, v in (item.split("=", 1) for item in args.max_images)}
     results = {"machine": machine(), "epochs": args.epochs, "runs": {}}
@@ -147,8 +165,11 @@ def main(argv=None) -> int:
                     continue
                 key = f"{ds}/{method}/{frac:g}"
                 run = out_dir / ds / f"{method}-{frac:g}"
+                fresh = not (run / "wall_time_s.txt").exists()
                 m = run_config(config(ds, method, frac, args.epochs, str(out_dir / "cache")), run)
                 h = headline(m)
+                # the code a run was trained with: this checkout for a new run, else what the JSON recorded
+                h["commit"] = code_version() if fresh else (results["runs"].get(key) or {}).get("commit", "unknown")
                 base = out_dir / ds / f"supervised-{frac:g}"
                 if method != "supervised" and (base / "predictions_test.csv").exists():
                     h["vs_supervised"] = paired_vs_baseline(run, base)
@@ -156,15 +177,51 @@ def main(argv=None) -> int:
                 Path(args.out).write_text(json.dumps(results, indent=2, default=float))
                 print(f"{key}: mean AUC {fmt_ci(h['auc']['mean'], h['auc_ci']['mean'])}  ({h['wall_time_s']:.0f} s)",
                       flush=True)
-    print("\n| dataset | labels | method | mean test AUC [95% CI] | diff vs supervised [95% CI] | wall s |")
-    print("|---|---|---|---|---|---|")
-    for key, h in results["runs"].items():
+    print(markdown(results))
+    return 0
+
+
+def markdown(results: dict) -> str:
+    """The README tables: every run's mean AUC and paired difference vs supervised; NIH per finding, Base vs
+    Full (seed 001 Table 3 setting); NIH localization on the boxed test images."""
+    runs = results["runs"]
+    out = ["| dataset | labels | method | mean test AUC [95% CI] | diff vs supervised [95% CI] | wall s | code |",
+           "|---|---|---|---|---|---|---|"]
+    for key, h in runs.items():
         ds, method, frac = key.split("/")
         d = (h.get("vs_supervised") or {}).get("mean") or {}
         diff = fmt_ci(d.get("diff"), [d.get("ci_low"), d.get("ci_high")]) if d else "-"
-        print(f"| {ds} | {float(frac):.0%} | {method} | {fmt_ci(h['auc']['mean'], h['auc_ci']['mean'])} | {diff} | "
-              f"{h['wall_time_s']:.0f} |")
-    return 0
+        out.append(f"| {ds} | {float(frac):.0%} | {method} | {fmt_ci(h['auc']['mean'], h['auc_ci']['mean'])} | "
+                   f"{diff} | {h['wall_time_s']:.0f} | {h.get('commit', '?')} |")
+    for frac in ("1", "0.1"):
+        base, full = runs.get(f"nih/M2-base/{frac}"), runs.get(f"nih/M2-full/{frac}")
+        if not (base and full):
+            continue
+        out += ["", f"NIH, {float(frac):.0%} labels, test AUC per finding [95% CI], M2 Base vs Full:", "",
+                "| finding | Base (BCE, fixed regions) | Full (focal + BYOP loop) |", "|---|---|---|"]
+        for f in NIH8 + ["mean"]:
+            out.append(f"| {f} | {fmt_ci(base['auc'].get(f), base['auc_ci'].get(f))} | "
+                       f"{fmt_ci(full['auc'].get(f), full['auc_ci'].get(f))} |")
+    loc_rows = []
+    for key, h in runs.items():
+        acc = (h.get("iou_accuracy") or {})
+        if key.startswith("nih/") and acc:
+            ci = (h.get("iou_accuracy_ci") or {})
+            def cell(t):
+                m = (ci.get(t) or {}).get("mean") or {}
+                return fmt_ci(acc[t]["mean"], [m.get("ci_low"), m.get("ci_high")]) if acc.get(t) else "n/a"
+            cells = [cell("0.1"), cell("0.3")]
+            loc_rows.append(f"| {key} | {cells[0]} | {cells[1]} |")
+    if loc_rows:
+        base = next((h.get("baselines") for k, h in runs.items() if k.startswith("nih/") and h.get("baselines")), None) or {}
+        out += ["", "NIH localization (boxed test images; mean over the boxed findings):", "",
+                "| run | T(IoU)=0.1 | T(IoU)=0.3 |", "|---|---|---|", *loc_rows]
+        for name in ("centre_box", "whole_image"):
+            b = base.get(name) or {}
+            if b:
+                out.append(f"| {name.replace('_', '-')} baseline | {b.get('0.1', {}).get('mean', 0):.3f} | "
+                           f"{b.get('0.3', {}).get('mean', 0):.3f} |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

@@ -340,7 +340,7 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
                           f"{data_path}) every image is evaluated")
     split = split or ("all" if external else "test")
     ckpt_name = run.checkpoint.name
-    primary = (not external and ckpt_name == "best.pt" and split == "test"
+    primary = (not external and checkpoint == "best" and split == "test"  # "best" may resolve to last.pt
                and (out is None or Path(out).resolve() == (run_dir / "metrics.json").resolve()))
     if primary:
         side_dir = run_dir
