@@ -525,7 +525,8 @@ class Trainer:
         sums, n, logits = {}, 0, []
         chunks = [val_idx[s:s + bs] for s in range(0, len(val_idx), bs)]
         if len(chunks) > 1 and len(chunks[-1]) < 2:  # a lone last image joins the previous batch (contrastive
-            chunks[-2] = np.concatenate([chunks[-2], chunks.pop()])  # losses need >= 2 samples per batch)
+            last = chunks.pop()                        # losses need >= 2 samples per batch)
+            chunks[-1] = np.concatenate([chunks[-1], last])
         chunks = [c for c in chunks if len(c) >= 2]
         with torch.no_grad():
             for chunk in chunks:
