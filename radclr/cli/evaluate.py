@@ -7,7 +7,8 @@ def register(sub) -> None:
     p = sub.add_parser("evaluate", help="classification metrics with CIs, localization accuracy, linear eval",
                        description="Evaluate a run. On its own data (default) thresholds are fit on the validation "
                        "split and metrics reported on --split; with --data PATH of another dataset every image is "
-                       "tested with the run's saved thresholds.")
+                       "tested with the run's saved thresholds. Only the default evaluation (own data, best "
+                       "checkpoint, test split) writes RUN/metrics.json and the files report/predict read.")
     p.add_argument("run", help="run directory")
     p.add_argument("--data", help="dataset to evaluate on (default: the run's own)")
     p.add_argument("--split", default=None, choices=["train", "val", "test"],
@@ -15,7 +16,8 @@ def register(sub) -> None:
     p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
     p.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for CIs (default from config)")
     p.add_argument("--device", default="auto")
-    p.add_argument("--out", help="metrics JSON path (default RUN/metrics.json)")
+    p.add_argument("--out", help="metrics JSON path (default: RUN/metrics.json for the run's own test split at "
+                   "the best checkpoint, else RUN/evaluations/<data>-<checkpoint>-<split>/metrics.json)")
     p.add_argument("--no-localization", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
