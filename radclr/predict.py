@@ -337,22 +337,17 @@ class Predictor:
             self.reference_note = "no reference population requested"
 
     def _thresholds(self) -> tuple[dict[str, float], str]:
-        path = self.run_dir / "thresholds.json"
-        if not path.exists():
-            log.warning("%s: no thresholds.json (run `radclr evaluate`); using 0.5 for every finding", self.run_dir)
-            return {f: 0.5 for f in self.findings}, "fixed 0.5 (the run has no thresholds.json)"
-        data = json.loads(path.read_text())
-        mine = self.run.checkpoint.name
-        if data.get("checkpoint", "best.pt") != mine:
-            log.warning("%s: thresholds.json belongs to %s, not %s; using 0.5 for every finding (evaluate this "
-                        "checkpoint to fit its thresholds)", self.run_dir, data.get("checkpoint", "best.pt"), mine)
-            return {f: 0.5 for f in self.findings}, f"fixed 0.5 (no thresholds fit for {mine})"
-        thr = data.get("thresholds") or {}
+        from radclr.engine.evaluate import saved_thresholds
+
+        thr, rule = saved_thresholds(self.run_dir, self.run.checkpoint.name)
+        if thr is None:
+            log.warning("%s: %s; using 0.5 for every finding", self.run_dir, rule)
+            return {f: 0.5 for f in self.findings}, f"fixed 0.5 ({rule})"
         out = {}
         for f in self.findings:
             t = thr.get(f)
             out[f] = float(t) if t is not None and np.isfinite(float(t)) else 0.5
-        return out, data.get("rule_text") or f"{data.get('rule', '?')} (fit on the validation split)"
+        return out, rule
 
     def _load_reference(self, max_images: int, progress: bool) -> None:
         ref = load_radiomics_reference(self.run_dir)

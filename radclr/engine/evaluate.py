@@ -306,14 +306,16 @@ def _same_data(a, b) -> bool:
     return norm(a) == norm(b)
 
 
-def _primary_thresholds(run_dir: Path, checkpoint_name: str) -> tuple[dict, str] | None:
-    """The thresholds the primary evaluation fit on the validation split, if they belong to this checkpoint."""
-    path = run_dir / "thresholds.json"
+def saved_thresholds(run_dir: Path, checkpoint_name: str) -> tuple[dict | None, str]:
+    """``(thresholds, rule text)`` the primary evaluation fit on the validation split for this checkpoint, or
+    ``(None, why not)`` -- used by evaluations on other data and by ``radclr predict``."""
+    path = Path(run_dir) / "thresholds.json"
     if not path.exists():
-        return None
+        return None, "the run has no thresholds.json (run `radclr evaluate`)"
     saved = json.loads(path.read_text())
-    if saved.get("checkpoint", "best.pt") != checkpoint_name:
-        return None
+    owner = saved.get("checkpoint", "best.pt")  # files written before thresholds named their checkpoint
+    if owner != checkpoint_name:
+        return None, f"thresholds.json belongs to {owner}; no thresholds fit for {checkpoint_name}"
     return saved["thresholds"], saved.get("rule_text") or f"{saved.get('rule', '?')} (fit on the validation split)"
 
 
@@ -368,7 +370,7 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
         predictions_table(data, idx, probs).to_csv(side_dir / f"predictions_{split}.csv", index=False)
         rule = cfg["evaluation"]["threshold_rule"]
         val_idx = data.indices("val") if not external else np.array([], dtype=int)
-        saved = _primary_thresholds(run_dir, ckpt_name)
+        saved, saved_rule = saved_thresholds(run_dir, ckpt_name)
         if len(val_idx):
             p_val = _sigmoid(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"])
             if split != "val":
@@ -385,11 +387,10 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
                 {"rule": rule, "rule_text": rule_text, "checkpoint": ckpt_name, "thresholds": thresholds,
                  "fallback_0.5": fallback}), indent=2))
         elif saved is not None:
-            thresholds, rule_text = saved
+            thresholds, rule_text = saved, saved_rule
         else:
             thresholds = {f: 0.5 for f in findings}
-            rule_text = ("fixed 0.5 (no thresholds fit on validation data for this checkpoint)" if external
-                         else "fixed 0.5 (no validation split)")
+            rule_text = f"fixed 0.5 ({saved_rule})" if external else "fixed 0.5 (no validation split)"
             log.warning("thresholds: %s", rule_text)
         results["classification"] = classification_section(
             data.dataset.labels[idx], probs, findings, data.dataset.patient_ids[idx], thresholds, rule_text, n_boot,

@@ -191,7 +191,7 @@ def run_benchmark(
         "torch_class_ms_per_region": {k: 1000 * v / n for k, v in profile.items()},
         "n_features": len(names),
         **compare(names, values.cpu().numpy(), ref_names, reference.numpy()),
-        "dataset": sample["dataset"],
+        "dataset": Path(sample["dataset"]).name,  # the folder's name: results carry no machine paths
         "n_images": sample["n_images"],
         "upsampled": sample["upsampled"],
         "layout": sample["layout"],
