@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from radclr.cli.main import main
+from golden_metrics import check_against_golden
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = sorted((REPO / "configs" / "tiny").glob("*.yaml"))
@@ -47,6 +48,8 @@ def test_tiny_config_trains_and_evaluates(config, tmp_path):
     if config.stem.startswith("seed004"):  # seed 004's classical radiomics baseline rides along
         classical = res["classical_radiomics"]
         assert "test" in classical or "skipped" in classical
+    diffs = check_against_golden(config.stem, run)  # every number as recorded (tests/golden_metrics.py)
+    assert not diffs, "\n".join(diffs[:20])
 
 
 def test_train_refuses_existing_run_and_bad_resume(tmp_path, capsys):
