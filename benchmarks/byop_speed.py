@@ -43,7 +43,7 @@ def run(method: str, args, cache: str):
     import pandas as pd
 
     from radclr.engine.config import resolve_config
-    from radclr.engine.trainer import Trainer
+    from radclr.engine.loop import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
@@ -58,9 +58,8 @@ def pyradiomics_ms_per_region(trainer, n: int = 48) -> float:
     import numpy as np
     import torch
 
-    from radclr.data.dataset import Box
-    from radclr.engine.data import boxes_mask
     from radclr.radiomics import extract
+    from radclr.radiomics.regions import region_masks
 
     method, data = trainer.method, trainer.data
     rows = torch.nonzero(method.box_step >= 0).flatten()[:n].tolist()
@@ -68,7 +67,7 @@ def pyradiomics_ms_per_region(trainer, n: int = 48) -> float:
         return float("nan")
     size = data.store.size
     images = torch.as_tensor(np.asarray(data.store.images[rows], dtype=np.float64))
-    masks = torch.as_tensor(np.stack([boxes_mask([Box(*map(float, method.box_cache[r].tolist()))], size) for r in rows]))
+    masks = region_masks([method.box_cache[r] for r in rows], size)
     t0 = time.perf_counter()
     extract(images, masks, engine="pyradiomics", jobs=1)
     return (time.perf_counter() - t0) * 1000 / len(rows)

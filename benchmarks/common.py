@@ -14,8 +14,8 @@ SHARED = REPO.parent / "shared" / "data"
 def run_config(cfg: dict, out: Path, *, reuse: bool = True, checkpoint: str = "best") -> dict:
     """Train + evaluate ``cfg`` into ``out`` (training reused when it already finished); evaluates ``checkpoint``
     (``best`` -> RUN/metrics.json, otherwise RUN/metrics_<checkpoint>.json); returns the metrics + wall time."""
-    from radclr.engine.evaluate import evaluate_run
-    from radclr.engine.trainer import train
+    from radclr.runs.evaluate import evaluate_run
+    from radclr.runs.train import train
 
     out = Path(out)
     trained = (out / "wall_time_s.txt").exists() and (out / "metrics.json").exists()

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/loop_throughput.py [--size 128] [--batch 32] [--epochs 3] [--workers 0 2]
 
 1. Pure forward+backward: the same supervised ResNet-18 and optimiser step on batches already in memory.
-2. The real training loop (``radclr.engine.trainer``, ``train_time_s`` of each epoch = data loading from the
+2. The real training loop (``radclr.engine.loop``, ``train_time_s`` of each epoch = data loading from the
    memory-mapped image store, CXR augmentation, collation, forward, backward, optimiser step; validation and
    precise-BN excluded) on the embedded Kermany sample at the same size and batch.
 Images/s of both and their ratio (target >= 0.90) for each ``num_workers``; the first epoch (store build,
@@ -55,7 +55,7 @@ def loop_throughput(size: int, batch: int, epochs: int, workers: int, threads: i
     import pandas as pd
     import torch
 
-    from radclr.engine.trainer import train
+    from radclr.runs.train import train
 
     torch.set_num_threads(threads)
     cfg = {"name": "loop-bench", "data": {"path": "demo", "image_size": size, "cache_dir": cache,

@@ -32,7 +32,7 @@ STEPS = ("preprocess", "forward", "cam", "boxing", "radiomics", "overlay")
 
 
 def train_bench_run(work: Path) -> Path:
-    from radclr.engine.trainer import train
+    from radclr.runs.train import train
 
     run = work / "run224"
     if (run / "metrics.json").exists():

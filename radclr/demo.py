@@ -36,7 +36,7 @@ def _fingerprint(cfg: dict) -> str:
 
 def run_demo(out: str | Path = "runs/demo", data: str | None = None, overrides=(), progress: bool = True) -> dict:
     """Train (or reuse/resume) the demo run in ``out``, evaluate it, write the report; return the paths."""
-    from radclr.engine.trainer import train
+    from radclr.runs.train import train
     from radclr.report import write_report
 
     out = Path(out)
@@ -51,7 +51,7 @@ def run_demo(out: str | Path = "runs/demo", data: str | None = None, overrides=(
             log.info("resuming the interrupted demo run in %s", out)
             train(None, out, resume=True, progress=progress, evaluate=True)
         elif not (out / "metrics.json").exists():
-            from radclr.engine.evaluate import evaluate_run
+            from radclr.runs.evaluate import evaluate_run
 
             evaluate_run(out, progress=progress)
         else:

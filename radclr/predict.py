@@ -5,8 +5,8 @@ Per image, every step is the one training and evaluation used, so a test image g
 run wrote to ``predictions_test.csv``:
 
 1. **read** (PNG/JPEG/DICOM, :func:`radclr.io.read_image`; DICOM MONOCHROME1 inverted) -> **store scale** 0..255
-   (:func:`radclr.engine.store.to_store_scale` with the run's ``data.intensity`` rule) -> **resize** to the run's
-   ``S x S`` (:func:`radclr.engine.store.resize_image`) -> rounded to uint8 as the image store keeps it -> /255.
+   (:func:`radclr.training_data.store.to_store_scale` with the run's ``data.intensity`` rule) -> **resize** to the
+   run's ``S x S`` (:func:`radclr.training_data.store.resize_image`) -> rounded to uint8 as the image store keeps it -> /255.
 2. **forward**: ``fmap = f_i.forward_features(x)``, ``logits = head(pool(fmap))``; probabilities = sigmoid.
 3. **thresholds** from ``RUN/thresholds.json`` (fit on the validation split by ``radclr evaluate``); a finding is
    positive when ``p >= threshold``.
@@ -14,11 +14,11 @@ run wrote to ``predictions_test.csv``:
    through the head per target (:func:`radclr.cam.gradcam.grad_cam_from_activations`).
 5. **box**: CAM upsampled to ``S x S`` -> :func:`radclr.cam.boxes.cam_to_boxes` with the CAM options the run's
    evaluation used (:func:`_cam_options`) -> scaled to the file's own pixels.
-6. **overlay** PNG at the file's resolution (:func:`write_overlay_png`: the layout of
-   :func:`radclr.visualize.overlays.save_overlay_png`, drawn with PIL): image, heatmap, predicted box in red.
+6. **overlay** PNG at the file's resolution (:func:`radclr.visualize.overlays.save_overlay_png`): image, heatmap,
+   predicted box in red.
 7. **radiomics** of the box with the torch engine and the run's settings, on the store-scale ``S x S`` image with
-   the training region rule (:func:`radclr.engine.data.boxes_mask`) -- exactly how BYOP computes the radiomics of
-   its CAM boxes -- and each feature's **percentile** in the reference population (below); one line gives the
+   the one region rule (:class:`radclr.radiomics.regions.RegionRadiomics`) -- exactly how BYOP computes the
+   radiomics of its CAM boxes -- and each feature's **percentile** in the reference population (below); one line gives the
    box's size among training boxes and the ``top_k`` non-shape features farthest from the median get a
    plain-language line ("GLCM contrast = 412: 94th percentile of training boxes (high)").
 
@@ -49,12 +49,24 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from radclr.boxes import scale_boxes
+from radclr.cam.boxes import cam_to_boxes, upsample_cam
+from radclr.cam.gradcam import grad_cam, grad_cam_from_activations, target_scores
+from radclr.cam.options import CamOptions
 from radclr.errors import DataError, RadclrError
+from radclr.io import read_image
+from radclr.radiomics.regions import RegionRadiomics, radiomics_settings
+from radclr.runs.evaluate import saved_thresholds
+from radclr.runs.run import load_run
+from radclr.runtime.device import resolve_device
+from radclr.training_data import prepare_data
+from radclr.training_data.store import resize_image, to_store_scale
+from radclr.visualize.overlays import overlay_title, save_overlay_png
 
 log = logging.getLogger("radclr.predict")
 
 __all__ = ["Predictor", "predict", "build_radiomics_reference", "load_radiomics_reference", "RadiomicsReference",
-           "percentiles", "feature_label", "explain", "box_line", "write_overlay_png", "REFERENCE_FILE"]
+           "percentiles", "feature_label", "explain", "box_line", "REFERENCE_FILE"]
 
 REFERENCE_FILE = "radiomics_reference.npz"
 
@@ -80,14 +92,12 @@ def _check_predictable(run) -> None:
                           "radiomics (needs a box); predict works on whole-image classifiers")
 
 
-def _cam_options(run) -> dict:
+def _cam_options(run) -> CamOptions:
     """CAM -> box options: those the run's evaluation used for this checkpoint (``metrics.json``
     ``localization.cam_options``, e.g. a CAM threshold calibrated on annotated training images), else the
-    method's own (BYOP's), else evaluation's defaults -- so predict's boxes are the ones whose localization
-    accuracy the run reports."""
-    from radclr.engine.evaluate import CAM_DEFAULTS
-
-    opts = {**CAM_DEFAULTS, **getattr(run.method, "cam_options", {})}
+    method's own (BYOP's calibrated threshold, else the defaults) -- so predict's boxes are the ones whose
+    localization accuracy the run reports."""
+    opts = run.method.cam_options.to_dict()
     path = Path(run.run_dir) / "metrics.json"
     if path.exists():
         try:
@@ -97,7 +107,7 @@ def _cam_options(run) -> dict:
         used = (m.get("localization") or {}).get("cam_options")
         if isinstance(used, dict) and m.get("checkpoint") == Path(run.checkpoint).name:
             opts.update({k: v for k, v in used.items() if k in opts})
-    return opts
+    return CamOptions.from_dict(opts)
 
 
 def _checkpoint_id(path: Path) -> str:
@@ -163,10 +173,8 @@ def load_radiomics_reference(run_dir) -> RadiomicsReference | None:
 
 
 def _reference_key(run) -> dict:
-    from radclr.engine.data import radiomics_settings
-
     return {"checkpoint": _checkpoint_id(run.checkpoint), "settings": repr(radiomics_settings(run.cfg["radiomics"])),
-            "image_size": run.image_size, "cam_options": _cam_options(run)}
+            "image_size": run.image_size, "cam_options": _cam_options(run).to_dict()}
 
 
 def build_radiomics_reference(run_dir, *, max_images: int = 2000, seed: int = 0, device="cpu", batch_size: int = 32,
@@ -179,18 +187,10 @@ def build_radiomics_reference(run_dir, *, max_images: int = 2000, seed: int = 0,
     The file holds ``names``, ``values [N, R]``, ``image_ids``, ``boxes [N, 4]`` (store pixels), ``findings``
     (the target of each box), ``fallback`` flags and ``meta`` (JSON: checkpoint, settings, sample). Returns the path.
     """
-    from radclr.cam.boxes import cam_to_boxes
-    from radclr.cam.gradcam import grad_cam
-    from radclr.data.dataset import Box
-    from radclr.engine.data import boxes_mask, compute_region_radiomics, prepare_data
-    from radclr.engine.run import load_run
-
     if max_images < 1:
         raise ValueError(f"max_images must be >= 1, got {max_images}")
     run_dir = Path(run_dir)
     if run is None:
-        from radclr.engine.trainer import resolve_device
-
         run = load_run(run_dir, checkpoint, resolve_device(device) if isinstance(device, str) else device)
     _check_predictable(run)
     dev = next(run.method.parameters()).device
@@ -204,17 +204,17 @@ def build_radiomics_reference(run_dir, *, max_images: int = 2000, seed: int = 0,
     S = data.store.size
     head, enc = run.method.cam_head(), run.method.encoder
     opts = _cam_options(run)
-    boxes, targets, fallback, chunks, names = [], [], [], [], None
+    regions = RegionRadiomics(run.cfg["radiomics"])
+    boxes, targets, fallback, chunks = [], [], [], []
     for s in range(0, len(pick), batch_size):
         idx = pick[s:s + batch_size]
         store = np.asarray(data.store.images[idx])
         x = torch.from_numpy(store.astype(np.float32) / 255.0).unsqueeze(1).to(dev)
         cams, logits = grad_cam(enc, head, x, None, upsample_to=(S, S), return_logits=True)
         top = logits.argmax(dim=1).cpu().numpy()
-        found = cam_to_boxes(cams.cpu(), **opts)
+        found = cam_to_boxes(cams.cpu(), opts)
         bx = [b[0].as_array() if b else np.array([0.0, 0.0, S, S]) for b in found]
-        masks = np.stack([boxes_mask([Box(*map(float, b))], S) for b in bx])
-        names, vals = compute_region_radiomics(store, masks, run.cfg["radiomics"], progress=False)
+        vals = regions.of_boxes(torch.as_tensor(store, dtype=torch.float64), np.asarray(bx)).cpu().numpy()
         chunks.append(vals)
         boxes += bx
         targets += [data.findings[t] for t in top]
@@ -224,7 +224,7 @@ def build_radiomics_reference(run_dir, *, max_images: int = 2000, seed: int = 0,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     path = run_dir / REFERENCE_FILE
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, names=np.asarray(names), values=np.concatenate(chunks), boxes=np.asarray(boxes, dtype=np.float64),
+    np.savez(tmp, names=np.asarray(regions.names), values=np.concatenate(chunks), boxes=np.asarray(boxes, dtype=np.float64),
              image_ids=np.asarray([data.dataset.image_ids[i] for i in pick]), findings=np.asarray(targets),
              fallback=np.asarray(fallback, dtype=bool), meta=np.asarray(json.dumps(meta)))
     tmp.replace(path)
@@ -311,10 +311,6 @@ class Predictor:
 
     def __init__(self, run_dir, *, device="auto", checkpoint: str = "best", reference: bool = True,
                  reference_max_images: int = 2000, top_k: int = 5, top_only: bool = False, progress: bool = False):
-        from radclr.engine.data import radiomics_settings
-        from radclr.engine.run import load_run
-        from radclr.engine.trainer import resolve_device
-
         self.run_dir = Path(run_dir)
         self.device = resolve_device(device) if isinstance(device, str) or device is None else device
         self.run = load_run(self.run_dir, checkpoint, self.device)
@@ -325,7 +321,7 @@ class Predictor:
         self.size = self.run.image_size
         self.rule = self.run.cfg["data"].get("intensity", "auto")
         self.cam_options = _cam_options(self.run)
-        self.rad_settings, self.rad_classes = radiomics_settings(self.run.cfg["radiomics"])
+        self.regions = RegionRadiomics(self.run.cfg["radiomics"])
         self.top_k = int(top_k)
         self.top_only = bool(top_only)
         self.thresholds, self.threshold_rule = self._thresholds()
@@ -337,8 +333,6 @@ class Predictor:
             self.reference_note = "no reference population requested"
 
     def _thresholds(self) -> tuple[dict[str, float], str]:
-        from radclr.engine.evaluate import saved_thresholds
-
         thr, rule = saved_thresholds(self.run_dir, self.run.checkpoint.name)
         if thr is None:
             log.warning("%s: %s; using 0.5 for every finding", self.run_dir, rule)
@@ -374,9 +368,6 @@ class Predictor:
     # --- steps --------------------------------------------------------------------------------------------
     def preprocess(self, path) -> tuple[np.ndarray, np.ndarray]:
         """``(store_scale_full [H, W] float32, model_input uint8 [S, S])`` exactly as the image store builds it."""
-        from radclr.engine.store import resize_image, to_store_scale
-        from radclr.io import read_image
-
         img = read_image(path)
         a = img.array
         if a.ndim == 3 and a.shape[0] == 1:
@@ -388,9 +379,6 @@ class Predictor:
         return scaled, small
 
     def predict_one(self, path, out_dir=None, *, stem: str | None = None) -> dict:
-        from radclr.cam.boxes import cam_to_boxes, scale_boxes, upsample_cam
-        from radclr.cam.gradcam import grad_cam_from_activations, target_scores
-
         t = _Timer(self.device)
         path = Path(path)
         full, small = self.preprocess(path)
@@ -413,7 +401,7 @@ class Predictor:
             cams = grad_cam_from_activations(fmap, scores, retain_graph=False)[0]  # [K, h, w]
         cams = upsample_cam(cams.cpu(), (S, S))
         t.lap("cam")
-        found = cam_to_boxes(cams, **self.cam_options)
+        found = cam_to_boxes(cams, self.cam_options)
         regions, model_boxes = [], []
         for j, boxes in zip(targets, found):
             b = boxes[0].as_array() if boxes else np.array([0.0, 0.0, float(S), float(S)])
@@ -434,14 +422,12 @@ class Predictor:
                 if np.isfinite(pct).any() else [self.reference_note or "no reference population"]
         t.lap("radiomics")
         if out_dir is not None:
-            from radclr.visualize.overlays import overlay_title
-
             out_dir = Path(out_dir)
             base = stem or path.stem
             for r, cam in zip(regions, cams):
                 png = out_dir / f"{base}_{_safe(r['finding'])}.png"
-                r["overlay"] = str(write_overlay_png(full, cam, [r["box"]], png,
-                                                     title=overlay_title(r["finding"], r["probability"])))
+                r["overlay"] = str(save_overlay_png(full, cam, [], [r["box"]], png,
+                                                    title=overlay_title(r["finding"], r["probability"])))
         else:
             for r in regions:
                 r["overlay"] = None
@@ -464,18 +450,12 @@ class Predictor:
         }
 
     def _radiomics(self, small: np.ndarray, boxes_model: list) -> tuple[list[str], np.ndarray]:
-        from radclr.data.dataset import Box
-        from radclr.engine.data import boxes_mask
-        from radclr.radiomics import extract
-
-        S = self.size
         # several findings often share a box (the same hot spot, or the whole-image fallback): compute it once
         unique, inverse = np.unique(np.asarray(boxes_model, dtype=np.float64).reshape(-1, 4), axis=0,
                                     return_inverse=True)
-        masks = torch.from_numpy(np.stack([boxes_mask([Box(*map(float, b))], S) for b in unique]))
         images = torch.from_numpy(np.repeat(small[None].astype(np.float64), len(unique), axis=0))
-        names, vals = extract(images, masks, settings=self.rad_settings, classes=self.rad_classes)
-        return list(names), vals.cpu().numpy().astype(np.float64)[np.asarray(inverse).reshape(-1)]
+        vals = self.regions.of_boxes(images, unique)
+        return list(self.regions.names), vals.cpu().numpy().astype(np.float64)[np.asarray(inverse).reshape(-1)]
 
     def __call__(self, paths, out_dir=None) -> list[dict]:
         if isinstance(paths, (str, Path)):
@@ -499,72 +479,6 @@ def predict(run_dir, paths, out_dir=None, *, device="auto", checkpoint: str = "b
     """
     return Predictor(run_dir, device=device, checkpoint=checkpoint, top_k=top_k, top_only=top_only,
                      progress=progress, reference=reference, reference_max_images=reference_max_images)(paths, out_dir)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# overlay PNG
-# --------------------------------------------------------------------------------------------------------------
-_JET: np.ndarray | None = None
-
-
-def _jet_lut() -> np.ndarray:
-    global _JET
-    if _JET is None:
-        from matplotlib import colormaps
-
-        _JET = np.rint(colormaps["jet"](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).astype(np.uint8)
-    return _JET
-
-
-def _rgb(color: str) -> tuple[int, int, int]:
-    c = color.lstrip("#")
-    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
-
-
-def write_overlay_png(image, cam, pred_boxes, path, title: str | None = None, *, gt_boxes=(), alpha: float = 0.4,
-                      linewidth_px: int = 2) -> Path:
-    """The overlay of :func:`radclr.visualize.overlays.save_overlay_png` (seed 001 Fig. 5 style), drawn with
-    numpy + PIL instead of matplotlib (~10x faster; predict's time budget is 250 ms per image).
-
-    Same layout and conventions: ``W x H`` PNG at the image's own resolution plus a title band of
-    ``title_band_px(H)`` rows on top when ``title`` is given; image min-max scaled to gray; CAM bilinearly resized
-    to the image, min-max normalised, jet colour map blended with ``alpha``; ground-truth boxes yellow, predicted
-    boxes red, ``linewidth_px`` wide, drawn inside the box's pixels (box ``x, y, w, h`` in image pixels)."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    from radclr.cam.boxes import box_xywh, normalize_cam, upsample_cam
-    from radclr.visualize.overlays import GT_COLOR, PRED_COLOR, title_band_px
-
-    a = np.asarray(image, dtype=np.float64)
-    if a.ndim != 2 or not np.isfinite(a).all():
-        raise ValueError(f"image must be a finite [H, W] array, got shape {a.shape}")
-    H, W = a.shape
-    lo, hi = a.min(), a.max()
-    gray = np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8) if hi > lo else np.zeros((H, W), np.uint8)
-    picture = Image.fromarray(gray).convert("RGB")
-    if cam is not None and alpha > 0:
-        c = np.asarray(cam.detach().cpu().numpy() if hasattr(cam, "detach") else cam, dtype=np.float32)
-        if c.shape != (H, W):
-            c = np.asarray(upsample_cam(c, (H, W)))
-        heat = _jet_lut()[np.rint(np.asarray(normalize_cam(c)) * 255.0).astype(np.uint8)]
-        picture = Image.blend(picture, Image.fromarray(heat), float(alpha))
-    band = title_band_px(H) if title else 0
-    canvas = Image.new("RGB", (W, H + band), "white")
-    canvas.paste(picture, (0, band))
-    draw = ImageDraw.Draw(canvas)
-    for boxes, color in ((gt_boxes, GT_COLOR), (pred_boxes, PRED_COLOR)):
-        for b in boxes or ():
-            x, y, w, h = box_xywh(b)
-            x0, y0 = int(np.clip(np.floor(x + 0.5), 0, W - 1)), int(np.clip(np.floor(y + 0.5), 0, H - 1))
-            x1, y1 = int(np.clip(np.floor(x + w + 0.5), x0 + 1, W)), int(np.clip(np.floor(y + h + 0.5), y0 + 1, H))
-            draw.rectangle([x0, y0 + band, x1 - 1, y1 - 1 + band], outline=_rgb(color), width=int(linewidth_px))
-    if title:
-        font = ImageFont.load_default(size=max(8, int(0.6 * band)))
-        draw.text((W / 2, band / 2), title, fill=(0, 0, 0), font=font, anchor="mm")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path, format="PNG", compress_level=1)
-    return path
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def tiny_run(tmp_path_factory, config: str, *overrides: str, name: str | None = None) -> Path:
     """Train ``configs/tiny/<config>.yaml`` (+ overrides) once per session; returns the run directory."""
-    from radclr.engine.trainer import train
+    from radclr.runs.train import train
 
     base = tmp_path_factory.getbasetemp() / "results-runs"
     run = base / (name or config)

@@ -1,5 +1,5 @@
 """CAM -> boxes (seed 001 §3.2): exact boxes on synthetic maps with known blobs, every threshold mode, selection
-strategy and fallback, pixel-grid scaling, masks, box-change rate and bad input."""
+strategy and fallback, the options object and bad input (box geometry itself: test_boxes.py)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from radclr.cam.boxes import (
-    ScoredBox,
-    box_change_rate,
-    box_changes,
-    boxes_to_mask,
-    cam_to_boxes,
-    count_fallbacks,
-    normalize_cam,
-    scale_boxes,
-    upsample_cam,
-)
-from radclr.data.dataset import Box
+from radclr.boxes import boxes_to_masks
+from radclr.cam.boxes import ScoredBox, cam_to_boxes, count_fallbacks, normalize_cam, upsample_cam
+from radclr.cam.options import CamOptions
 
 
 def xywh(b):
@@ -154,47 +145,6 @@ def test_boxes_from_upsampled_7x7_cam_land_on_the_blob():
     assert abs(b.x - 128) <= 16 and abs(b.y - 32) <= 16 and abs(b.w - 64) <= 16 and abs(b.h - 64) <= 16
 
 
-# --- scaling and masks -----------------------------------------------------------------------------------------
-def test_scale_boxes_round_trip_and_types():
-    sb = ScoredBox(10, 20, 30, 40, 0.9, 12)
-    up = scale_boxes(sb, (224, 224), (1024, 896))
-    assert (up.x, up.y, up.w, up.h) == pytest.approx((40, 1024 / 224 * 20, 120, 1024 / 224 * 40))
-    assert up.score == 0.9 and up.area == 12
-    back = scale_boxes(up, (1024, 896), (224, 224))
-    assert xywh(back) == pytest.approx(xywh(sb))
-    nested = scale_boxes([[sb], [Box(1, 2, 3, 4, "Mass")]], (10, 10), (20, 30))
-    assert xywh(nested[0][0]) == (30, 40, 90, 80) and nested[1][0] == Box(3, 4, 9, 8, "Mass")
-    arr = scale_boxes(np.array([[1.0, 2.0, 3.0, 4.0]]), (10, 10), (5, 20))
-    np.testing.assert_allclose(arr, [[2.0, 1.0, 6.0, 2.0]])
-    with pytest.raises(ValueError, match="positive"):
-        scale_boxes(sb, (0, 10), (10, 10))
-    with pytest.raises(TypeError, match="cannot scale a str"):
-        scale_boxes("box", (10, 10), (10, 10))
-
-
-def test_boxes_to_mask_matches_component_pixels():
-    m = two_blobs()
-    boxes = cam_to_boxes(m, threshold=0.5, select="all")
-    np.testing.assert_array_equal(boxes_to_mask(boxes, m.shape), m > 0)  # rectangular blobs: exact
-    mask = boxes_to_mask([(-2, -2, 4, 4)], (5, 5))  # clipped at the border
-    assert mask.sum() == 4 and mask[:2, :2].all()
-
-
-# --- box change rate -------------------------------------------------------------------------------------------
-def test_box_change_rate_between_refreshes():
-    prev = [[ScoredBox(0, 0, 10, 10, 1.0)], [ScoredBox(0, 0, 10, 10, 1.0)], [], [], (5, 5, 2, 2)]
-    new = [[ScoredBox(1, 0, 10, 10, 1.0)],  # IoU 90/110 = 0.818 -> unchanged at 0.5
-           [ScoredBox(6, 0, 10, 10, 1.0)],  # IoU 40/160 = 0.25 -> changed
-           [],  # no box both times -> unchanged
-           [ScoredBox(0, 0, 2, 2, 1.0)],  # appeared -> changed
-           (5, 5, 2, 2)]
-    assert box_changes(prev, new, iou_thr=0.5).tolist() == [False, True, False, True, False]
-    assert box_change_rate(prev, new, iou_thr=0.5) == pytest.approx(2 / 5)
-    assert box_change_rate(prev, new, iou_thr=0.9) == pytest.approx(3 / 5)
-    with pytest.raises(ValueError, match="differ in length"):
-        box_change_rate(prev, new[:2])
-
-
 # --- bad input ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs, message",
@@ -219,3 +169,21 @@ def test_bad_maps_raise():
         cam_to_boxes(np.zeros((2, 2, 4, 4)))
     with pytest.raises(ValueError, match="NaN"):
         cam_to_boxes(np.full((4, 4), np.nan))
+
+
+def test_boxes_cover_exactly_the_component_pixels():
+    m = two_blobs()
+    boxes = cam_to_boxes(m, threshold=0.5, select="all")
+    np.testing.assert_array_equal(boxes_to_masks(boxes, m.shape).any(0).numpy(), m > 0)  # rectangular blobs
+
+
+def test_cam_options_equal_the_keywords_and_validate():
+    m = two_blobs()
+    opts = CamOptions(threshold=0.8, mode="relative", select="max_mean", fallback="none")
+    assert cam_to_boxes(m, opts) == cam_to_boxes(m, threshold=0.8, mode="relative", select="max_mean", fallback="none")
+    assert CamOptions.from_dict({**opts.to_dict(), "extra": 1}) == opts
+    assert opts.with_threshold(0.3).threshold == 0.3 and opts.threshold == 0.8
+    with pytest.raises(ValueError, match="relative CAM threshold"):
+        CamOptions(threshold=1.5)
+    with pytest.raises(ValueError, match="CAM mode"):
+        CamOptions(mode="otsu")

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from radclr.engine.distributed import all_reduce_sums, any_rank, gather_with_grad
+from radclr.runtime.distributed import all_reduce_sums, any_rank, gather_with_grad
 from radclr.losses import BidirectionalContrastiveLoss, NTXentLoss
 
 REPO = Path(__file__).resolve().parents[1]

@@ -23,12 +23,26 @@ CASES = {
 # checkpoint after every step; the kill comes after step 2 of the second epoch, before that step's checkpoint is
 # written, so the resumed run must replay step 2 from the step-1 checkpoint (every tiny config has >= 2 steps)
 OVERRIDES = ["trainer.epochs=2", "trainer.checkpoint_every_steps=1", "trainer.num_workers=0"]
+# trains like `radclr train CONFIG --out RUN OVERRIDES...`, with an on_step callback that SIGKILLs the process
+KILL_AFTER_STEP = """
+import os, signal, sys
+from radclr.runs import train
+
+def kill(stage, epoch, step):
+    if (epoch, step) == (1, 2):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+train(sys.argv[1], sys.argv[2], sys.argv[3:], progress=False, evaluate=False, on_step=kill)
+"""
 
 
-def _train(args, env_extra=None, cache=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "RADCLR_CACHE": str(cache), **(env_extra or {})}
+def _env(cache):
+    return {**os.environ, "OMP_NUM_THREADS": "1", "RADCLR_CACHE": str(cache)}
+
+
+def _train(args, cache=None):
     return subprocess.run([sys.executable, "-m", "radclr", "train", *args, "--no-progress", "--no-eval"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=REPO, env=_env(cache), capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -38,8 +52,8 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(case, tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     r = _train([cfg, "--out", str(full), *OVERRIDES], cache=cache)
     assert r.returncode == 0, r.stderr[-2000:]
-    r = _train([cfg, "--out", str(killed), *OVERRIDES], {"RADCLR_TEST_KILL_AT_STEP": "2", "RADCLR_TEST_KILL_EPOCH": "1"},
-               cache=cache)
+    r = subprocess.run([sys.executable, "-c", KILL_AFTER_STEP, cfg, str(killed), *OVERRIDES], cwd=REPO,
+                       env=_env(cache), capture_output=True, text=True, timeout=600)
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr[-2000:])
     mid = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
     assert (mid["epoch"], mid["step"]) == (1, 1)  # the last step checkpoint before the kill

@@ -3,7 +3,7 @@
 import numpy as np
 
 from radclr.engine.optim import lr_factor
-from radclr.engine.sampling import EpochBatches, sample_generator, sample_seed
+from radclr.training_data.sampling import EpochBatches, sample_generator, sample_seed
 
 
 def test_epoch_order_depends_only_on_seed_and_epoch():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from radclr.engine.evaluate import _same_data, evaluate_run
+from radclr.runs.evaluate import _same_data, evaluate_run
 from radclr.errors import RadclrError
 from radclr.predict import Predictor
 from run_factories import byop_run

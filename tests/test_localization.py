@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from radclr.cam.boxes import ScoredBox, scale_boxes
+from radclr.boxes import scale_boxes
+from radclr.cam.boxes import ScoredBox
 from radclr.data.dataset import Box, CXRDataset
 from radclr.errors import DataError
 from radclr.evaluation.localization import (
@@ -17,51 +18,11 @@ from radclr.evaluation.localization import (
     centre_box_baseline,
     ground_truth_from_dataset,
     image_sizes_from_dataset,
-    iou,
     iou_accuracy,
     localization_cases,
     mean_box_sizes,
-    pairwise_iou,
     whole_image_baseline,
 )
-
-
-# --- IoU ----------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    "a, b, expected",
-    [
-        ((0, 0, 2, 2), (0, 0, 2, 2), 1.0),
-        ((0, 0, 2, 2), (1, 0, 2, 2), 2 / 6),  # half overlap
-        ((0, 0, 4, 4), (1, 1, 2, 2), 4 / 16),  # contained
-        ((0, 0, 2, 2), (2, 0, 2, 2), 0.0),  # touching edges
-        ((0, 0, 2, 2), (5, 5, 1, 1), 0.0),  # disjoint
-        ((0, 0, 2, 2), (0, 0, 2, 1), 0.5),
-        ((1, 1, 0, 0), (1, 1, 0, 0), 0.0),  # both degenerate: union 0 -> 0, not NaN
-        ((1, 1, 0, 3), (0, 0, 4, 4), 0.0),  # zero-area vs box
-    ],
-)
-def test_iou_hand_values(a, b, expected):
-    assert float(iou(a, b)) == pytest.approx(expected)
-    assert float(iou(b, a)) == pytest.approx(expected)
-
-
-def test_iou_broadcasts_and_pairwise():
-    a = np.array([[0, 0, 2, 2], [1, 0, 2, 2]], dtype=float)
-    b = np.array([[0, 0, 2, 2], [10, 10, 1, 1], [1, 0, 2, 2]], dtype=float)
-    m = pairwise_iou(a, b)
-    assert m.shape == (2, 3)
-    np.testing.assert_allclose(m, [[1, 0, 1 / 3], [1 / 3, 0, 1]])
-    np.testing.assert_allclose(iou(a, b[[0, 2]]), [1, 1])
-    assert pairwise_iou(np.zeros((0, 4)), b).shape == (0, 3)
-
-
-def test_iou_bad_boxes_raise():
-    with pytest.raises(ValueError, match="negative width or height"):
-        iou((0, 0, -1, 2), (0, 0, 1, 1))
-    with pytest.raises(ValueError, match="NaN"):
-        iou((0, 0, np.nan, 2), (0, 0, 1, 1))
-    with pytest.raises(ValueError, match=r"\[\.\.\., 4\]"):
-        iou((0, 0, 1), (0, 0, 1, 1))
 
 
 # --- accuracy: hand-computed --------------------------------------------------------------------------------

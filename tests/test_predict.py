@@ -14,9 +14,8 @@ from PIL import Image
 from data_factories import truncate, write_dicom, write_png, write_sitk
 from radclr.cli.main import main
 from radclr.errors import DataError, ImageReadError, RadclrError
-from radclr.predict import (REFERENCE_FILE, Predictor, RadiomicsReference, explain, feature_label, percentiles,
-                            write_overlay_png)
-from radclr.visualize.overlays import title_band_px
+from radclr.predict import REFERENCE_FILE, Predictor, RadiomicsReference, explain, feature_label, percentiles
+from radclr.visualize.overlays import overlay_figure, save_overlay_png, title_band_px
 from run_factories import byop_run, simclr_run, tiny_run
 
 
@@ -33,7 +32,7 @@ def predictor(run):
 @pytest.fixture(scope="module")
 def test_images(run):
     """``[(image_id, png path, {finding: p from predictions_test.csv})]`` of the run's test split."""
-    from radclr.engine.data import open_dataset
+    from radclr.training_data import open_dataset
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     ds = open_dataset(cfg["data"])
@@ -73,15 +72,14 @@ def test_feature_labels_and_explanations():
     assert explain(names, [1, 2, 3, 4], [np.nan] * 4) == []
 
 
-def test_fast_overlay_matches_the_save_overlay_png_layout(tmp_path):
-    from radclr.visualize.overlays import save_overlay_png
-
+def test_fast_overlay_png_matches_the_matplotlib_figure_layout(tmp_path):
     img = np.tile(np.linspace(0, 255, 40), (30, 1))
     cam = np.zeros((6, 8))
     cam[2, 3] = 1.0
     box = [10.0, 5.0, 12.0, 9.0]
-    fast = np.asarray(Image.open(write_overlay_png(img, cam, [box], tmp_path / "f.png", title="Mass  p=0.90")))
-    ref = np.asarray(Image.open(save_overlay_png(img, cam, [], [box], tmp_path / "m.png", title="Mass  p=0.90")))
+    fast = np.asarray(Image.open(save_overlay_png(img, cam, [], [box], tmp_path / "f.png", title="Mass  p=0.90")))
+    overlay_figure(img, cam, [], [box], title="Mass  p=0.90").savefig(tmp_path / "m.png", dpi=100, format="png")
+    ref = np.asarray(Image.open(tmp_path / "m.png"))
     assert fast.shape[:2] == ref.shape[:2] == (30 + title_band_px(30), 40)
     band = title_band_px(30)
     red = (fast[..., 0] == 255) & (fast[..., 1] == 0) & (fast[..., 2] == 0)
@@ -135,18 +133,19 @@ def test_png_probabilities_equal_the_runs_test_predictions(predictor, test_image
 
 
 def test_radiomics_of_the_box_are_the_training_region_rule(predictor, test_images):
-    """The region's radiomics equal the torch engine on the store-scale image with engine.data.boxes_mask."""
+    """The region's radiomics equal the torch engine on the store-scale image with the one box -> mask rule and
+    the run's radiomics settings."""
     import torch
 
-    from radclr.data.dataset import Box
-    from radclr.engine.data import boxes_mask
+    from radclr.boxes import boxes_to_masks
     from radclr.radiomics import extract
+    from radclr.radiomics.regions import radiomics_settings
 
     res = predictor.predict_one(test_images[0][1])
     _, small = predictor.preprocess(test_images[0][1])
-    mask = torch.from_numpy(boxes_mask([Box(*res["regions"][0]["box_model"])], 48))[None]
-    names, vals = extract(torch.from_numpy(small[None].astype(np.float64)), mask,
-                          settings=predictor.rad_settings, classes=predictor.rad_classes)
+    mask = boxes_to_masks([res["regions"][0]["box_model"]], (48, 48))
+    settings, classes = radiomics_settings(predictor.run.cfg["radiomics"])
+    names, vals = extract(torch.from_numpy(small[None].astype(np.float64)), mask, settings=settings, classes=classes)
     got = [res["radiomics"][n]["value"] for n in names]
     want = vals[0].numpy()
     assert np.allclose(np.array(got, dtype=float), want, equal_nan=True)
@@ -155,10 +154,10 @@ def test_radiomics_of_the_box_are_the_training_region_rule(predictor, test_image
 def test_boxes_are_the_ones_evaluation_scored(run, predictor):
     """Same CAM options as the run's evaluation, and the same box (file pixels) for every (image, finding) that
     evaluation localized (localization_test.csv) and predict boxes too."""
-    from radclr.engine.data import open_dataset
+    from radclr.training_data import open_dataset
 
     metrics = json.loads((run / "metrics.json").read_text())
-    assert predictor.cam_options == metrics["localization"]["cam_options"]
+    assert predictor.cam_options.to_dict() == metrics["localization"]["cam_options"]
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     ds = open_dataset(cfg["data"])
     paths = dict(zip(ds.image_ids, ds.records["path"]))

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from radclr.errors import DataError
-from radclr.radiomics import Settings, boxes_to_masks, extract
+from radclr.radiomics import Settings, extract
 from radclr.radiomics.discretize import bin_values, bounding_boxes, prepare
 
 imageoperations = pytest.importorskip("radiomics.imageoperations")
@@ -133,15 +133,3 @@ def test_mixed_region_sizes_in_one_batch_equal_one_by_one():
     for i in range(6):
         _, single = extract(images[i : i + 1], masks[i : i + 1])
         torch.testing.assert_close(batch[i : i + 1], single, rtol=1e-12, atol=0)
-
-
-def test_boxes_to_masks_rounds_edges_to_the_nearest_pixel_boundary():
-    masks = boxes_to_masks([[1.4, 2.6, 3.2, 1.0], [-5, -5, 8, 8], [10.5, 0, 4, 2], [3, 3, 0.2, 0.2]], (6, 12))
-    assert masks.shape == (4, 6, 12) and masks.dtype == torch.bool
-    rows, cols = masks[0].any(1).nonzero().flatten().tolist(), masks[0].any(0).nonzero().flatten().tolist()
-    assert rows == [3] and cols == [1, 2, 3, 4]  # y 2.6..3.6 -> row 3; x 1.4..4.6 -> columns 1..4
-    assert masks[1].nonzero()[:, 0].max() == 2 and masks[1][0, 0]  # clipped to the image
-    assert masks[2].any(0).nonzero().flatten().tolist() == [11]  # x 10.5..14.5 -> 11 (and clipped at 12)
-    assert not masks[3].any()  # covers no pixel centre: empty (extract reports it)
-    with pytest.raises(ValueError, match=r"\[N, 4\]"):
-        boxes_to_masks([[1, 2, 3]], (4, 4))

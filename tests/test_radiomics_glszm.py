@@ -239,7 +239,7 @@ def test_realdata_nih_boxes_and_irregular_masks():
     from PIL import Image
 
     from conftest import shared_dataset
-    from radclr.radiomics.extract import boxes_to_masks
+    from radclr.boxes import boxes_to_masks
 
     root = shared_dataset("nih_community_boxes")
     boxes = pd.read_csv(root / "boxes.csv")

@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from conftest import shared_dataset
-from radclr.radiomics import Settings, boxes_to_masks, extract
+from radclr.boxes import boxes_to_masks
+from radclr.radiomics import Settings, extract
 from radclr.radiomics.benchmark import compare
 
 pytest.importorskip("radiomics")

@@ -1,7 +1,7 @@
 """`radclr table`: the seed papers' layouts, CI formatting, n/a for missing metrics, published rows, CSV.
 
 Most tests build ``metrics.json`` files with the evaluation code that writes them for real runs
-(:func:`radclr.engine.evaluate.classification_section`, :func:`radclr.evaluation.localization.iou_accuracy`), so
+(:func:`radclr.runs.evaluate.classification_section`, :func:`radclr.evaluation.localization.iou_accuracy`), so
 the tables are checked against the actual layout; one test reads a tiny trained run end to end.
 """
 
@@ -23,7 +23,7 @@ from run_factories import byop_run
 
 
 def _classification(findings, seed=0, n=60):
-    from radclr.engine.evaluate import classification_section
+    from radclr.runs.evaluate import classification_section
 
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, size=(n, len(findings))).astype(float)

@@ -9,8 +9,8 @@ import torch
 from radclr.data.dataset import Box
 from radclr.errors import ConfigError, DataError
 from radclr.transforms import (BrightnessContrast, Compose, CXRAugment, GaussianBlur, Preprocess, RandomHorizontalFlip,
-                               RandomResizedCrop, RandomRotation, ROICrop, Sample, boxes_to_tensor, crop_matrix,
-                               cxr_augmentation, gaussian_blur, mean_box_size, rotation_matrix, tensor_to_boxes,
+                               RandomResizedCrop, RandomRotation, ROICrop, Sample, crop_matrix,
+                               cxr_augmentation, gaussian_blur, mean_box_size, rotation_matrix,
                                warp)
 
 
@@ -110,8 +110,6 @@ def test_boxes_leaving_the_image_are_dropped_and_reported():
     out = warp(Sample(img, boxes=boxes), crop_matrix(20, 0, 20, 40, (40, 20)), (40, 20))  # right half, same scale
     assert out.kept.tolist() == [1, 2]
     assert out.boxes.tolist() == [[5.0, 10.0, 6.0, 6.0], [0.0, 30.0, 4.0, 4.0]]
-    labelled = tensor_to_boxes(out.boxes, ["a", "b", "c"], out.kept)
-    assert [b.label for b in labelled] == ["b", "c"]
     strict = warp(Sample(img, boxes=boxes), crop_matrix(20, 0, 20, 40, (40, 20)), (40, 20), min_visibility=0.7)
     assert strict.kept.tolist() == [1]  # the straddling box keeps only 4/6 of its area
     chained = warp(out, crop_matrix(0, 20, 20, 20, (20, 20)), (20, 20))  # kept indices refer to the original
@@ -213,7 +211,7 @@ def test_roi_crop_deterministic_and_random():
 def test_mean_box_size_and_box_conversion():
     boxes = [Box(0, 0, 10, 20), Box(5, 5, 30, 40)]
     assert mean_box_size(boxes) == (30, 20)
-    assert mean_box_size(boxes_to_tensor(boxes)) == (30, 20)
+    assert mean_box_size(torch.tensor([[b.x, b.y, b.w, b.h] for b in boxes])) == (30, 20)
     with pytest.raises(DataError):
         mean_box_size(torch.zeros(0, 4))
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from radclr.engine import volumes as V
+from radclr.training_data import volumes as V
 from radclr.engine.config import resolve_config
 from radclr.errors import ConfigError, DataError
 
@@ -269,7 +269,7 @@ def test_augmentation_acts_on_every_slice_alike():
 
 def test_volume_config_trains_evaluates_and_uses_3d_radiomics(tmp_path, tmp_path_factory, monkeypatch):
     from radclr.cli.main import main
-    from radclr.engine.data import TrainingView, prepare_data
+    from radclr.training_data import TrainingView, prepare_data
 
     monkeypatch.setenv("RADCLR_CACHE", str(tmp_path_factory.getbasetemp() / "radclr-cache"))
     run = tmp_path / "run"
@@ -292,8 +292,8 @@ def test_volume_config_trains_evaluates_and_uses_3d_radiomics(tmp_path, tmp_path
     np.testing.assert_allclose(sample["image"].numpy() * 255.0, data.store.images[0], atol=1e-4)
 
     # another dataset folder (here the phantom's own files): every case tested, stacks + 3-D radiomics rebuilt
-    from radclr.engine.evaluate import evaluate_run
-    from radclr.engine.run import load_run
+    from radclr.runs.evaluate import evaluate_run
+    from radclr.runs.run import load_run
     from radclr.errors import RadclrError
     from radclr.predict import _check_predictable
 

@@ -2,34 +2,29 @@
 
 * :mod:`radclr.cam.gradcam` -- batched Grad-CAM from the training forward's activations (no side effects on
   the training step) and a convenience for evaluation / prediction.
-* :mod:`radclr.cam.boxes` -- normalise / upsample maps, threshold + connected components -> scored boxes,
-  rescale boxes between pixel grids, box-change rate between refreshes.
+* :mod:`radclr.cam.options` -- :class:`CamOptions`, the one set of CAM -> box options training, evaluation and
+  predict share.
+* :mod:`radclr.cam.boxes` -- normalise / upsample maps, threshold + connected components -> scored boxes.
+* :mod:`radclr.cam.calibrate` -- fit the CAM threshold on annotated (never test) images.
+
+Box geometry -- scaling between pixel grids, IoU, box -> mask, box changes -- is :mod:`radclr.boxes`.
 """
 
-from radclr.cam.boxes import (
-    ScoredBox,
-    box_change_rate,
-    box_changes,
-    boxes_to_mask,
-    cam_to_boxes,
-    count_fallbacks,
-    normalize_cam,
-    scale_boxes,
-    upsample_cam,
-)
+from radclr.cam.boxes import ScoredBox, cam_to_boxes, count_fallbacks, normalize_cam, upsample_cam
+from radclr.cam.calibrate import Calibration, calibrate_cam_threshold
 from radclr.cam.gradcam import grad_cam, grad_cam_from_activations, select_targets, target_scores
+from radclr.cam.options import CamOptions
 
 __all__ = [
+    "CamOptions",
+    "Calibration",
     "ScoredBox",
-    "box_change_rate",
-    "box_changes",
-    "boxes_to_mask",
+    "calibrate_cam_threshold",
     "cam_to_boxes",
     "count_fallbacks",
     "grad_cam",
     "grad_cam_from_activations",
     "normalize_cam",
-    "scale_boxes",
     "select_targets",
     "target_scores",
     "upsample_cam",

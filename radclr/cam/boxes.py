@@ -7,23 +7,24 @@ activation of the component) -> selection (``largest``, ``max_mean``, or ``all``
 with no component surviving falls back to a documented box marked ``fallback=True`` (or to no box), so callers
 can count how often it happens.
 
-Box convention (as :class:`radclr.data.dataset.Box`): ``x, y, w, h`` = top-left corner and size in pixels of
+Box convention (as :class:`radclr.boxes.Box`): ``x, y, w, h`` = top-left corner and size in pixels of
 the map's own grid; pixel ``(row r, col c)`` covers ``[c, c+1) x [r, r+1)``, so a component spanning columns
-``c0..c1`` has ``x = c0, w = c1 - c0 + 1``. Use :func:`scale_boxes` to move boxes to another pixel grid
+``c0..c1`` has ``x = c0, w = c1 - c0 + 1``. Use :func:`radclr.boxes.scale_boxes` to move boxes to another pixel grid
 (e.g. from a 7x7 or 224x224 CAM to the image's own size) before comparing them with ground truth.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from radclr.data.dataset import Box
+from radclr.boxes import Box
+from radclr.cam.options import FALLBACKS, SELECTIONS, THRESHOLD_MODES, CamOptions
 
 __all__ = [
     "ScoredBox",
@@ -31,19 +32,11 @@ __all__ = [
     "upsample_cam",
     "cam_to_boxes",
     "count_fallbacks",
-    "scale_boxes",
-    "boxes_to_mask",
-    "box_xywh",
-    "box_changes",
-    "box_change_rate",
     "THRESHOLD_MODES",
     "SELECTIONS",
     "FALLBACKS",
 ]
 
-THRESHOLD_MODES = ("relative", "absolute", "percentile")
-SELECTIONS = ("largest", "max_mean", "all")
-FALLBACKS = ("whole", "center", "none")
 _EPS = 1e-12
 
 
@@ -121,14 +114,15 @@ def upsample_cam(cam, size: tuple[int, int]):
 # --- CAM -> boxes -----------------------------------------------------------------------------------------
 def cam_to_boxes(
     cam,
+    options: CamOptions | None = None,
     *,
-    threshold: float = 0.5,
-    mode: str = "relative",
-    select: str = "largest",
+    threshold: float = CamOptions.threshold,
+    mode: str = CamOptions.mode,
+    select: str = CamOptions.select,
     score: str = "mean",
     min_score: float = 0.0,
     min_area: int = 1,
-    fallback: str = "whole",
+    fallback: str = CamOptions.fallback,
     center_fraction: float = 0.5,
     connectivity: int = 8,
 ):
@@ -158,7 +152,11 @@ def cam_to_boxes(
         ``fallback=True`` and score = the map's mean (``"whole"``) or the mean inside the box (``"center"``);
         :func:`count_fallbacks` counts them.
     connectivity: 8 (diagonal neighbours connect) or 4.
+    options: a :class:`radclr.cam.options.CamOptions` -- the run's threshold, mode, selection and fallback
+        (then those four keywords are not given).
     """
+    if options is not None:
+        threshold, mode, select, fallback = options.threshold, options.mode, options.select, options.fallback
     _check_options(threshold, mode, select, score, min_area, fallback, center_fraction, connectivity)
     if isinstance(cam, torch.Tensor):
         maps = cam.detach().cpu().double().numpy()
@@ -266,103 +264,3 @@ def _fallback(m: np.ndarray, fallback: str, center_fraction: float) -> list[Scor
 def count_fallbacks(boxes: Sequence[Sequence[ScoredBox]]) -> int:
     """Maps whose boxes came from the fallback rule (a ``fallback=True`` box, or no box at all)."""
     return sum(1 for bs in boxes if not bs or any(getattr(b, "fallback", False) for b in bs))
-
-
-# --- pixel spaces -------------------------------------------------------------------------------------------
-def scale_boxes(boxes: Any, from_size: tuple[int, int], to_size: tuple[int, int]):
-    """Move boxes from a ``from_size = (H, W)`` pixel grid to ``to_size = (H', W')``: x, w scale by W'/W and
-    y, h by H'/H (both grids span the same field of view, as with a resized image or an upsampled CAM).
-
-    ``boxes``: a :class:`ScoredBox`, a :class:`radclr.data.dataset.Box`, a numpy array ``[..., 4]`` of
-    ``x, y, w, h``, or a (nested) list/tuple of these; the same structure is returned.
-    """
-    fh, fw = (float(v) for v in from_size)
-    th, tw = (float(v) for v in to_size)
-    if min(fh, fw, th, tw) <= 0:
-        raise ValueError(f"sizes must be positive (H, W), got from_size={from_size}, to_size={to_size}")
-    sx, sy = tw / fw, th / fh
-    return _scale(boxes, sx, sy)
-
-
-def _scale(obj, sx: float, sy: float):
-    if isinstance(obj, ScoredBox):
-        return replace(obj, x=obj.x * sx, y=obj.y * sy, w=obj.w * sx, h=obj.h * sy)
-    if isinstance(obj, Box):
-        return obj.scaled(sx, sy)
-    if isinstance(obj, (np.ndarray, torch.Tensor)):
-        a = np.asarray(obj, dtype=np.float64)
-        if a.shape[-1:] != (4,):
-            raise ValueError(f"box arrays must be [..., 4] (x, y, w, h), got shape {a.shape}")
-        return a * np.array([sx, sy, sx, sy])
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_scale(o, sx, sy) for o in obj)
-    raise TypeError(f"cannot scale a {type(obj).__name__}: expected ScoredBox, Box, array [..., 4] or a list")
-
-
-def box_xywh(box) -> tuple[float, float, float, float]:
-    """``(x, y, w, h)`` of a ScoredBox, Box, or 4-sequence."""
-    if hasattr(box, "x") and hasattr(box, "w"):
-        return float(box.x), float(box.y), float(box.w), float(box.h)
-    a = np.asarray(box, dtype=np.float64).reshape(-1)
-    if a.shape != (4,):
-        raise ValueError(f"a box is (x, y, w, h), got {box!r}")
-    return float(a[0]), float(a[1]), float(a[2]), float(a[3])
-
-
-def boxes_to_mask(boxes: Sequence, size: tuple[int, int]) -> np.ndarray:
-    """Boolean ``[H, W]`` mask of the union of ``boxes``; pixel ``(r, c)`` is inside a box if its centre
-    ``(c + 0.5, r + 0.5)`` lies in ``[x, x + w) x [y, y + h)`` (integer boxes cover exactly their pixels;
-    parts outside the grid are clipped)."""
-    h, w = int(size[0]), int(size[1])
-    mask = np.zeros((h, w), dtype=bool)
-    cols, rows = np.arange(w) + 0.5, np.arange(h) + 0.5
-    for b in boxes:
-        x, y, bw, bh = box_xywh(b)
-        if bw < 0 or bh < 0:
-            raise ValueError(f"box with negative size: {b!r}")
-        mask |= ((rows >= y) & (rows < y + bh))[:, None] & ((cols >= x) & (cols < x + bw))[None, :]
-    return mask
-
-
-def box_changes(prev_boxes: Sequence, new_boxes: Sequence, iou_thr: float = 0.5) -> np.ndarray:
-    """Per image: did the BYOP box change between two refreshes? ``bool [N]``.
-
-    ``prev_boxes[i]`` / ``new_boxes[i]``: the image's box, or its list of boxes (the first -- the selected one
-    -- is compared; an empty list means no box). A box changed if ``IoU(prev, new) < iou_thr``; no box on
-    both sides is "unchanged", a box on one side only is "changed". Boxes must be in the same pixel grid.
-    """
-    from radclr.evaluation.localization import iou
-
-    if len(prev_boxes) != len(new_boxes):
-        raise ValueError(f"prev_boxes and new_boxes differ in length: {len(prev_boxes)} != {len(new_boxes)}")
-    if not 0.0 <= iou_thr <= 1.0:
-        raise ValueError(f"iou_thr must be in [0, 1], got {iou_thr}")
-    changed = np.zeros(len(prev_boxes), dtype=bool)
-    pa, pb, idx = [], [], []
-    for i, (p, q) in enumerate(zip(prev_boxes, new_boxes)):
-        p, q = _first_box(p), _first_box(q)
-        if p is None and q is None:
-            continue
-        if p is None or q is None:
-            changed[i] = True
-            continue
-        pa.append(box_xywh(p))
-        pb.append(box_xywh(q))
-        idx.append(i)
-    if idx:
-        changed[np.array(idx)] = iou(np.array(pa), np.array(pb)) < iou_thr
-    return changed
-
-
-def box_change_rate(prev_boxes: Sequence, new_boxes: Sequence, iou_thr: float = 0.5) -> float:
-    """Fraction of images whose box changed between two refreshes (:func:`box_changes`); NaN for no images."""
-    ch = box_changes(prev_boxes, new_boxes, iou_thr)
-    return float(ch.mean()) if len(ch) else float("nan")
-
-
-def _first_box(entry):
-    if entry is None:
-        return None
-    if isinstance(entry, (list, tuple)) and (len(entry) == 0 or not np.isscalar(entry[0])):
-        return entry[0] if len(entry) else None
-    return entry

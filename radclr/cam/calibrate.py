@@ -15,6 +15,11 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from radclr.boxes import iou
+from radclr.cam.boxes import cam_to_boxes
+from radclr.cam.gradcam import grad_cam
+from radclr.cam.options import CamOptions
+
 DEFAULT_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -31,18 +36,15 @@ class Calibration:
 
 
 def calibrate_cam_threshold(encoder, head, images: torch.Tensor, targets: torch.Tensor,
-                            gt_boxes: Sequence[np.ndarray], *, grid: Sequence[float] = DEFAULT_GRID,
-                            mode: str = "relative", select: str = "largest", fallback: str = "whole",
-                            batch_size: int = 64) -> Calibration:
-    """Threshold from ``grid`` maximising the mean IoU (top-1 box vs the best-matching GT box of the target).
+                            gt_boxes: Sequence[np.ndarray], options: CamOptions | None = None, *,
+                            grid: Sequence[float] = DEFAULT_GRID, batch_size: int = 64) -> Calibration:
+    """Threshold from ``grid`` maximising the mean IoU (top-1 box vs the best-matching GT box of the target);
+    the other CAM options (mode, selection, fallback) are those of ``options``.
 
     images ``[N, 1, S, S]`` (model input), targets ``[N]`` finding indices, ``gt_boxes[i]`` ``[k, 4]`` x, y, w, h
     in the same ``S x S`` pixels. Ties go to the higher threshold (tighter boxes).
     """
-    from radclr.cam.boxes import cam_to_boxes
-    from radclr.cam.gradcam import grad_cam
-    from radclr.evaluation.localization import iou
-
+    options = options or CamOptions()
     if len(images) != len(targets) or len(images) != len(gt_boxes):
         raise ValueError(f"images ({len(images)}), targets ({len(targets)}) and gt_boxes ({len(gt_boxes)}) must align")
     if len(images) == 0:
@@ -52,7 +54,7 @@ def calibrate_cam_threshold(encoder, head, images: torch.Tensor, targets: torch.
                       for s in range(0, len(images), batch_size)])
     table = {}
     for thr in grid:
-        boxes = cam_to_boxes(cams, threshold=float(thr), mode=mode, select=select, fallback=fallback)
+        boxes = cam_to_boxes(cams, options.with_threshold(float(thr)))
         ious = [float(np.max(iou(np.asarray([b[0].as_array()]), np.asarray(g, dtype=np.float64).reshape(-1, 4))))
                 if b else 0.0 for b, g in zip(boxes, gt_boxes)]  # no box (fallback "none") scores 0
         table[float(thr)] = float(np.mean(ious))

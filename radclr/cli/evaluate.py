@@ -26,7 +26,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import json
 
-    from radclr.engine.evaluate import evaluate_run
+    from radclr.runs.evaluate import evaluate_run
 
     res = evaluate_run(args.run, data_path=args.data, split=args.split, checkpoint=args.checkpoint,
                        device=args.device, n_boot=args.n_boot, out=args.out, progress=not args.no_progress,

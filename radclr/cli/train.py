@@ -30,23 +30,23 @@ def run(args) -> int:
             args.overrides.insert(0, args.config)
         elif args.config:
             raise RadclrError("--resume takes the run directory; do not pass a config file")
-        from radclr.engine.trainer import train
+        from radclr.runs.train import train
 
         out = train(None, args.resume, args.overrides, resume=True, progress=progress, evaluate=not args.no_eval)
     else:
         if not args.config or not args.out:
             raise RadclrError("usage: radclr train CONFIG --out RUN [key=value ...]  (or --resume RUN)")
         if args.folds:
-            from radclr.engine.cv import train_cross_validation
+            from radclr.runs.cv import train_cross_validation
 
             out = train_cross_validation(args.config, args.out, args.folds, args.overrides, progress=progress)
         elif args.label_fractions:
-            from radclr.engine.fractions import train_label_fractions
+            from radclr.runs.fractions import train_label_fractions
 
             fractions = [float(f) for f in args.label_fractions.split(",") if f.strip()]
             out = train_label_fractions(args.config, args.out, fractions, args.overrides, progress=progress)
         else:
-            from radclr.engine.trainer import train
+            from radclr.runs.train import train
 
             out = train(args.config, args.out, args.overrides, progress=progress, evaluate=not args.no_eval)
     print(f"run written to {out}")

@@ -24,34 +24,13 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from radclr.boxes import Box
 from radclr.errors import DataError
 
 NO_FINDING = "No Finding"
 
 RECORD_COLUMNS = ("image_id", "path", "patient_id")
 BOX_COLUMNS = ("image_id", "label", "x", "y", "w", "h")
-
-
-@dataclass(frozen=True)
-class Box:
-    """An axis-aligned box in image pixels: top-left ``(x, y)``, size ``(w, h)``."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-    label: str = ""
-
-    @property
-    def x2(self) -> float:
-        return self.x + self.w
-
-    @property
-    def y2(self) -> float:
-        return self.y + self.h
-
-    def scaled(self, sx: float, sy: float) -> "Box":
-        return Box(self.x * sx, self.y * sy, self.w * sx, self.h * sy, self.label)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from radclr.errors import ConfigError
+from radclr.training_data.volumes import volume_settings
 
 log = logging.getLogger("radclr.config")
 
@@ -223,8 +224,6 @@ def validate_config(cfg: dict) -> None:
         raise ConfigError(f"data.label_fraction must be in (0, 1], got {frac!r}")
     if cfg["radiomics"]["region"] not in ("box", "whole_image", "roi_crop", "cam"):
         raise ConfigError(f"radiomics.region must be box|whole_image|roi_crop|cam, got {cfg['radiomics']['region']!r}")
-    from radclr.engine.volumes import volume_settings
-
     volume_settings(cfg)  # data.volume: ConfigError naming the key
     for i in range(len(stages)):
         eff = stage_settings(cfg, i)

@@ -6,7 +6,7 @@ over the 8 findings for T in {0.1, ..., 0.7}, on the annotated test images only.
 What a *case* is (the seed does not say; radclr's definition, reported in every result under ``rule``):
 
 * Predictions and ground truth are given per image and finding as lists of ``x, y, w, h`` boxes **in the same
-  pixel space** (the image as read; move CAM/224-px boxes with :func:`radclr.cam.boxes.scale_boxes` first).
+  pixel space** (the image as read; move CAM/224-px boxes with :func:`radclr.boxes.scale_boxes` first).
   Pass ``image_sizes`` (and ``prediction_sizes``) so a mismatch raises instead of producing silently wrong IoUs.
 * ``pred_rule="top1"`` (default): only the first predicted box of an (image, finding) is used -- the one the
   box selection chose (``cam_to_boxes`` orders boxes best first). ``pred_rule="any"`` takes the best of all
@@ -29,14 +29,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from radclr.boxes import as_box_array, pairwise_iou
 from radclr.errors import DataError
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
     "RULES",
     "PRED_RULES",
-    "iou",
-    "pairwise_iou",
     "iou_accuracy",
     "localization_cases",
     "ground_truth_from_dataset",
@@ -54,51 +53,7 @@ PRED_RULES = ("top1", "any")
 BoxesByImage = Mapping[str, Mapping[str, Sequence[Any]]]
 
 
-# --- IoU --------------------------------------------------------------------------------------------------
-def _as_boxes(a) -> np.ndarray:
-    arr = np.asarray(a, dtype=np.float64)
-    if arr.shape[-1:] != (4,):
-        raise ValueError(f"boxes must be [..., 4] arrays of (x, y, w, h), got shape {arr.shape}")
-    if np.isnan(arr).any():
-        raise ValueError("boxes contain NaN")
-    if (arr[..., 2:] < 0).any():
-        raise ValueError("boxes with negative width or height")
-    return arr
-
-
-def iou(a, b) -> np.ndarray:
-    """Intersection over union of ``x, y, w, h`` boxes, elementwise with numpy broadcasting over the leading
-    dimensions (``[N, 4]`` with ``[N, 4]`` -> ``[N]``; ``[N, 1, 4]`` with ``[1, M, 4]`` -> ``[N, M]``).
-
-    Zero-area safe: when the union is 0 (both boxes degenerate) the IoU is 0, never NaN.
-    """
-    a, b = _as_boxes(a), _as_boxes(b)
-    ax2, ay2 = a[..., 0] + a[..., 2], a[..., 1] + a[..., 3]
-    bx2, by2 = b[..., 0] + b[..., 2], b[..., 1] + b[..., 3]
-    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(ay2, by2) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
-def pairwise_iou(a, b) -> np.ndarray:
-    """``[N, M]`` IoU of every box in ``a [N, 4]`` with every box in ``b [M, 4]`` (N or M may be 0)."""
-    a = _as_boxes(np.asarray(a, dtype=np.float64).reshape(-1, 4))
-    b = _as_boxes(np.asarray(b, dtype=np.float64).reshape(-1, 4))
-    return iou(a[:, None, :], b[None, :, :])
-
-
 # --- cases --------------------------------------------------------------------------------------------------
-def _box_array(boxes) -> np.ndarray:
-    from radclr.cam.boxes import box_xywh
-
-    if boxes is None:
-        return np.zeros((0, 4))
-    if isinstance(boxes, np.ndarray):
-        return _as_boxes(boxes.reshape(-1, 4))
-    return _as_boxes(np.array([box_xywh(b) for b in boxes], dtype=np.float64).reshape(-1, 4))
 
 
 def _check_sizes(ground_truth, predictions, image_sizes, prediction_sizes, tol: float) -> None:
@@ -111,7 +66,7 @@ def _check_sizes(ground_truth, predictions, image_sizes, prediction_sizes, tol: 
                 if ps != gs:
                     raise DataError(
                         f"image {iid}: predictions are in a {ps[0]}x{ps[1]} (HxW) pixel grid, ground truth in "
-                        f"{gs[0]}x{gs[1]}; rescale first: radclr.cam.boxes.scale_boxes(boxes, {ps}, {gs})"
+                        f"{gs[0]}x{gs[1]}; rescale first: radclr.boxes.scale_boxes(boxes, {ps}, {gs})"
                     )
     if image_sizes is None:
         return
@@ -123,7 +78,7 @@ def _check_sizes(ground_truth, predictions, image_sizes, prediction_sizes, tol: 
                 raise DataError(f"image {iid}: no entry in image_sizes")
             h, w = (float(v) for v in image_sizes[iid])
             for finding, boxes in per_finding.items():
-                arr = _box_array(boxes)
+                arr = as_box_array(boxes)
                 if len(arr) and (
                     (arr[:, 0] < -tol).any() or (arr[:, 1] < -tol).any()
                     or (arr[:, 0] + arr[:, 2] > w + tol).any() or (arr[:, 1] + arr[:, 3] > h + tol).any()
@@ -156,10 +111,10 @@ def localization_cases(
         for finding, gt_boxes in ground_truth[iid].items():
             if finding not in fidx:
                 continue
-            gt = _box_array(gt_boxes)
+            gt = as_box_array(gt_boxes)
             if not len(gt):
                 continue
-            pred = _box_array(preds_of_image.get(finding))
+            pred = as_box_array(preds_of_image.get(finding))
             if pred_rule == "top1":
                 pred = pred[:1]
             m = pairwise_iou(pred, gt)  # [P, G]
@@ -235,7 +190,7 @@ def iou_accuracy(
     thresholds = [float(t) for t in thresholds]
     if not thresholds or any(not 0.0 <= t < 1.0 for t in thresholds):
         raise ValueError(f"thresholds must be a non-empty list of IoU values in [0, 1), got {thresholds}")
-    gt_labels = sorted({f for per in ground_truth.values() for f, b in per.items() if len(_box_array(b))})
+    gt_labels = sorted({f for per in ground_truth.values() for f, b in per.items() if len(as_box_array(b))})
     findings = list(gt_labels if findings is None else findings)
     if len(set(findings)) != len(findings):
         raise ValueError(f"findings contain duplicates: {findings}")
@@ -365,7 +320,7 @@ def mean_box_sizes(
         for finding, boxes in per.items():
             if findings is not None and finding not in findings:
                 continue
-            for x, y, w, h in _box_array(boxes):
+            for x, y, w, h in as_box_array(boxes):
                 acc.setdefault(finding, []).append((h / hh, w / ww))
     return {f: (float(np.mean([s[0] for s in v])), float(np.mean([s[1] for s in v]))) for f, v in acc.items()}
 

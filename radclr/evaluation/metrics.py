@@ -132,6 +132,15 @@ def roc_auc_masked(y_true, y_score) -> float:
     return _auc_known(y[known], s[known])
 
 
+def auc_per_finding(y_true, y_score, findings: Sequence[str]) -> dict[str, float]:
+    """``{finding: AUC, "mean": mean over findings with a defined AUC}`` (NaN labels ignored; NaN when a
+    finding has one class only)."""
+    out = {f: roc_auc_masked(y_true[:, j], y_score[:, j]) for j, f in enumerate(findings)}
+    vals = [v for v in out.values() if not math.isnan(v)]
+    out["mean"] = float(np.mean(vals)) if vals else float("nan")
+    return out
+
+
 # --------------------------------------------------------------------------------------------------------------
 # thresholded metrics
 def binary_counts(y_true, y_pred) -> dict[str, int]:

@@ -8,7 +8,9 @@ Only the parts a method *trains* get gradients (the others are frozen for that s
 
 Subclasses implement :meth:`training_step` (-> dict with ``loss`` and any logged scalars) and, if they have a
 classifier, :meth:`logits`. What differs between methods is the views and the loss, never the training loop
-(the engine, :mod:`radclr.engine.trainer`).
+(:mod:`radclr.engine.loop`), which calls the hooks declared here (no-op defaults) and never probes for others.
+A method's options are a small dataclass (:attr:`Method.Options`, :mod:`radclr.methods.options`) read from its
+config stage.
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from radclr.cam.options import CamOptions
 from radclr.errors import ConfigError
+from radclr.methods.options import MethodOptions
+from radclr.networks import build_image_encoder
 
 
 @dataclass
@@ -52,30 +57,27 @@ class Method(nn.Module):
     """Base of all training methods (see module docstring)."""
 
     name: ClassVar[str] = "method"
+    #: the method's options (a dataclass; subclasses name their own)
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
     #: number of augmented image views per sample the method needs (SimCLR: 2)
     views: ClassVar[int] = 1
     #: needs the fixed-region radiomics vector in the batch
     needs_radiomics: ClassVar[bool] = False
     #: quantity to select ``best.pt`` on, and whether it is maximised
     monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
-    #: epochs (0-based) before this one are not candidates for ``best.pt`` (e.g. a warm-up phase)
-    monitor_from_epoch: int = 0
-    #: option names this method accepts (anything else in the stage is refused)
-    option_names: ClassVar[tuple[str, ...]] = ()
     #: trains on labels: its pool is the *labelled* part of the training split (label fractions)
     uses_labels: ClassVar[bool] = False
+    #: DDP: some steps leave trained parameters without a gradient (e.g. a batch without a BYOP anchor)
+    find_unused_parameters: ClassVar[bool] = False
 
-    def __init__(self, parts: nn.ModuleDict, ctx: MethodContext, options: dict | None = None):
+    def __init__(self, parts: nn.ModuleDict, ctx: MethodContext, options: dict | MethodOptions | None = None):
         super().__init__()
         self.parts = parts
         self.ctx = ctx
-        options = dict(options or {})
-        unknown = set(options) - set(self.option_names) - {"init", "freeze"}
-        if unknown:
-            raise ConfigError(f"method {self.name!r}: unknown option(s) {sorted(unknown)}; "
-                              f"accepted: {sorted(self.option_names + ('init', 'freeze'))}")
-        self.options = options
-        self.frozen: set[str] = set(options.get("freeze") or [])
+        self.options = self.Options.from_config(options, self.name)
+        self.frozen: set[str] = set(self.options.freeze)
+        #: epochs (0-based) before this one are not candidates for ``best.pt`` (e.g. a warm-up phase)
+        self.monitor_from_epoch = 0
         self.ensure_part("encoder", self._build_encoder)
 
     # --- parts --------------------------------------------------------------------------------------------
@@ -85,8 +87,6 @@ class Method(nn.Module):
         return self.parts[name]
 
     def _build_encoder(self) -> nn.Module:
-        from radclr.networks import build_image_encoder
-
         m = self.ctx.model_cfg
         return build_image_encoder(m["encoder"], in_channels=int(self.ctx.in_channels), weights=m.get("weights"),
                                    **(m.get("encoder_options") or {}))
@@ -120,9 +120,25 @@ class Method(nn.Module):
                 self.parts[n].eval()
         return self
 
-    # --- hooks the engine calls ---------------------------------------------------------------------------
+    # --- hooks the training loop calls (in this order), with no-op defaults ---------------------------------
     def setup(self, data, train_indices: np.ndarray) -> None:
-        """One-off preparation on the training split only (e.g. fit the radiomics standardiser)."""
+        """Once per stage before training, with the run's prepared data and the training split's indices (e.g.
+        fit the radiomics standardiser). Not called again when a stage resumes: its results are checkpointed."""
+
+    def set_training_pool(self, indices: np.ndarray) -> None:
+        """The images this stage trains on (e.g. memory-bank negatives come only from them)."""
+
+    def param_groups(self) -> list[dict]:
+        """Optimiser parameter groups; a group may carry ``warmup_epochs`` (a linear warm-up of its own)."""
+        return [{"params": self.trainable_parameters()}]
+
+    def on_epoch_start(self, epoch: int) -> None:
+        """At the start of every epoch (0-based), also a resumed one."""
+
+    def calibrate(self, data, train_indices: np.ndarray) -> dict | None:
+        """At the start of a (not resumed) epoch, with the current weights: fit whatever depends on them (BYOP's
+        CAM threshold). Returns scalars to log in the epoch's metrics row, or None."""
+        return None
 
     def forward(self, batch: dict) -> dict:
         # DDP calls forward; a training step is the forward of a method
@@ -132,7 +148,7 @@ class Method(nn.Module):
         raise NotImplementedError
 
     def after_optimizer_step(self, batch: dict, outputs: dict) -> None:
-        """Called after each optimiser step (memory-bank updates, BYOP bookkeeping)."""
+        """After each optimiser step, with the step's batch and outputs (memory-bank updates, BYOP bookkeeping)."""
 
     @torch.no_grad()
     def validation_step(self, batch: dict) -> dict:
@@ -157,6 +173,11 @@ class Method(nn.Module):
     def classifies(self) -> bool:
         """Whether this method produces finding logits (a classifier was trained)."""
         return "classifier" in self.parts
+
+    @property
+    def cam_options(self) -> CamOptions:
+        """How this method's Grad-CAM maps become boxes (BYOP: its own options and calibrated threshold)."""
+        return CamOptions()
 
     def cam_head(self):
         """Callable mapping the pooled representation y_i to finding logits (the path Grad-CAM differentiates),
@@ -190,15 +211,8 @@ def register(cls: type[Method]) -> type[Method]:
 
 
 def method_class(name: str) -> type[Method]:
-    import radclr.methods  # noqa: F401  (registers the built-in methods)
-
+    """The method registered as ``name`` (the built-in ones register when :mod:`radclr.methods` is imported)."""
     try:
         return _REGISTRY[name]
     except KeyError:
         raise ConfigError(f"unknown method {name!r}; available: {sorted(_REGISTRY)}") from None
-
-
-def available_methods() -> list[str]:
-    import radclr.methods  # noqa: F401
-
-    return sorted(_REGISTRY)

@@ -7,8 +7,8 @@ One end-to-end, semi-supervised step (Fig. 2 and 3 of seed 001):
 3. BYOP (§3.2): for every disease-positive image (the anchors of §3.3) a region -- the ground-truth box when the
    image is annotated, otherwise a box from Grad-CAM of the last block (``fmap``, reused from step 1, no second
    forward, no parameter ``.grad`` written) for the image's highest-scoring positive finding, thresholded into
-   connected components (:func:`radclr.cam.boxes.cam_to_boxes`).
-4. Radiomics of those regions with the batched torch engine (first-order, shape, GLCM, GLRLM, GLSZM, GLDM,
+   connected components (:func:`radclr.cam.boxes.cam_to_boxes` with the method's :class:`~radclr.cam.CamOptions`).
+4. Radiomics of those regions (:class:`radclr.radiomics.regions.RegionRadiomics`, on the images' device) (first-order, shape, GLCM, GLRLM, GLSZM, GLDM,
    NGTDM), standardised with training statistics, through f_r and g_r: the positive z_r.
 5. Cross-modal NT-Xent (§3.3): anchor z_i(v), positive z_r(v'), negatives z_i of "hard similar" images --
    normal, or the same body part with a different disease -- from the disease hierarchy
@@ -31,79 +31,105 @@ positive is the radiomics of the fixed region (ground-truth box, else the whole 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
 
+from radclr.boxes import box_changes
+from radclr.cam.boxes import cam_to_boxes, upsample_cam
+from radclr.cam.calibrate import calibrate_cam_threshold
+from radclr.cam.gradcam import grad_cam_from_activations, select_targets, target_scores
+from radclr.cam.options import CamOptions
+from radclr.data.hierarchy import DiseaseHierarchy, hard_negative_mask
 from radclr.errors import ConfigError
+from radclr.losses import CrossModalNTXentLoss
 from radclr.methods.base import Method, register
+from radclr.methods.options import ClassificationOptions
 from radclr.methods.radiomics_contrastive import RadiomicsViewMixin
 from radclr.methods.supervised import classification_loss
+from radclr.networks import LinearClassifier, ProjectionHead
+from radclr.radiomics.regions import RegionRadiomics
+
+
+@dataclass(frozen=True)
+class BYOPOptions(ClassificationOptions):
+    """Options of the BYOP method (seed 001 §3); the classification loss defaults to focal (§3.3)."""
+
+    loss: Literal["bce", "focal"] = "focal"
+    #: L = lambda L_cl + (1 - lambda) L_fl (§3.3; the paper gives no value)
+    lam: float = field(default=0.5, metadata={"key": "lambda"})
+    #: tau of the cross-modal NT-Xent
+    temperature: float = 0.1
+    #: the BYOP loop (Grad-CAM boxes for unannotated images); false = the fixed region's radiomics (Table 3 ablation)
+    byop: bool = True
+    #: negatives: ``hierarchy`` ("hard similar": normal, or same body part with another disease) or ``in_batch``
+    negatives: Literal["hierarchy", "in_batch"] = "hierarchy"
+    #: the positive's own term in the NT-Xent denominator
+    include_positive: bool = True
+    #: recompute CAM boxes + radiomics every N steps (None: ``radiomics.refresh_every``)
+    refresh_every: int | None = None
+    #: CAM -> box threshold: a number, or ``auto`` (fit on annotated training images at every epoch)
+    cam_threshold: float | Literal["auto"] = CamOptions.threshold
+    cam_mode: Literal["relative", "absolute", "percentile"] = CamOptions.mode
+    cam_select: Literal["largest", "max_mean", "all"] = CamOptions.select
+    cam_fallback: Literal["whole", "center", "none"] = CamOptions.fallback
+    #: linear learning-rate warm-up of the classifier over this many epochs (§4 "Implementation Details")
+    classifier_warmup_epochs: float = 0.0
+    #: epochs of classification alone before the contrastive term (and the loop) start
+    contrastive_start_epoch: int = 0
 
 
 @register
 class BYOP(RadiomicsViewMixin, Method):
     name = "byop"
+    Options = BYOPOptions
     needs_radiomics = True  # the fixed-region radiomics fit the standardiser and serve the no-BYOP ablation
     uses_labels = False  # semi-supervised: every training image takes part, unlabelled ones in the contrast
     monitor = ("val_auc_mean", "max")
     find_unused_parameters = True  # a batch without disease-positive images leaves f_r/g_r without gradient
-    option_names = ("lambda", "temperature", "loss", "alpha", "gamma", "byop", "negatives", "include_positive",
-                    "refresh_every", "cam_threshold", "cam_mode", "cam_select", "cam_fallback",
-                    "classifier_warmup_epochs", "contrastive_start_epoch")
     trained_parts = ("encoder", "classifier", "image_proj", "radiomics_encoder", "radiomics_proj")
 
     def __init__(self, parts, ctx, options=None):
         super().__init__(parts, ctx, options)
-        from radclr.data.hierarchy import DiseaseHierarchy
-        from radclr.losses import CrossModalNTXentLoss
-        from radclr.networks import LinearClassifier, ProjectionHead
-
         o, m = self.options, ctx.model_cfg
         self.ensure_part("classifier", lambda: LinearClassifier(self.encoder.out_dim, ctx.n_findings))
         self.ensure_part("image_proj", lambda: ProjectionHead(self.encoder.out_dim, m["proj_hidden"], m["proj_dim"]))
         self._build_radiomics_parts()
-        self.lam = float(o.get("lambda", 0.5))
+        self.lam = o.lam
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"byop: lambda must be in [0, 1], got {self.lam}")
-        self.cls_loss = classification_loss({"loss": o.get("loss", "focal"), "alpha": o.get("alpha", 0.25),
-                                             "gamma": o.get("gamma", 2.0)})
-        self.contrast = CrossModalNTXentLoss(temperature=float(o.get("temperature", 0.1)),
-                                             include_positive=bool(o.get("include_positive", True)))
-        self.use_byop = bool(o.get("byop", True))
-        self.negatives = o.get("negatives", "hierarchy")
-        if self.negatives not in ("hierarchy", "in_batch"):
-            raise ConfigError(f"byop: negatives must be hierarchy|in_batch, got {self.negatives!r}")
-        self.hierarchy = DiseaseHierarchy.load() if self.negatives == "hierarchy" else None
+        self.cls_loss = classification_loss(o)
+        self.contrast = CrossModalNTXentLoss(temperature=o.temperature, include_positive=o.include_positive)
+        self.use_byop = o.byop
+        self.hierarchy = DiseaseHierarchy.load() if o.negatives == "hierarchy" else None
         if self.hierarchy is not None:  # fail early on findings the hierarchy cannot place
-            from radclr.data.hierarchy import hard_negative_mask
-
             hard_negative_mask(np.zeros((1, ctx.n_findings)), ctx.findings, self.hierarchy)
-        self.refresh_every = max(int(o.get("refresh_every", ctx.extra.get("radiomics_cfg", {}).get("refresh_every", 1))), 1)
-        thr = o.get("cam_threshold", 0.5)
-        self.auto_threshold = thr == "auto"
-        self._cam_base = {"mode": o.get("cam_mode", "relative"), "select": o.get("cam_select", "largest"),
-                          "fallback": o.get("cam_fallback", "whole")}
-        initial_threshold = 0.5 if self.auto_threshold else float(thr)
-        self.classifier_warmup = float(o.get("classifier_warmup_epochs", 0))
-        self.contrastive_start = int(o.get("contrastive_start_epoch", 0))
+        rad_cfg = ctx.extra.get("radiomics_cfg") or {}
+        self.refresh_every = max(o.refresh_every if o.refresh_every is not None else int(rad_cfg.get("refresh_every", 1)), 1)
+        self.auto_threshold = o.cam_threshold == "auto"
+        self._cam_base = CamOptions(threshold=CamOptions.threshold if self.auto_threshold else o.cam_threshold,
+                                    mode=o.cam_mode, select=o.cam_select, fallback=o.cam_fallback)
+        self.classifier_warmup = o.classifier_warmup_epochs
+        self.contrastive_start = o.contrastive_start_epoch
         # best.pt must be a model of the loop, not of the classification-only warm-up before it
         self.monitor_from_epoch = self.contrastive_start if self.lam > 0 else 0
         self.epoch = 0
         self.cache_regions = not bool(ctx.extra.get("augment_geometric", False))
-        from radclr.engine.data import radiomics_settings
-
-        self.rad_settings, self.rad_classes = radiomics_settings(ctx.extra.get("radiomics_cfg") or {})
+        self.regions = RegionRadiomics(rad_cfg)
+        if self.use_byop and ctx.radiomics_names and list(ctx.radiomics_names) != self.regions.names:
+            raise ConfigError("byop: the radiomics of Grad-CAM boxes would not have the run's feature names")
         n, r = max(ctx.dataset_size, 1), ctx.n_radiomics
         self.timings = {"cam": 0.0, "boxing": 0.0, "radiomics": 0.0, "regions": 0}  # seconds, for benchmarks
         self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
-        self.register_buffer("cam_threshold_value", torch.tensor(initial_threshold))
+        self.register_buffer("cam_threshold_value", torch.tensor(self._cam_base.threshold))
         self.register_buffer("box_cache", torch.zeros(n, 4))
         self.register_buffer("box_step", torch.full((n,), -1, dtype=torch.long))
         self.register_buffer("rad_cache", torch.zeros(n, r, dtype=torch.float64))
         self.register_buffer("rad_valid", torch.zeros(n, dtype=torch.bool))
 
-    # --- engine hooks -------------------------------------------------------------------------------------
+    # --- training-loop hooks ------------------------------------------------------------------------------
     def setup(self, data, train_indices):
         # the loop feeds radiomics of *boxes* (ground truth or Grad-CAM): scale them with statistics of boxes
         # when the training split has enough annotated images; whole-image rows (every unannotated image) have
@@ -113,29 +139,25 @@ class BYOP(RadiomicsViewMixin, Method):
         self._fit_standardizer(data, boxed if len(boxed) >= 20 else train_indices)
 
     @property
-    def cam_options(self) -> dict:
+    def cam_options(self) -> CamOptions:
         """CAM -> box options; the threshold is a buffer (calibrated per epoch, checkpointed, used by predict)."""
-        return {**self._cam_base, "threshold": float(self.cam_threshold_value)}
+        return self._cam_base.with_threshold(float(self.cam_threshold_value))
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
     def calibrate(self, data, train_indices) -> dict | None:
         """``cam_threshold: auto``: fit the CAM threshold on the annotated training images with the current
-        weights (called by the engine at the start of each epoch; the value is checkpointed)."""
+        weights (called by the training loop at the start of each epoch; the value is checkpointed)."""
         if not (self.auto_threshold and self.use_byop):  # no CAM boxes in training without the BYOP loop
             return None
-        from radclr.cam.calibrate import calibrate_cam_threshold
-        from radclr.engine.data import annotated_cases
-
-        cases = annotated_cases(data, train_indices, limit=256)
+        cases = data.annotated_cases(train_indices, limit=256)
         if cases is None:
             return None
         images, targets, gts = cases
         dev = self.cam_threshold_value.device
         cal = calibrate_cam_threshold(self.encoder, self.parts["classifier"], images.to(dev), targets.to(dev), gts,
-                                      mode=self.cam_options["mode"], select=self.cam_options["select"],
-                                      fallback=self.cam_options["fallback"])
+                                      self.cam_options)
         self.cam_threshold_value.fill_(cal.threshold)
         return {"cam_threshold": cal.threshold, "cam_calibration_miou": cal.mean_iou}
 
@@ -169,11 +191,7 @@ class BYOP(RadiomicsViewMixin, Method):
             z_i = self.parts["image_proj"](rep)
             z_r = torch.zeros_like(z_i)
             z_r[anchors] = self.radiomics_embedding(rad[anchors].float()).to(z_i.dtype)
-            neg = None
-            if self.hierarchy is not None:
-                from radclr.data.hierarchy import hard_negative_mask
-
-                neg = hard_negative_mask(y, self.ctx.findings, self.hierarchy)
+            neg = hard_negative_mask(y, self.ctx.findings, self.hierarchy) if self.hierarchy is not None else None
             l_cl = self.contrast(z_i, z_r, negative_mask=neg, anchor_mask=anchors)
             out["loss_contrastive"] = l_cl.detach()
         else:
@@ -190,9 +208,6 @@ class BYOP(RadiomicsViewMixin, Method):
     # --- BYOP regions -------------------------------------------------------------------------------------
     def _regions(self, batch, fmap, logits, anchors) -> tuple[torch.Tensor, dict]:
         """``[B, 4]`` boxes (store pixels) for the batch; only anchor rows are meaningful."""
-        from radclr.cam.boxes import cam_to_boxes, upsample_cam
-        from radclr.cam.gradcam import grad_cam_from_activations, select_targets, target_scores
-
         idx = batch["index"]
         size = int(batch["image"].shape[-1])
         boxes = batch["box"].clone()  # ground-truth union box where annotated; whole image otherwise
@@ -216,7 +231,7 @@ class BYOP(RadiomicsViewMixin, Method):
                                                               dtype=scores.dtype).index_add(0, rows, scores))[rows]
             cam = upsample_cam(cam, (size, size))
             t1 = time.perf_counter()
-            found = cam_to_boxes(cam.cpu(), **self.cam_options)
+            found = cam_to_boxes(cam.cpu(), self.cam_options)
             self.timings["cam"] += t1 - t0
             self.timings["cam_rows"] = self.timings.get("cam_rows", 0) + len(rows)
             self.timings["boxing"] += time.perf_counter() - t1
@@ -226,10 +241,8 @@ class BYOP(RadiomicsViewMixin, Method):
             if self.cache_regions:
                 had = self.box_step[ridx] >= 0
                 if had.any():  # reported: share of refreshed boxes that moved substantially (IoU < 0.5)
-                    from radclr.evaluation.localization import iou
-
-                    prev = self.box_cache[ridx][had].cpu().numpy()
-                    stats["box_change"] = torch.tensor(float(np.mean(iou(prev, new[had].cpu().numpy()) < 0.5)))
+                    moved = box_changes(self.box_cache[ridx][had].cpu().numpy(), new[had].cpu().numpy(), 0.5)
+                    stats["box_change"] = torch.tensor(float(np.mean(moved)))
                 # radiomics stay valid only for a box that did not change at all
                 same = had & (self.box_cache[ridx].to(new.dtype) == new).all(dim=1)
                 self.rad_valid[ridx[~same]] = False
@@ -244,9 +257,6 @@ class BYOP(RadiomicsViewMixin, Method):
 
     def _region_radiomics(self, batch, boxes, anchors) -> torch.Tensor:
         """Raw radiomics ``[B, R]`` of ``boxes`` on the store-scale image (only anchor rows computed)."""
-        from radclr.engine.data import boxes_mask
-        from radclr.radiomics import extract
-
         idx = batch["index"]
         out = torch.zeros(len(idx), self.ctx.n_radiomics, dtype=torch.float64, device=boxes.device)
         if not self.use_byop:  # ablation: the fixed region's radiomics from the data pipeline
@@ -263,18 +273,10 @@ class BYOP(RadiomicsViewMixin, Method):
         if todo.any():
             t0 = time.perf_counter()
             rows = torch.nonzero(todo).flatten()
-            size = int(batch["image"].shape[-1])
-            from radclr.data.dataset import Box
-
-            masks = torch.as_tensor(np.stack([boxes_mask([Box(*map(float, boxes[r].tolist()))], size) for r in rows.tolist()]),
-                                    device=boxes.device)
             # back onto the store's 0..255 grid exactly (x/255*255 is off by up to 6e-6, enough to move a value
             # that sits on a bin edge into the neighbouring bin)
             images = torch.round(batch["image"][rows, 0].detach().to(torch.float64) * 255.0)
-            names, vals = extract(images, masks, settings=self.rad_settings, classes=self.rad_classes)
-            if list(names) != list(self.ctx.radiomics_names):
-                raise ConfigError("byop: radiomics of CAM boxes do not have the run's feature names")
-            vals = vals.to(out.device)
+            vals = self.regions.of_boxes(images, boxes[rows]).to(out.device)
             out[rows] = vals
             if self.cache_regions:
                 self.rad_cache[idx[rows]] = vals

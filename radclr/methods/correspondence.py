@@ -11,20 +11,25 @@ momentum 0.5, tau = 0.07). Banks are updated only after training steps.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from radclr.engine.distributed import gather_no_grad
+from radclr.losses import MemoryBankInfoNCELoss
 from radclr.methods.base import Method, register
+from radclr.methods.options import ClassificationOptions, MethodOptions
 from radclr.methods.radiomics_contrastive import RadiomicsViewMixin
+from radclr.methods.supervised import classification_loss
+from radclr.networks import LinearClassifier, RadiomicsEncoder
+from radclr.runtime.distributed import gather_no_grad
 
 
-class Seed004Branches(RadiomicsViewMixin):
-    """The two branches of seed 004 §2.3: ResNet GAP -> FC -> 128, and radiomics -> three FC layers -> 128."""
+class ImageRadiomicsBranches(RadiomicsViewMixin):
+    """Two branches to one 128-d space (seed 004 §2.3): image -> ResNet GAP -> FC -> 128, and radiomics ->
+    three FC layers -> 128 (no separate projector)."""
 
     def _build_branches(self) -> int:
-        from radclr.networks import RadiomicsEncoder
-
         m = self.ctx.model_cfg
         dim = int(m["proj_dim"])
         self.ensure_part("image_proj", lambda: torch.nn.Linear(self.encoder.out_dim, dim))
@@ -37,24 +42,30 @@ class Seed004Branches(RadiomicsViewMixin):
         self._fit_standardizer(data, train_indices)
 
 
+@dataclass(frozen=True)
+class CorrespondenceOptions(MethodOptions):
+    #: tau of the InfoNCE, eq. (1) (seed 004: 0.07)
+    temperature: float = 0.07
+    #: memory-bank momentum (seed 004: 0.5)
+    momentum: float = 0.5
+    #: K negatives drawn from the other view's bank per positive (at most the training pool less one)
+    num_negatives: int = 4096
+
+
 @register
-class Correspondence(Seed004Branches, Method):
+class Correspondence(ImageRadiomicsBranches, Method):
     name = "correspondence"
+    Options = CorrespondenceOptions
     needs_radiomics = True
-    option_names = ("temperature", "momentum", "num_negatives")
     trained_parts = ("encoder", "image_proj", "radiomics_encoder")
 
     def __init__(self, parts, ctx, options=None):
         super().__init__(parts, ctx, options)
-        from radclr.losses import MemoryBankInfoNCELoss
-
         dim = self._build_branches()
         o = self.options
-        k = int(o.get("num_negatives", 4096))
         self.bank = MemoryBankInfoNCELoss(bank_size=max(ctx.dataset_size, 2), dim=dim,
-                                          num_negatives=min(k, max(ctx.dataset_size - 1, 1)),
-                                          temperature=float(o.get("temperature", 0.07)),
-                                          momentum=float(o.get("momentum", 0.5)), seed=ctx.seed)
+                                          num_negatives=min(o.num_negatives, max(ctx.dataset_size - 1, 1)),
+                                          temperature=o.temperature, momentum=o.momentum, seed=ctx.seed)
 
     def set_training_pool(self, indices) -> None:
         """Negatives come from the stage's training images only (engine hook, called before training)."""
@@ -88,21 +99,18 @@ class Correspondence(Seed004Branches, Method):
 
 
 @register
-class Hybrid(Seed004Branches, Method):
+class Hybrid(ImageRadiomicsBranches, Method):
     """Seed 004 Table 2 "Hybrid network": image branch + radiomics branch -> FC on the concatenation."""
 
     name = "hybrid"
+    Options = ClassificationOptions
     needs_radiomics = True
     monitor = ("val_auc_mean", "max")
     uses_labels = True
-    option_names = ("loss", "alpha", "gamma")
     trained_parts = ("encoder", "image_proj", "radiomics_encoder", "hybrid_classifier")
 
     def __init__(self, parts, ctx, options=None):
         super().__init__(parts, ctx, options)
-        from radclr.methods.supervised import classification_loss
-        from radclr.networks import LinearClassifier
-
         dim = self._build_branches()
         self.ensure_part("hybrid_classifier", lambda: LinearClassifier(2 * dim, ctx.n_findings))
         self.loss_fn = classification_loss(self.options)

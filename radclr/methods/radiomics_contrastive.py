@@ -12,23 +12,26 @@ image path runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Literal
+
 import numpy as np
 import torch
 
-from radclr.engine.distributed import gather_with_grad
+from radclr.errors import ConfigError
+from radclr.losses import BidirectionalContrastiveLoss
 from radclr.methods.base import Method, register
+from radclr.methods.options import MethodOptions
+from radclr.networks import ProjectionHead, RadiomicsEncoder
+from radclr.runtime.distributed import gather_with_grad
 
 
 class RadiomicsViewMixin:
     """Builds f_r (standardiser + 3-layer MLP) and g_r, and fits the standardiser on the training split."""
 
     def _build_radiomics_parts(self):
-        from radclr.networks import ProjectionHead, RadiomicsEncoder
-
         m = self.ctx.model_cfg
         if self.ctx.n_radiomics == 0:
-            from radclr.errors import ConfigError
-
             raise ConfigError(f"method {self.name!r} needs radiomics features, but the run has none")
         self.ensure_part("radiomics_encoder", lambda: RadiomicsEncoder(
             self.ctx.n_radiomics, hidden_dims=tuple(m["radiomics_hidden"]), out_dim=int(m["radiomics_dim"])))
@@ -43,25 +46,33 @@ class RadiomicsViewMixin:
         return self.parts["radiomics_proj"](self.parts["radiomics_encoder"](radiomics))
 
 
+@dataclass(frozen=True)
+class RadiomicsContrastiveOptions(MethodOptions):
+    #: tau of eqs. (1)-(2)
+    temperature: float = 0.1
+    #: weight of the image->radiomics direction, eq. (3)
+    lam: float = field(default=0.5, metadata={"key": "lambda"})
+    #: ``pnorm`` (negative p-norm distance, the paper's) or ``cosine``
+    similarity: Literal["pnorm", "cosine"] = "pnorm"
+    #: p of the p-norm distance
+    p: float = 2.0
+
+
 @register
 class RadiomicsContrastive(RadiomicsViewMixin, Method):
     name = "radiomics_contrastive"
+    Options = RadiomicsContrastiveOptions
     needs_radiomics = True
-    option_names = ("temperature", "lambda", "similarity", "p")
     trained_parts = ("encoder", "image_proj", "radiomics_encoder", "radiomics_proj")
 
     def __init__(self, parts, ctx, options=None):
         super().__init__(parts, ctx, options)
-        from radclr.losses import BidirectionalContrastiveLoss
-        from radclr.networks import ProjectionHead
-
         m = ctx.model_cfg
         self.ensure_part("image_proj", lambda: ProjectionHead(self.encoder.out_dim, m["proj_hidden"], m["proj_dim"]))
         self._build_radiomics_parts()
         o = self.options
-        self.loss_fn = BidirectionalContrastiveLoss(
-            temperature=float(o.get("temperature", 0.1)), lambda_=float(o.get("lambda", 0.5)),
-            similarity=o.get("similarity", "pnorm"), p=float(o.get("p", 2)))
+        self.loss_fn = BidirectionalContrastiveLoss(temperature=o.temperature, lambda_=o.lam, similarity=o.similarity,
+                                                    p=o.p)
 
     def setup(self, data, train_indices):
         self._fit_standardizer(data, train_indices)

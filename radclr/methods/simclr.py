@@ -9,24 +9,32 @@ or by fine-tuning.
 
 from __future__ import annotations
 
-from radclr.engine.distributed import gather_with_grad
+from dataclasses import dataclass
+
+from radclr.losses import NTXentLoss
 from radclr.methods.base import Method, register
+from radclr.methods.options import MethodOptions
+from radclr.networks import simclr_projection_head
+from radclr.runtime.distributed import gather_with_grad
+
+
+@dataclass(frozen=True)
+class SimCLROptions(MethodOptions):
+    #: tau of NT-Xent, eq. (4) (seed 003 §IV: 0.5)
+    temperature: float = 0.5
 
 
 @register
 class SimCLR(Method):
     name = "simclr"
+    Options = SimCLROptions
     views = 2
-    option_names = ("temperature",)
     trained_parts = ("encoder", "simclr_head")
 
     def __init__(self, parts, ctx, options=None):
         super().__init__(parts, ctx, options)
-        from radclr.losses import NTXentLoss
-        from radclr.networks import simclr_projection_head
-
         self.ensure_part("simclr_head", lambda: simclr_projection_head(self.encoder.out_dim))
-        self.loss_fn = NTXentLoss(temperature=float(self.options.get("temperature", 0.5)))
+        self.loss_fn = NTXentLoss(temperature=self.options.temperature)
 
     def training_step(self, batch):
         head = self.parts["simclr_head"]

@@ -12,13 +12,17 @@ Unknown labels (NaN, e.g. the unlabelled part of a label fraction) contribute no
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
 
 from radclr.errors import ConfigError
+from radclr.losses import FocalLoss
 from radclr.methods.base import Method, register
+from radclr.methods.options import ClassificationOptions
+from radclr.networks import LinearClassifier, ProjectionHead
 
 
 def masked_bce_with_logits(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -32,33 +36,32 @@ def masked_bce_with_logits(logits: torch.Tensor, target: torch.Tensor, pos_weigh
     return F.binary_cross_entropy_with_logits(logits[known], target[known], pos_weight=pw)
 
 
-def classification_loss(options: dict):
-    """The classification loss a stage asks for: ``bce`` (default) or ``focal`` (seed 001 §3.3)."""
-    name = options.get("loss", "bce")
-    if name == "bce":
+def classification_loss(options: ClassificationOptions):
+    """The classification loss of ``options``: ``bce`` or ``focal`` (seed 001 §3.3) with its alpha and gamma."""
+    if options.loss == "bce":
         return lambda logits, y: masked_bce_with_logits(logits, y)
-    if name == "focal":
-        from radclr.losses import FocalLoss
+    if options.loss == "focal":
+        return FocalLoss(alpha=options.alpha, gamma=options.gamma)
+    raise ConfigError(f"unknown classification loss {options.loss!r} (bce | focal)")
 
-        return FocalLoss(alpha=float(options.get("alpha", 0.25)), gamma=float(options.get("gamma", 2.0)))
-    raise ConfigError(f"unknown classification loss {name!r} (bce | focal)")
+
+@dataclass(frozen=True)
+class SupervisedOptions(ClassificationOptions):
+    #: what the classifier reads: the representation y_i, or the 128-d projection u (seed 000 §3 "Testing")
+    head_input: Literal["representation", "projection"] = "representation"
 
 
 @register
 class Supervised(Method):
     name = "supervised"
+    Options = SupervisedOptions
     monitor = ("val_auc_mean", "max")
     uses_labels: ClassVar[bool] = True
-    option_names = ("loss", "alpha", "gamma", "head_input")
     trained_parts = ("encoder", "image_proj", "classifier")
 
     def __init__(self, parts, ctx, options=None):
         super().__init__(parts, ctx, options)
-        from radclr.networks import LinearClassifier, ProjectionHead
-
-        self.head = self.options.get("head_input", "representation")
-        if self.head not in ("representation", "projection"):
-            raise ConfigError(f"head_input must be representation|projection, got {self.head!r}")
+        self.head = self.options.head_input
         m = ctx.model_cfg
         if self.head == "projection":
             self.ensure_part("image_proj", lambda: ProjectionHead(self.encoder.out_dim, m["proj_hidden"], m["proj_dim"]))

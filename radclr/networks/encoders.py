@@ -5,7 +5,7 @@ block** (the Grad-CAM target: seed 001 §3.2 uses ResNet-18 ``layer4``), ``pool`
 (seed 003 Table I, seed 004 §2.3) and ``forward = pool(forward_features(x))`` is the representation y_i.
 The classifier / FC layer of the MONAI network is never built: heads live in :mod:`radclr.networks.heads`.
 
-Names (:data:`ENCODERS`):
+Names (:data:`radclr.networks.factory.ENCODERS`, built by :func:`radclr.networks.build_image_encoder`):
 
 =================  =========================================================================  ==========
 name               network                                                                    ``out_dim``
@@ -25,10 +25,9 @@ ImageNet weights load (see :mod:`radclr.networks.weights`). Nothing is ever down
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn as nn
+from monai.networks.nets import DenseNet121, ResNet
 
 from radclr.errors import ConfigError
 
@@ -86,8 +85,6 @@ class ResNetEncoder(ImageEncoder):
                  conv1_t_size: int = 7, conv1_t_stride: int = 2, no_max_pool: bool = False,
                  width: float = 1.0) -> None:
         super().__init__(in_channels, spatial_dims)
-        from monai.networks.nets import ResNet
-
         if not 0 < float(width) <= 4:
             raise ConfigError(f"ResNet width must be in (0, 4], got {width}")
         # width scales every stage's channels (0.25 -> 16/32/64/128): thin networks for small data / CPU checks
@@ -120,8 +117,6 @@ class DenseNetEncoder(ImageEncoder):
 
     def __init__(self, *, in_channels: int = 1, spatial_dims: int = 2, dropout_prob: float = 0.0) -> None:
         super().__init__(in_channels, spatial_dims)
-        from monai.networks.nets import DenseNet121
-
         net = DenseNet121(spatial_dims=spatial_dims, in_channels=in_channels, out_channels=1,
                           dropout_prob=dropout_prob)
         del net.class_layers  # the classifier is built separately (radclr.networks.heads)
@@ -134,92 +129,4 @@ class DenseNetEncoder(ImageEncoder):
         return self.final_act(self.backbone.features(x))
 
 
-# ----------------------------------------------------------------------------------------------------------
-# registry
-# ----------------------------------------------------------------------------------------------------------
-_RESNET_KW = {"spatial_dims", "conv1_t_size", "conv1_t_stride", "no_max_pool", "width"}
-
-
-def _resnet(block, layers):
-    def make(in_channels: int, **kw) -> ImageEncoder:
-        return ResNetEncoder(block, layers, in_channels=in_channels, **kw)
-
-    make.options = _RESNET_KW
-    return make
-
-
-def _wide_resnet50(in_channels: int, **kw) -> ImageEncoder:
-    from radclr.networks.wide_resnet import WideResNetBottleneck
-
-    return ResNetEncoder(WideResNetBottleneck, [3, 4, 6, 3], in_channels=in_channels, **kw)
-
-
-_wide_resnet50.options = _RESNET_KW
-
-
-def _densenet121(in_channels: int, **kw) -> ImageEncoder:
-    return DenseNetEncoder(in_channels=in_channels, **kw)
-
-
-_densenet121.options = {"spatial_dims", "dropout_prob"}
-
-
-def _resnet18_att(in_channels: int, **kw) -> ImageEncoder:
-    from radclr.networks.attention import AttentionResNetEncoder
-
-    return AttentionResNetEncoder(in_channels=in_channels, **kw)
-
-
-_resnet18_att.options = {"conv1_t_size", "conv1_t_stride", "no_max_pool", "attention_stages", "mask_depths"}
-
-#: encoder name -> factory(in_channels, **options); ``factory.options`` lists the accepted option names
-ENCODERS: dict[str, Callable[..., ImageEncoder]] = {
-    "resnet18": _resnet("basic", [2, 2, 2, 2]),
-    "resnet34": _resnet("basic", [3, 4, 6, 3]),
-    "resnet50": _resnet("bottleneck", [3, 4, 6, 3]),
-    "wide_resnet50": _wide_resnet50,
-    "densenet121": _densenet121,
-    "resnet18_att": _resnet18_att,
-}
-
-
-def build_image_encoder(name: str, *, in_channels: int = 1, weights: str | None = None, seed: int | None = None,
-                        **kw) -> ImageEncoder:
-    """Build image encoder ``name`` (see :data:`ENCODERS`).
-
-    Parameters
-    ----------
-    in_channels: input channels (1 for CXR; e.g. 10 for seed 004's stacks of CT slices fed as channels).
-    weights: optional path to a user-supplied state dict (e.g. torchvision ImageNet weights; a 3-channel stem is
-        summed to ``in_channels``): see :func:`radclr.networks.weights.load_encoder_weights`. Nothing downloads.
-    seed: if given, initialise the weights from this seed without touching the global RNG state.
-    kw: network options (``spatial_dims``, ``conv1_t_stride``, ``conv1_t_size``, ``no_max_pool`` for ResNets;
-        ``dropout_prob`` for DenseNet; ``attention_stages``, ``mask_depths`` for ``resnet18_att``).
-
-    Raises :class:`~radclr.errors.ConfigError` for an unknown name/option or an unusable weights file.
-    """
-    key = str(name).lower()
-    if key not in ENCODERS:
-        raise ConfigError(f"unknown image encoder {name!r}; choose one of {sorted(ENCODERS)}")
-    factory = ENCODERS[key]
-    unknown = set(kw) - set(factory.options)
-    if unknown:
-        raise ConfigError(f"image encoder {key!r}: unknown option(s) {sorted(unknown)}; "
-                          f"accepted: {sorted(factory.options)}")
-    if int(in_channels) < 1:
-        raise ConfigError(f"image encoder {key!r}: in_channels must be >= 1, got {in_channels}")
-    if seed is None:
-        encoder = factory(int(in_channels), **kw)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(seed))
-            encoder = factory(int(in_channels), **kw)
-    encoder.name = key
-    if weights:
-        from radclr.networks.weights import load_encoder_weights
-
-        load_encoder_weights(encoder, weights)
-    return encoder
-
-
-__all__ = ["ImageEncoder", "ResNetEncoder", "DenseNetEncoder", "ENCODERS", "build_image_encoder"]
+__all__ = ["ImageEncoder", "ResNetEncoder", "DenseNetEncoder"]

@@ -21,55 +21,16 @@ import torch
 from radclr.errors import ConfigError, DataError
 from radclr.radiomics.base import Settings
 from radclr.radiomics.discretize import bounding_boxes, prepare
-from radclr.radiomics.registry import feature_class, resolve_classes
+from radclr.radiomics.params import RadiomicsParams, load_params
+from radclr.radiomics.pyradiomics_engine import extract_pyradiomics
+from radclr.radiomics.registry import feature_class, feature_names, resolve_classes
 
-__all__ = ["extract", "feature_names", "boxes_to_masks", "box_edges"]
+__all__ = ["extract", "feature_names"]
 
 log = logging.getLogger(__name__)
 
 _PIXEL_BUDGET = 1 << 22  # padded pixels per group in the torch engine
 ENGINES = ("torch", "pyradiomics")
-
-
-def feature_names(classes=None, settings: Settings | None = None) -> list[str]:
-    """Column names ``original_<class>_<Feature>`` the torch engine outputs for ``classes`` (see :func:`extract`)."""
-    del settings  # names of the Original image type do not depend on the settings
-    return [f"original_{c}_{f}" for c, feats in resolve_classes(classes) for f in feats]
-
-
-def box_edges(boxes: np.ndarray, shape: tuple[int, int]):
-    """Pixel edges ``(x0, x1, y0, y1)`` (columns ``x0 <= c < x1``, rows ``y0 <= r < y1``) of boxes ``[N, 4]``
-    ``(x, y, w, h)``: each edge rounded to the nearest pixel boundary, halves up, then clipped to the image."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    H, W = int(shape[0]), int(shape[1])
-    x0 = np.clip(np.floor(b[:, 0] + 0.5), 0, W)
-    x1 = np.clip(np.floor(b[:, 0] + b[:, 2] + 0.5), 0, W)
-    y0 = np.clip(np.floor(b[:, 1] + 0.5), 0, H)
-    y1 = np.clip(np.floor(b[:, 1] + b[:, 3] + 0.5), 0, H)
-    return x0, x1, y0, y1
-
-
-def boxes_to_masks(boxes, shape: tuple[int, int]) -> torch.Tensor:
-    """Boxes ``[N, 4]`` as ``(x, y, w, h)`` in pixels -> ``bool [N, H, W]`` masks.
-
-    Rounding rule (the same masks go to both engines): each box edge is rounded to the nearest pixel boundary,
-    halves up -- columns ``floor(x + 0.5) <= c < floor(x + w + 0.5)``, rows likewise -- then clipped to the image.
-    A box that covers no pixel centre gives an empty mask, which :func:`extract` reports as an error.
-    """
-    b = torch.as_tensor(np.asarray(boxes, dtype=np.float64))
-    if b.dim() != 2 or b.shape[1] != 4:
-        raise ValueError(f"boxes must be [N, 4] (x, y, w, h), got {tuple(b.shape)}")
-    if len(shape) != 2:
-        raise ValueError(f"shape must be (H, W), got {shape}")
-    if not bool(torch.isfinite(b).all()) or bool((b[:, 2:] < 0).any()):
-        raise ValueError("boxes must be finite with non-negative width and height")
-    H, W = int(shape[0]), int(shape[1])
-    x0, x1, y0, y1 = (torch.as_tensor(v, dtype=torch.float64) for v in box_edges(b.numpy(), (H, W)))
-    rows = torch.arange(H, dtype=torch.float64)
-    cols = torch.arange(W, dtype=torch.float64)
-    in_r = (rows[None, :] >= y0[:, None]) & (rows[None, :] < y1[:, None])
-    in_c = (cols[None, :] >= x0[:, None]) & (cols[None, :] < x1[:, None])
-    return in_r[:, :, None] & in_c[:, None, :]
 
 
 def _settings(settings, bin_width, bin_count) -> Settings:
@@ -124,7 +85,7 @@ def extract(
     """PyRadiomics features of B 2-D regions -> ``(names, float64 [B, F])``.
 
     images: ``[B, H, W]`` float intensities (torch or numpy; integers are accepted and used as floats).
-    masks: ``[B, H, W]`` bool region masks (see :func:`boxes_to_masks`).
+    masks: ``[B, H, W]`` bool region masks (boxes: :func:`radclr.boxes.boxes_to_masks`).
     bin_width / bin_count: PyRadiomics ``binWidth`` / ``binCount`` (``bin_count`` wins when set).
     classes: None (all 7 classes, 102 features), a list of class names, or ``{class: [features] | None}``.
     settings: a full :class:`Settings` instead of ``bin_width``/``bin_count``.
@@ -144,8 +105,6 @@ def extract(
     if engine not in ENGINES:
         raise ConfigError(f"unknown radiomics engine {engine!r}; choose one of {list(ENGINES)}")
     if params is not None:
-        from radclr.radiomics.params import RadiomicsParams, load_params
-
         p = params if isinstance(params, RadiomicsParams) else load_params(params)
         if classes is not None or settings is not None or bin_count is not None or float(bin_width) != 25.0:
             raise ConfigError("give either params or bin_width/bin_count/classes/settings, not both")
@@ -153,8 +112,6 @@ def extract(
             p.check_torch()
         settings, classes = p.settings, p.classes
     if engine == "pyradiomics":
-        from radclr.radiomics.pyradiomics_engine import extract_pyradiomics
-
         return extract_pyradiomics(
             images,
             masks,

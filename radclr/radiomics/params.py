@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from radclr.errors import ConfigError
 from radclr.radiomics.base import Settings
+from radclr.radiomics.registry import resolve_classes
 
 __all__ = ["RadiomicsParams", "load_params", "PYRADIOMICS_SETTINGS", "IMAGE_TYPES"]
 
@@ -150,8 +153,6 @@ class RadiomicsParams:
         if self.settings.minimum_roi_dimensions > 2:
             raise ConfigError(f"setting minimumROIDimensions: {self.settings.minimum_roi_dimensions}{where}: "
                               "2-D regions have at most 2 dimensions")
-        from radclr.radiomics.registry import resolve_classes
-
         resolve_classes(self.classes)  # unknown classes / features -> ConfigError naming them
 
     def pyradiomics_dict(self) -> dict:
@@ -216,8 +217,6 @@ def load_params(path) -> RadiomicsParams:
         return path
     if isinstance(path, dict):
         return parse_params(path)
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"parameter file {p} does not exist")

@@ -28,6 +28,7 @@ Degenerate regions follow radclr's policy (``radclr.radiomics.discretize``): an 
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable
 
@@ -36,6 +37,8 @@ import torch
 
 from radclr.errors import ConfigError, DataError
 from radclr.radiomics.base import Settings
+from radclr.radiomics.params import load_params
+from radclr.radiomics.registry import CLASS_ORDER, feature_names, resolve_classes
 
 __all__ = ["PyRadiomicsEngine", "extract_pyradiomics", "extract_pyradiomics_volumes", "pyradiomics_params"]
 
@@ -74,8 +77,6 @@ def _volume_classes(classes) -> dict:
     None = every class (``shape`` first); a list/mapping may name ``shape`` (its features as PyRadiomics names
     them, checked by PyRadiomics); ``shape2D`` is refused (PyRadiomics would skip it on 3-D input, silently).
     """
-    from radclr.radiomics.registry import CLASS_ORDER, resolve_classes
-
     if classes is None:
         return {"shape": [], **{c: [] for c in CLASS_ORDER if c != "shape2D"}}
     spec = {classes: None} if isinstance(classes, str) else dict(classes) if isinstance(classes, dict) \
@@ -96,14 +97,10 @@ def pyradiomics_params(settings: Settings | None = None, classes=None, params=No
     input is every class with ``shape``).
     """
     if params is not None:
-        from radclr.radiomics.params import load_params
-
         d = load_params(params).pyradiomics_dict()
         if volume and "shape2D" in (d.get("featureClass") or {}):
             raise ConfigError("featureClass shape2D in the parameter file: 2-D shape; for 3-D volumes use shape")
     else:
-        from radclr.radiomics.registry import CLASS_ORDER, resolve_classes
-
         settings = settings or Settings()
         if volume:
             feature_classes = _volume_classes(classes)
@@ -132,7 +129,7 @@ def _crop_safe(params: dict) -> bool:
 
 
 def _make_extractor(params: dict):
-    import radiomics
+    import radiomics  # PyRadiomics: heavy, and only needed when this engine runs
     from radiomics import featureextractor
 
     radiomics.setVerbosity(logging.ERROR)
@@ -151,7 +148,7 @@ def _init_worker(params: dict) -> None:
 
 def _run_tasks(tasks: list, extractor=None) -> list:
     """Worker: ``[(index, image, mask, spacing)]`` -> ``[(index, {name: value} | None, reason | None)]``."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # heavy, and only needed in the PyRadiomics workers
 
     extractor = extractor if extractor is not None else _EXTRACTOR
 
@@ -224,8 +221,6 @@ class PyRadiomicsEngine:
                     progress(1)
             return
         if self._pool is None:
-            import multiprocessing as mp
-
             # fork where available: workers only run PyRadiomics (no torch, no CUDA), and it needs no
             # `if __name__ == "__main__"` guard in the caller's script, unlike spawn
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
@@ -328,8 +323,6 @@ class PyRadiomicsEngine:
         if set(self.params.get("imageType") or {"Original": {}}) != {"Original"}:
             raise DataError("PyRadiomics refused every region; feature names of filtered image types are unknown")
         classes = {c: (f or None) for c, f in (self.params.get("featureClass") or {}).items() if c != "shape"}
-        from radclr.radiomics.extract import feature_names
-
         return feature_names(classes or None)
 
 

@@ -7,62 +7,35 @@ order) -- 9 + 18 + 24 + 14 + 16 + 16 + 5 = 102 features for a 2-D image.
 
 from __future__ import annotations
 
-import importlib
-import logging
-
 from radclr.errors import ConfigError
 from radclr.radiomics.base import FeatureClass
+from radclr.radiomics.firstorder import FirstOrder
+from radclr.radiomics.glcm import GLCM
+from radclr.radiomics.gldm import GLDM
+from radclr.radiomics.glrlm import GLRLM
+from radclr.radiomics.glszm import GLSZM
+from radclr.radiomics.ngtdm import NGTDM
+from radclr.radiomics.shape2d import Shape2D
 
-__all__ = ["CLASS_ORDER", "feature_class", "available_classes", "order_classes"]
-
-log = logging.getLogger(__name__)
+__all__ = ["CLASS_ORDER", "feature_class", "feature_names", "available_classes", "order_classes", "resolve_classes"]
 
 CLASS_ORDER = ["shape2D", "firstorder", "glcm", "gldm", "glrlm", "glszm", "ngtdm"]
 SHAPE_CLASSES = {"shape2D"}
-
-_LOCATIONS = {
-    "shape2D": ("radclr.radiomics.shape2d", "Shape2D"),
-    "firstorder": ("radclr.radiomics.firstorder", "FirstOrder"),
-    "glcm": ("radclr.radiomics.glcm", "GLCM"),
-    "gldm": ("radclr.radiomics.gldm", "GLDM"),
-    "glrlm": ("radclr.radiomics.glrlm", "GLRLM"),
-    "glszm": ("radclr.radiomics.glszm", "GLSZM"),
-    "ngtdm": ("radclr.radiomics.ngtdm", "NGTDM"),
-}
-_MISSING: set[str] = set()
-
-
-def _load(name: str) -> type[FeatureClass] | None:
-    module_name, attr = _LOCATIONS[name]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name != module_name:
-            raise
-        if name not in _MISSING:  # only while a class is still being written: say so once
-            log.warning("radiomics class %s is not available (%s missing)", name, module_name)
-            _MISSING.add(name)
-        return None
-    cls = getattr(module, attr)
-    if getattr(cls, "name", None) != name:
-        raise RuntimeError(f"{module_name}.{attr}.name is {getattr(cls, 'name', None)!r}, expected {name!r}")
-    return cls
+_CLASSES: dict[str, type[FeatureClass]] = {cls.name: cls for cls in (Shape2D, FirstOrder, GLCM, GLDM, GLRLM, GLSZM, NGTDM)}
 
 
 def available_classes() -> list[str]:
-    """Names of the classes the torch engine can compute, in PyRadiomics' order."""
-    return [n for n in CLASS_ORDER if _load(n) is not None]
+    """Names of the classes the torch engine computes, in PyRadiomics' order."""
+    return list(CLASS_ORDER)
 
 
 def feature_class(name: str) -> type[FeatureClass]:
     """The :class:`FeatureClass` named ``name`` (PyRadiomics spelling, e.g. ``"glcm"``, ``"shape2D"``)."""
-    if name not in _LOCATIONS:
+    try:
+        return _CLASSES[name]
+    except KeyError:
         hint = " (3-D shape; 2-D images use shape2D)" if name == "shape" else ""
-        raise ConfigError(f"unknown radiomics feature class {name!r}{hint}; known: {CLASS_ORDER}")
-    cls = _load(name)
-    if cls is None:
-        raise ConfigError(f"radiomics feature class {name!r} is not available in this build of radclr")
-    return cls
+        raise ConfigError(f"unknown radiomics feature class {name!r}{hint}; known: {CLASS_ORDER}") from None
 
 
 def order_classes(names) -> list[str]:
@@ -126,3 +99,10 @@ def resolve_classes(classes=None) -> list[tuple[str, list[str]]]:
                 names.append(f)
         out.append((name, names))
     return out
+
+
+def feature_names(classes=None, settings=None) -> list[str]:
+    """Column names ``original_<class>_<Feature>`` the torch engine outputs for ``classes`` (names of the Original
+    image type do not depend on the settings)."""
+    del settings
+    return [f"original_{c}_{f}" for c, feats in resolve_classes(classes) for f in feats]

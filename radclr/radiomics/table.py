@@ -17,8 +17,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from radclr.boxes import boxes_to_masks
 from radclr.errors import ConfigError, DataError
+from radclr.io import read_mask
+from radclr.io.readers import SUPPORTED_SUFFIXES
 from radclr.radiomics.base import Settings
+from radclr.radiomics.cache import FeatureCache, array_digest, config_digest, mask_digest
+from radclr.radiomics.extract import extract
+from radclr.radiomics.params import load_params
+from radclr.radiomics.pyradiomics_engine import PyRadiomicsEngine, pyradiomics_params
 
 __all__ = ["Region", "dataset_regions", "extract_table", "ID_COLUMNS"]
 
@@ -42,8 +49,6 @@ class Region:
 
 def _mask_files(folder: Path) -> dict[str, Path]:
     """Mask files under ``folder`` by relative path without suffix, and by bare stem."""
-    from radclr.io.readers import SUPPORTED_SUFFIXES
-
     suffixes = sorted((s.lower() for s in SUPPORTED_SUFFIXES), key=len, reverse=True)
     out: dict[str, Path] = {}
     for p in sorted(folder.rglob("*")):
@@ -93,16 +98,9 @@ def dataset_regions(ds, mode: str = "boxes", masks_dir: str | Path | None = None
 
 
 def _region_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
-    if region.box is not None:  # the rule of boxes_to_masks, without building a torch batch per box
-        from radclr.radiomics.extract import box_edges
-
-        x0, x1, y0, y1 = (int(v[0]) for v in box_edges(np.array([region.box]), shape))
-        mask = np.zeros(shape, dtype=bool)
-        mask[y0:y1, x0:x1] = True
-        return mask
+    if region.box is not None:
+        return boxes_to_masks([region.box], shape)[0].numpy()
     if region.mask_path is not None:
-        from radclr.io import read_mask
-
         m = read_mask(region.mask_path)  # no rescale/VOI/MONOCHROME1 handling: a mask is labels, not intensities
         if m.shape != shape:
             raise DataError(f"mask {region.mask_path} is {m.shape[::-1]} (w, h) but its image is {shape[::-1]}")
@@ -112,8 +110,6 @@ def _region_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
 
 def _config(settings: Settings, classes, params) -> dict:
     """The PyRadiomics-style parameters of an extraction (also what the cache key is made of)."""
-    from radclr.radiomics.pyradiomics_engine import pyradiomics_params
-
     return pyradiomics_params(settings, classes, params)
 
 
@@ -138,10 +134,6 @@ def extract_table(
     ``cache``: a :class:`~radclr.radiomics.cache.FeatureCache` (or a folder) -- rows found there are not
     recomputed. Other arguments as :func:`radclr.radiomics.extract`.
     """
-    from radclr.radiomics.cache import FeatureCache, array_digest, config_digest, mask_digest
-    from radclr.radiomics.extract import extract
-    from radclr.radiomics.params import load_params
-
     settings = settings or Settings()
     if params is not None:
         params = load_params(params)
@@ -155,8 +147,6 @@ def extract_table(
     names: list[str] | None = None
     engine_obj = None
     if engine == "pyradiomics":
-        from radclr.radiomics.pyradiomics_engine import PyRadiomicsEngine
-
         engine_obj = PyRadiomicsEngine(_config(settings, classes, params), jobs=jobs)
     try:
         for start in range(0, len(regions), chunk):

@@ -1,6 +1,6 @@
 """``radclr report RUN``: one self-contained HTML page of a run's results (figures embedded, no requests).
 
-If the run has no ``metrics.json`` yet, it is written first with :func:`radclr.engine.evaluate.evaluate_run`
+If the run has no ``metrics.json`` yet, it is written first with :func:`radclr.runs.evaluate.evaluate_run`
 (thresholds on validation, metrics with patient-bootstrap CIs on test, localization). The page's sections and
 what they show are listed in :mod:`radclr.report.sections`; a section whose inputs are absent stays in the page
 with a one-line reason.
@@ -28,12 +28,12 @@ def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> 
     if not (run_dir / "config.yaml").exists():
         raise RadclrError(f"{run_dir} is not a radclr run directory (no config.yaml)")
     if not (run_dir / "metrics.json").exists():
-        from radclr.engine.evaluate import evaluate_run
+        from radclr.runs.evaluate import evaluate_run
 
         log.info("%s has no metrics.json: evaluating the run first", run_dir)
         evaluate_run(run_dir, device=device, progress=progress)
     if isinstance(device, str):
-        from radclr.engine.trainer import resolve_device
+        from radclr.runtime.device import resolve_device
 
         device = resolve_device(device)
     ctx = ReportContext(run_dir, device=device, progress=progress)

@@ -37,14 +37,14 @@ class ReportContext:
     @functools.cached_property
     def run(self):
         """The evaluated checkpoint (the one metrics.json names), on the report's device."""
-        from radclr.engine.run import load_run
+        from radclr.runs.run import load_run
 
         return load_run(self.run_dir, self.metrics.get("checkpoint", "best.pt"), self.device)
 
     @functools.cached_property
     def data(self):
         """The run's prepared data (its own split); :class:`Omit` when the dataset is not available."""
-        from radclr.engine.data import prepare_data
+        from radclr.training_data import prepare_data
         from radclr.errors import RadclrError
 
         try:
@@ -65,8 +65,8 @@ class ReportContext:
 
     @functools.lru_cache(maxsize=8)
     def _features(self, which: str, indices: tuple[int, ...]) -> np.ndarray:
-        from radclr.engine.run import load_run
-        from radclr.engine.trainer import run_inference
+        from radclr.runs.run import load_run
+        from radclr.engine.inference import run_inference
 
         run = self.run if which == str(self.run.checkpoint) else load_run(self.run_dir, which, self.device)
         bs = int(run.cfg["trainer"]["eval_batch_size"])

@@ -1,7 +1,7 @@
 """A run's results as tables and reports read them: ``metrics.json`` + ``config.yaml`` behind one accessor.
 
 Every result a table or report shows comes from the files ``radclr train`` / ``radclr evaluate`` wrote into
-the run directory (layout: :mod:`radclr.engine.evaluate`). An :class:`Estimate` is a value with its 95 %
+the run directory (layout: :mod:`radclr.runs.evaluate`). An :class:`Estimate` is a value with its 95 %
 patient-bootstrap interval; a value the run does not have is ``Estimate(None)`` -- shown as ``n/a``, never
 replaced by a number.
 

@@ -262,8 +262,8 @@ def representation(ctx: ReportContext) -> str:
 
 # --------------------------------------------------------------------------------------------------------------
 def radiomics(ctx: ReportContext) -> str:
-    from radclr.engine.data import fixed_radiomics
-    from radclr.engine.store import default_cache_dir
+    from radclr.training_data.prepare import fixed_radiomics
+    from radclr.training_data import default_cache_dir
     from radclr.visualize.radiomics_panel import radiomics_panel_figure, radiomics_predictability
 
     data = ctx.data

@@ -11,10 +11,10 @@ from radclr.transforms.intensity import BrightnessContrast, GaussianBlur, gaussi
 from radclr.transforms.preprocess import Preprocess, normalise_intensity
 from radclr.transforms.presets import CXRAugment, cxr_augmentation
 from radclr.transforms.roi import ROICrop, mean_box_size
-from radclr.transforms.sample import Sample, boxes_to_tensor, tensor_to_boxes
+from radclr.transforms.sample import Sample
 
 __all__ = [
-    "Transform", "RandomTransform", "Compose", "uniform", "Sample", "boxes_to_tensor", "tensor_to_boxes",
+    "Transform", "RandomTransform", "Compose", "uniform", "Sample",
     "RandomResizedCrop", "RandomRotation", "RandomHorizontalFlip", "warp", "transform_boxes", "crop_matrix",
     "rotation_matrix", "GaussianBlur", "BrightnessContrast", "gaussian_blur", "Preprocess", "normalise_intensity",
     "CXRAugment", "cxr_augmentation", "ROICrop", "mean_box_size",

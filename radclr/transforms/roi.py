@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from radclr.data.dataset import Box
+from radclr.boxes import as_box_array, box_xywh, clip_box
 from radclr.errors import DataError
 from radclr.transforms.base import Transform, uniform
 from radclr.transforms.geometric import crop_matrix, warp
@@ -22,11 +22,8 @@ from radclr.transforms.sample import Sample
 
 
 def mean_box_size(boxes) -> tuple[int, int]:
-    """Mean ``(h, w)`` (rounded, >= 1) of boxes given as ``[K, 4]`` xywh or a list of :class:`Box`."""
-    if isinstance(boxes, (list, tuple)) and boxes and isinstance(boxes[0], Box):
-        b = torch.tensor([[x.x, x.y, x.w, x.h] for x in boxes], dtype=torch.float64)
-    else:
-        b = torch.as_tensor(boxes, dtype=torch.float64).reshape(-1, 4)
+    """Mean ``(h, w)`` (rounded, >= 1) of boxes given as ``[K, 4]`` xywh or a list of boxes."""
+    b = as_box_array(boxes)
     if b.shape[0] == 0:
         raise DataError("mean_box_size: no boxes given")
     return max(1, round(float(b[:, 3].mean()))), max(1, round(float(b[:, 2].mean())))
@@ -51,14 +48,13 @@ class ROICrop(Transform):
 
     def region(self, box, hw: tuple[int, int]) -> tuple[float, float, float, float]:
         """The clipped, margin-enlarged box ``(x0, y0, w, h)``; DataError if nothing of it is in the image."""
-        x, y, w, h = (float(v) for v in (box.x, box.y, box.w, box.h)) if isinstance(box, Box) \
-            else (float(v) for v in torch.as_tensor(box).reshape(4).tolist())
+        x, y, w, h = box_xywh(box.detach().cpu().reshape(4) if torch.is_tensor(box) else box)
         x, y, w, h = x - self.margin * w, y - self.margin * h, w * (1 + 2 * self.margin), h * (1 + 2 * self.margin)
         H, W = hw
-        x0, y0, x1, y1 = max(0.0, x), max(0.0, y), min(float(W), x + w), min(float(H), y + h)
-        if not (x1 - x0 > 0 and y1 - y0 > 0):
+        clipped = clip_box(x, y, w, h, H, W)
+        if clipped is None:
             raise DataError(f"ROI box {(x, y, w, h)} has no area inside the {W}x{H} image")
-        return x0, y0, x1 - x0, y1 - y0
+        return clipped
 
     def apply(self, sample: Sample, generator: torch.Generator | None = None, *, box=None) -> Sample:
         if box is None:

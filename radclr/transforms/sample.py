@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from radclr.data.dataset import Box
+from radclr.boxes import as_box_array
 
 
 @dataclass
@@ -15,7 +15,7 @@ class Sample:
 
     mask: ``[Cm, H, W]`` or ``[H, W]`` (any dtype; resampled with nearest neighbour), or None.
     boxes: ``[K, 4]`` float ``x, y, w, h`` in pixels of ``image`` (continuous coordinates: the image spans
-        ``[0, W] x [0, H]``), or a list of :class:`~radclr.data.dataset.Box`, or None.
+        ``[0, W] x [0, H]``), or a list of :class:`~radclr.boxes.Box`, or None.
     kept: ``[K']`` long, for each box in ``boxes`` the index of the box it came from in the *original* input
         (transforms drop boxes that leave the image; ``kept`` says which survived).
     """
@@ -35,8 +35,8 @@ class Sample:
                              f"got {tuple(self.mask.shape)}")
         if self.boxes is not None:
             b = self.boxes
-            if isinstance(b, (list, tuple)) and b and isinstance(b[0], Box):
-                b = boxes_to_tensor(list(b))
+            if isinstance(b, (list, tuple)) and b and hasattr(b[0], "x"):
+                b = as_box_array(b)
             b = torch.as_tensor(b, dtype=torch.float32)
             if b.numel() == 0:
                 b = b.reshape(0, 4)
@@ -53,18 +53,3 @@ class Sample:
 
     def replace(self, **kw) -> "Sample":
         return replace(self, **kw)
-
-
-def boxes_to_tensor(boxes: list[Box]) -> torch.Tensor:
-    """``[K, 4]`` float tensor (x, y, w, h) from :class:`~radclr.data.dataset.Box` objects."""
-    return torch.tensor([[b.x, b.y, b.w, b.h] for b in boxes], dtype=torch.float32).reshape(-1, 4)
-
-
-def tensor_to_boxes(boxes: torch.Tensor, labels: list[str] | None = None,
-                    kept: torch.Tensor | None = None) -> list[Box]:
-    """Boxes back to :class:`Box` objects; ``labels`` are those of the *original* boxes, picked by ``kept``."""
-    idx = kept.tolist() if kept is not None else list(range(boxes.shape[0]))
-    out = []
-    for row, i in zip(boxes.tolist(), idx):
-        out.append(Box(*row, label=labels[i] if labels else ""))
-    return out

@@ -2,11 +2,17 @@
 attention map over it (jet, semi-transparent), ground-truth boxes in yellow and predicted boxes in red, the
 finding and its predicted probability as the title.
 
-Figures are built with :class:`matplotlib.figure.Figure` directly (Agg, no pyplot state), so they are safe in
-scripts, tests and worker processes. Boxes are ``x, y, w, h`` in the *image's* pixel space (pixel ``(r, c)``
-covers ``[c, c+1) x [r, r+1)``); a CAM of another size is bilinearly resized to the image.
-:func:`save_overlay_png` renders at the image's native resolution: without a title, PNG pixel ``(r, c)`` is
-image pixel ``(r, c)``; a title adds a band of ``title_band_px(H)`` rows on top.
+Two renderers of one layout:
+
+* :func:`save_overlay_png` -- one overlay PNG at the image's native resolution, drawn with numpy + PIL (about 10x
+  faster than matplotlib: ``radclr predict`` writes one per image). Without a title, PNG pixel ``(r, c)`` is image
+  pixel ``(r, c)``; a title adds a band of ``title_band_px(H)`` rows on top. A box's outline is drawn on the pixels
+  the box covers (:func:`radclr.boxes.pixel_span`).
+* :func:`draw_overlay` / :func:`overlay_figure` / :func:`overlay_grid` -- matplotlib axes and figures (built with
+  :class:`matplotlib.figure.Figure` directly: Agg, no pyplot state) for multi-panel figures such as seed 001 Fig. 5.
+
+Boxes are ``x, y, w, h`` in the *image's* pixel space (pixel ``(r, c)`` covers ``[c, c+1) x [r, r+1)``); a CAM of
+another size is bilinearly resized to the image.
 """
 
 from __future__ import annotations
@@ -16,8 +22,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+from PIL import Image, ImageDraw, ImageFont
 
-from radclr.cam.boxes import box_xywh, normalize_cam, upsample_cam
+from radclr.boxes import box_xywh, pixel_span
+from radclr.cam.boxes import normalize_cam, upsample_cam
 
 __all__ = [
     "GT_COLOR",
@@ -57,13 +70,8 @@ def overlay_title(finding: str = "", probability: float | None = None) -> str:
 
 def _as_gray(image) -> np.ndarray:
     """``[H, W]`` or ``[1, H, W]`` (torch or numpy) -> float ``[H, W]`` min-max scaled to [0, 1]."""
-    try:
-        import torch
-
-        if isinstance(image, torch.Tensor):
-            image = image.detach().cpu().float().numpy()
-    except ImportError:  # pragma: no cover
-        pass
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu().float().numpy()
     a = np.asarray(image, dtype=np.float64)
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
@@ -104,8 +112,6 @@ def draw_overlay(
     """Draw image (gray), CAM (``cmap``, ``alpha``; min-max normalised), GT boxes (yellow) and predicted boxes
     (red) on a matplotlib ``ax``; box edges lie on pixel boundaries. ``linewidth_px`` is in output pixels at
     ``dpi`` (default: the figure's dpi)."""
-    from matplotlib.patches import Rectangle
-
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     gray = _as_gray(image)
@@ -146,8 +152,6 @@ def overlay_figure(
 ):
     """A one-panel figure at the image's native resolution (one image pixel = one output pixel at ``dpi``),
     with a title band on top when ``title`` is given. Returns a :class:`matplotlib.figure.Figure`."""
-    from matplotlib.figure import Figure
-
     gray = _as_gray(image)
     h, w = gray.shape
     band = title_band_px(h) if title else 0
@@ -171,16 +175,36 @@ def save_overlay_png(
     *,
     alpha: float = 0.4,
     cmap: str = "jet",
-    linewidth_px: float = 2.0,
-    dpi: int = 100,
+    linewidth_px: int = 2,
 ) -> Path:
-    """Write one overlay PNG (used by ``radclr predict``): image, heatmap, GT boxes yellow, predicted red.
-    The PNG is ``W`` x ``H`` pixels (+ ``title_band_px(H)`` rows on top with a title). Returns the path."""
+    """Write one overlay PNG (``radclr predict``): the image min-max scaled to gray, the CAM resized to the image,
+    min-max normalised and blended in ``cmap`` with ``alpha``, ground-truth boxes yellow and predicted boxes red,
+    ``linewidth_px`` wide inside the box's pixels. The PNG is ``W`` x ``H`` pixels (+ ``title_band_px(H)`` rows on
+    top with a title). Returns the path."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    gray = np.rint(_as_gray(image) * 255.0).astype(np.uint8)
+    H, W = gray.shape
+    picture = Image.fromarray(gray).convert("RGB")
+    heat = _cam_for((H, W), cam)
+    if heat is not None and alpha > 0:
+        lut = np.rint(colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).astype(np.uint8)
+        picture = Image.blend(picture, Image.fromarray(lut[np.rint(heat * 255.0).astype(np.uint8)]), float(alpha))
+    band = title_band_px(H) if title else 0
+    canvas = Image.new("RGB", (W, H + band), "white")
+    canvas.paste(picture, (0, band))
+    draw = ImageDraw.Draw(canvas)
+    for boxes, color in ((gt_boxes, GT_COLOR), (pred_boxes, PRED_COLOR)):
+        for b in boxes or ():
+            c0, c1, r0, r1 = pixel_span(b, (H, W))
+            if c1 > c0 and r1 > r0:
+                draw.rectangle([c0, r0 + band, c1 - 1, r1 - 1 + band], outline=color, width=int(linewidth_px))
+    if title:
+        font = ImageFont.load_default(size=max(8, int(0.6 * band)))
+        draw.text((W / 2, band / 2), title, fill=(0, 0, 0), font=font, anchor="mm")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig = overlay_figure(image, cam, gt_boxes, pred_boxes, title=title, alpha=alpha, cmap=cmap,
-                         linewidth_px=linewidth_px, dpi=dpi)
-    fig.savefig(path, dpi=dpi, format="png")
+    canvas.save(path, format="PNG", compress_level=1)
     return path
 
 
@@ -199,9 +223,6 @@ def overlay_grid(
     """Seed 001 Fig. 5 layout: for each example the original image (``show_original``) next to the overlay
     with GT (yellow) and predicted (red) boxes, titled with finding and probability; ``ncols`` examples per
     row, a legend at the bottom. Saves to ``path`` (PNG/PDF/SVG by suffix) if given; returns the Figure."""
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
     exs = [e if isinstance(e, OverlayExample) else OverlayExample(**e) for e in examples]
     if not exs:
         raise ValueError("overlay_grid needs at least one example")

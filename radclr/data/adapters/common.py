@@ -30,6 +30,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from radclr.boxes import clip_box
 from radclr.data.dataset import BOX_COLUMNS, NO_FINDING, CXRDataset, Problem
 from radclr.errors import DataError, ImageReadError
 
@@ -266,16 +267,16 @@ def check_boxes(boxes: pd.DataFrame, records: pd.DataFrame, labels: np.ndarray, 
         size = size_of(iid)
         if size is not None:
             H, W = size
-            x0, y0, x1, y1 = max(x, 0.0), max(y, 0.0), min(x + w, float(W)), min(y + h, float(H))
-            if x1 - x0 <= 0 or y1 - y0 <= 0:
+            clipped = clip_box(x, y, w, h, H, W)
+            if clipped is None:
                 log.error(where, f"box ({x:g}, {y:g}, {w:g}, {h:g}) of {iid} lies wholly outside the "
                                  f"{W}x{H} image; dropped")
                 continue
             overshoot = max(-x, -y, x + w - W, y + h - H)
             if overshoot > BOX_TOLERANCE:
                 log.warning(where, f"box ({x:g}, {y:g}, {w:g}, {h:g}) of {iid} extends outside the {W}x{H} image; "
-                                   f"clipped to ({x0:g}, {y0:g}, {x1 - x0:g}, {y1 - y0:g})")
-            x, y, w, h = x0, y0, x1 - x0, y1 - y0
+                                   "clipped to ({:g}, {:g}, {:g}, {:g})".format(*clipped))
+            x, y, w, h = clipped
         if label and label not in findex:
             unknown_labels[label].append(where)
         elif label:

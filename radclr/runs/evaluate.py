@@ -39,14 +39,30 @@ import numpy as np
 import pandas as pd
 import torch
 
-from radclr.engine.data import PreparedData, open_dataset, prepare_data
-from radclr.engine.run import LoadedRun, load_run
-from radclr.engine.trainer import resolve_device, run_inference, to_device
+from scipy.special import expit
+from tqdm import tqdm
+
+from radclr.boxes import iou, scale_boxes
+from radclr.cam.boxes import cam_to_boxes
+from radclr.cam.calibrate import calibrate_cam_threshold
+from radclr.cam.gradcam import grad_cam
+from radclr.data.splits import apply_label_fraction
+from radclr.engine.inference import run_inference
 from radclr.errors import DataError, RadclrError
+from radclr.evaluation.bootstrap import classification_report
+from radclr.evaluation.classical import classical_radiomics_eval
+from radclr.evaluation.linear import linear_eval, linear_eval_cv
+from radclr.evaluation.localization import (centre_box_baseline, ground_truth_from_dataset, iou_accuracy,
+                                            mean_box_sizes, whole_image_baseline)
+from radclr.evaluation.metrics import jsonable
+from radclr.evaluation.thresholds import choose_thresholds
+from radclr.runs.run import LoadedRun, load_run
+from radclr.runtime.device import resolve_device
+from radclr.training_data import PreparedData, build_store, default_cache_dir, open_dataset, prepare_data
+from radclr.training_data.prepare import build_run_store, fixed_radiomics, store_boxes
+from radclr.visualize.overlays import OverlayExample, overlay_grid
 
 log = logging.getLogger("radclr.evaluate")
-
-CAM_DEFAULTS = {"threshold": 0.5, "mode": "relative", "select": "largest", "fallback": "whole"}
 
 
 def _short(image_id: str, n: int = 18) -> str:
@@ -56,8 +72,6 @@ def _short(image_id: str, n: int = 18) -> str:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    from scipy.special import expit
-
     return expit(x)
 
 
@@ -81,8 +95,6 @@ def _flat_metric(report: dict, metric: str, findings: list[str]) -> tuple[dict, 
 
 
 def classification_section(y_true, probs, findings, patient_ids, thresholds, rule, n_boot, seed, split) -> dict:
-    from radclr.evaluation.bootstrap import classification_report
-
     report = classification_report(y_true, probs, findings, patient_ids=patient_ids, thresholds=thresholds,
                                    n_boot=n_boot, seed=seed)
     section = {"split": split, "n_images": report.get("n_images"), "n_patients": report.get("n_patients"),
@@ -98,11 +110,6 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
                          figure_dir: Path | None = None, progress: bool = False,
                          saved_calibration: dict | None = None) -> dict | None:
     """Grad-CAM boxes vs ground truth on the images of ``indices`` that have boxes (see module docstring)."""
-    from radclr.cam.boxes import cam_to_boxes, scale_boxes
-    from radclr.cam.gradcam import grad_cam
-    from radclr.evaluation.localization import (centre_box_baseline, ground_truth_from_dataset, iou,
-                                                iou_accuracy, mean_box_sizes, whole_image_baseline)
-
     method = run.method
     head = method.cam_head()
     if head is None:
@@ -115,33 +122,27 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
     if not cases:
         return unscored_examples(run, data, indices, device, figure_dir)
     sizes = {iid: tuple(int(v) for v in data.store.original_hw[ds.index_of(iid)]) for iid in gt_all}
-    cam_opts = {**CAM_DEFAULTS, **getattr(method, "cam_options", {})}
-    calibration = {"threshold": cam_opts["threshold"], "fit_on": "method setting (not fitted)"}
+    cam_opts = method.cam_options
+    calibration = {"threshold": cam_opts.threshold, "fit_on": "method setting (not fitted)"}
     if str(run.cfg["evaluation"].get("cam_threshold", "auto")) == "auto":
-        from radclr.cam.calibrate import calibrate_cam_threshold
-        from radclr.engine.data import annotated_cases
-
         fit_idx = np.concatenate([data.indices("train"), data.indices("val")])
         fit_idx = np.setdiff1d(fit_idx, indices)  # never the evaluated images
-        fit_cases = annotated_cases(data, fit_idx, limit=512)
+        fit_cases = data.annotated_cases(fit_idx, limit=512)
         if fit_cases is not None and len(fit_cases[1]) >= 5:
             fit_images, fit_targets, fit_gts = fit_cases
             cal = calibrate_cam_threshold(method.encoder, head, fit_images.to(device), fit_targets.to(device), fit_gts,
-                                          mode=cam_opts["mode"], select=cam_opts["select"],
-                                          fallback=cam_opts["fallback"])
-            cam_opts["threshold"] = cal.threshold
+                                          cam_opts)
+            cam_opts = cam_opts.with_threshold(cal.threshold)
             calibration = {**cal.to_dict(), "fit_on": f"annotated train/val images ({cal.n_cases} cases)"}
         elif saved_calibration is not None:  # another dataset: the threshold fit on the run's own train/val
-            cam_opts["threshold"] = float(saved_calibration["threshold"])
+            cam_opts = cam_opts.with_threshold(float(saved_calibration["threshold"]))
             calibration = saved_calibration
     elif str(run.cfg["evaluation"].get("cam_threshold")) != "method":
-        cam_opts["threshold"] = float(run.cfg["evaluation"]["cam_threshold"])
-        calibration = {"threshold": cam_opts["threshold"], "fit_on": "evaluation.cam_threshold"}
+        cam_opts = cam_opts.with_threshold(float(run.cfg["evaluation"]["cam_threshold"]))
+        calibration = {"threshold": cam_opts.threshold, "fit_on": "evaluation.cam_threshold"}
     S = data.store.size
     preds: dict[str, dict[str, list]] = {}
     rows, examples = [], []
-    from tqdm import tqdm
-
     for s in tqdm(range(0, len(cases), 32), desc="localization", disable=not progress, leave=False):
         chunk = cases[s:s + 32]
         images = torch.stack([torch.from_numpy(np.asarray(data.store.images[i], dtype=np.float32)) / 255.0
@@ -149,7 +150,7 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         targets = torch.tensor([findings.index(f) for _, _, f in chunk], device=device)
         cams, logits = grad_cam(method.encoder, head, images, targets, upsample_to=(S, S), return_logits=True)
         probs = torch.sigmoid(logits.detach().float()).cpu()
-        found = cam_to_boxes(cams.cpu(), **cam_opts)
+        found = cam_to_boxes(cams.cpu(), cam_opts)
         for (i, iid, f), boxes, cam, img, pr in zip(chunk, found, cams.cpu(), images.cpu(), probs):
             h, w = sizes[iid]
             pred = [scale_boxes(b.as_array(), (S, S), (h, w)) for b in boxes[:1]]
@@ -177,12 +178,10 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
     except DataError as e:  # a test finding without training boxes
         baselines["centre_box_error"] = str(e)
     result["baselines"] = baselines
-    result["cam_options"] = cam_opts
+    result["cam_options"] = cam_opts.to_dict()
     result["cam_threshold"] = calibration
     result["n_fallback_boxes"] = int(sum(r["fallback"] for r in rows))
     if figure_dir is not None and examples:
-        from radclr.visualize.overlays import OverlayExample, overlay_grid
-
         figure_dir.mkdir(parents=True, exist_ok=True)
         ex = [OverlayExample(image=im, cam=c, gt_boxes=g, pred_boxes=p, finding=t, probability=pr)
               for im, c, g, p, t, pr in examples]
@@ -196,9 +195,6 @@ def unscored_examples(run: LoadedRun, data: PreparedData, indices: np.ndarray, d
                       n: int = 8) -> dict | None:
     """No ground-truth boxes to score against: still show where the model looks (Grad-CAM + predicted box) on
     the test images it is most confident are positive -- clearly marked as unscored."""
-    from radclr.cam.boxes import cam_to_boxes
-    from radclr.cam.gradcam import grad_cam
-
     method = run.method
     if figure_dir is None or len(indices) == 0:
         return None
@@ -208,11 +204,9 @@ def unscored_examples(run: LoadedRun, data: PreparedData, indices: np.ndarray, d
     images = torch.stack([torch.from_numpy(np.asarray(data.store.images[indices[k]], dtype=np.float32)) / 255.0
                           for k in top]).unsqueeze(1).to(device)
     targets = torch.as_tensor(probs[top].argmax(axis=1), device=device)
-    cam_opts = {**CAM_DEFAULTS, **getattr(method, "cam_options", {})}
+    cam_opts = method.cam_options
     cams = grad_cam(method.encoder, method.cam_head(), images, targets, upsample_to=(S, S))
-    found = cam_to_boxes(cams.cpu(), **cam_opts)
-    from radclr.visualize.overlays import OverlayExample, overlay_grid
-
+    found = cam_to_boxes(cams.cpu(), cam_opts)
     findings = list(data.findings)
     ex = [OverlayExample(image=images[j, 0].cpu().numpy(), cam=cams[j].cpu().numpy(), gt_boxes=[],
                          pred_boxes=[b.as_array() for b in found[j][:1]],
@@ -222,14 +216,12 @@ def unscored_examples(run: LoadedRun, data: PreparedData, indices: np.ndarray, d
     figure_dir.mkdir(parents=True, exist_ok=True)
     overlay_grid(ex, path=figure_dir / "localization_examples.png")
     return {"scored": False, "reason": "no evaluated image has a ground-truth box: predicted boxes are shown, "
-            "not scored", "figure": "localization_examples.png", "cam_options": cam_opts, "_rows": []}
+            "not scored", "figure": "localization_examples.png", "cam_options": cam_opts.to_dict(), "_rows": []}
 
 
 # --------------------------------------------------------------------------------------------------------------
 def linear_section(run: LoadedRun, data: PreparedData, device, *, n_boot: int, seed: int, progress: bool) -> dict:
     """Seed 003 linear evaluation of the frozen representation y_i (labelled training images only)."""
-    from radclr.evaluation.linear import linear_eval
-
     idx = {s: data.indices(s, labeled_only=(s == "train")) for s in ("train", "val", "test")}
     if min(len(v) for v in idx.values()) == 0:
         return {"skipped": "linear evaluation needs labelled train, val and test images"}
@@ -242,8 +234,6 @@ def linear_section(run: LoadedRun, data: PreparedData, device, *, n_boot: int, s
                       n_boot=n_boot, seed=seed)
     k = int(run.cfg["evaluation"].get("linear_eval_folds") or 0)
     if k > 1:  # seed 003 §V-B: patient-wise stratified k-fold over every labelled image (frozen features)
-        from radclr.evaluation.linear import linear_eval_cv
-
         pool = np.concatenate([idx["train"], idx["val"], idx["test"]])
         x = np.concatenate([feats["train"], feats["val"], feats["test"]])
         res["cv"] = linear_eval_cv(x, y[pool], data.dataset.patient_ids[pool], n_splits=k,
@@ -253,10 +243,6 @@ def linear_section(run: LoadedRun, data: PreparedData, device, *, n_boot: int, s
 
 def classical_section(cfg: dict, run_dir: Path, data: PreparedData, *, n_boot: int, seed: int, progress: bool) -> dict:
     """Seed 004's classical radiomics baseline on the fixed regions' radiomics (labelled training images)."""
-    from radclr.engine.data import fixed_radiomics
-    from radclr.engine.store import default_cache_dir
-    from radclr.evaluation.classical import classical_radiomics_eval
-
     if data.radiomics is None:
         cache = Path(cfg["data"].get("cache_dir") or default_cache_dir())
         data.radiomics_names, data.radiomics = fixed_radiomics(data.dataset, data.store, data.boxes, cfg["radiomics"],
@@ -272,8 +258,6 @@ def classical_section(cfg: dict, run_dir: Path, data: PreparedData, *, n_boot: i
 
 def linear_eval_fractions(run_dir, fractions, *, progress=None) -> list[dict]:
     """Linear evaluation of a pretrained run at several label fractions (nested labelled subsets)."""
-    from radclr.data.splits import apply_label_fraction
-
     run = load_run(run_dir, "last")
     cfg = run.cfg
     device = resolve_device(cfg["trainer"]["device"])
@@ -325,9 +309,6 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     """Evaluate a run on its own split (default test) or on another dataset (``data_path``; every image is
     tested with the run's saved thresholds and calibrated CAM threshold). See the module docstring for where
     the results go."""
-    from radclr.evaluation.metrics import jsonable
-    from radclr.evaluation.thresholds import choose_thresholds
-
     run_dir = Path(run_dir)
     device = resolve_device(device or "auto") if not isinstance(device, torch.device) else device
     run = load_run(run_dir, checkpoint, device)
@@ -435,15 +416,10 @@ def _primary_cam_calibration(run_dir: Path, checkpoint_name: str) -> dict | None
 
 def _external_data(cfg: dict, data_path: str, run: LoadedRun, progress: bool) -> PreparedData:
     """Another dataset, relabelled to the run's findings (missing findings = unknown), every image tested."""
-    from radclr.engine.data import fixed_radiomics, store_boxes
-    from radclr.engine.store import build_store, default_cache_dir
-
     dcfg = {**cfg["data"], "path": str(data_path), "format": None, "findings": None}
     ds = open_dataset(dcfg).with_findings(run.findings)
     cache = Path(cfg["data"].get("cache_dir") or default_cache_dir())
     if cfg["data"].get("volume") is not None:  # tumour stacks with the run's slice settings
-        from radclr.engine.data import build_run_store
-
         store = build_run_store(cfg, ds, cache, progress=progress)
     else:
         store = build_store(ds, run.image_size, cache, rule=cfg["data"].get("intensity", "auto"), progress=progress)

@@ -1,6 +1,7 @@
 """The one training loop: every method, every stage, resumable, deterministic on CPU, DDP-ready.
 
-Run directory written by :func:`train`::
+Run directory written by :class:`Trainer` (the run-level orchestration -- refusing to overwrite a run, evaluating
+it afterwards, several seeds -- is :mod:`radclr.runs.train`)::
 
     RUN/config.yaml          resolved configuration (what was actually run)
     RUN/splits.csv           patient-wise split (+ which training images are labelled)
@@ -13,9 +14,13 @@ Run directory written by :func:`train`::
 
 Exact resume: a checkpoint holds the model, optimiser, scheduler, RNG, memory banks, the position
 (stage, epoch, step) and the running sums of the current epoch; sample order and augmentations are functions
-of (seed, epoch, index) (:mod:`radclr.engine.sampling`). A run interrupted anywhere -- even by SIGKILL between
-two step checkpoints -- and resumed with ``radclr train --resume RUN`` ends with the same weights and
+of (seed, epoch, index) (:mod:`radclr.training_data.sampling`). A run interrupted anywhere -- even by SIGKILL
+between two step checkpoints -- and resumed with ``radclr train --resume RUN`` ends with the same weights and
 metrics as an uninterrupted run (on CPU; tested). SIGINT/SIGTERM save a checkpoint at the next step boundary.
+
+The loop calls only the hooks :class:`radclr.methods.Method` declares (``setup``, ``set_training_pool``,
+``param_groups``, ``on_epoch_start``, ``calibrate``, ``training_step``, ``after_optimizer_step``,
+``validation_step``); ``on_step`` callbacks given to :class:`Trainer` see every finished step.
 """
 
 from __future__ import annotations
@@ -25,67 +30,34 @@ import math
 import os
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from radclr.engine import checkpoint as ckpt
-from radclr.engine.config import dump_config, resolve_config, stage_settings
-from radclr.engine.data import PreparedData, TrainingView, collate, prepare_data
-from radclr.engine.distributed import (DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed,
-                                       shutdown_distributed)
+from radclr.engine.config import dump_config, stage_settings
 from radclr.engine.optim import build_optimizer, build_scheduler
-from radclr.engine.sampling import EpochBatches
 from radclr.errors import ConfigError, RadclrError
-from radclr.methods.base import Method, MethodContext, method_class
+from radclr.evaluation.metrics import auc_per_finding
+from radclr.methods import Method, MethodContext, method_class
+from radclr.runtime.device import autocast_context, resolve_device, set_determinism, to_device
+from radclr.runtime.distributed import (DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed)
+from radclr.training_data import PreparedData, TrainingView, collate, prepare_data
+from radclr.training_data.prepare import pretext_subset
+from radclr.training_data.sampling import EpochBatches
+from radclr.transforms import CXRAugment
 
 log = logging.getLogger("radclr.train")
 VALIDATION_EPOCH = 1_000_003  # seeds the fixed augmentations of two-view validation (never a training epoch)
 
-
-# --------------------------------------------------------------------------------------------------------------
-def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    if name in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.device is 'cuda' but no CUDA device is available")
-    if dev.type == "cuda" and dev.index is None:  # plain "cuda": this process's own GPU under torchrun
-        dev = torch.device("cuda", local_rank % torch.cuda.device_count())
-    return dev
-
-
-def autocast_context(device: torch.device, amp: str):
-    """bf16 autocast on CUDA when ``amp`` is auto/bf16 (fp16 with a GradScaler when asked); off on CPU."""
-    import contextlib
-
-    if device.type != "cuda" or amp in ("off", False, None):
-        return contextlib.nullcontext(), None
-    if amp == "fp16":
-        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
-    if amp in ("auto", "bf16") and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16), None
-    if amp == "auto":
-        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
-    raise ConfigError(f"trainer.amp must be auto | bf16 | fp16 | off, got {amp!r}")
-
-
-def set_determinism(seed: int, deterministic: bool) -> None:
-    torch.manual_seed(seed)
-    np.random.seed(seed % (2**32))
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
-
-
-def to_device(batch: dict, device: torch.device) -> dict:
-    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+#: ``on_step(stage_name, epoch, step)`` -- epoch 0-based, step = steps done in that epoch
+StepCallback = Callable[[str, int, int], None]
 
 
 class _StopRequested:
@@ -118,75 +90,44 @@ class Interrupted(RadclrError):
     """Training stopped on request after saving a resumable checkpoint."""
 
 
-# --------------------------------------------------------------------------------------------------------------
-def auc_per_finding(y_true: np.ndarray, y_score: np.ndarray, findings: list[str]) -> dict[str, float]:
-    from radclr.evaluation.metrics import roc_auc_masked
+@dataclass
+class StageRun:
+    """Everything one stage's epochs share (built by :meth:`Trainer._run_stage`)."""
 
-    out = {f: roc_auc_masked(y_true[:, j], y_score[:, j]) for j, f in enumerate(findings)}
-    vals = [v for v in out.values() if not math.isnan(v)]
-    out["mean"] = float(np.mean(vals)) if vals else float("nan")
-    return out
-
-
-@torch.no_grad()
-def run_inference(method: Method, data: PreparedData, indices: np.ndarray, device: torch.device, batch_size: int,
-                  *, want_logits: bool = True, want_features: bool = False, progress: bool = False) -> dict:
-    """Eval-mode pass over ``indices`` (no augmentation): logits and/or representations as numpy arrays."""
-    from tqdm import tqdm
-
-    was_training = method.training
-    method.eval()
-    view = TrainingView(data, data.dataset.labels, augment=None, views=1, seed=0, roi_crop=_roi_crop_for(method, data))
-    logits, feats = [], []
-    for s in tqdm(range(0, len(indices), batch_size), disable=not progress, desc="inference", leave=False):
-        batch = to_device(collate([view[i] for i in indices[s:s + batch_size]]), device)
-        if want_logits:
-            lg = method.batch_logits(batch)
-            if lg is not None:
-                logits.append(lg.float().cpu().numpy())
-        if want_features:
-            feats.append(method.representation(batch["image"]).float().cpu().numpy())
-    method.train(was_training)
-    out = {}
-    if logits:
-        out["logits"] = np.concatenate(logits)
-    if feats:
-        out["features"] = np.concatenate(feats)
-    return out
-
-
-def _roi_crop_for(method: Method, data: PreparedData):
-    return data.roi_crop
-
-
-def pretext_subset(data: PreparedData, train_idx: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """A seeded, patient-wise subset of the training images for label-free stages (seed 003 §V-B)."""
-    if fraction >= 1.0:
-        return train_idx
-    if not 0 < fraction < 1:
-        raise ConfigError(f"data.pretext_fraction must be in (0, 1], got {fraction}")
-    patients = data.dataset.patient_ids[train_idx]
-    uniq = np.unique(patients)
-    rng = np.random.default_rng([seed, 0xF7AC])
-    keep = set(rng.permutation(uniq)[: max(1, int(round(fraction * len(uniq))))])
-    return train_idx[np.array([p in keep for p in patients])]
+    index: int
+    name: str
+    settings: dict  # stage_settings(cfg, index)
+    method: Method
+    model: nn.Module  # the method, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: object  # torch.amp.GradScaler or None
+    autocast: object  # context manager
+    view: TrainingView
+    train_idx: np.ndarray
+    batch_size: int
+    epochs: int
+    best: dict  # {"value": monitored value or None, "epoch": 1-based}
+    monitor: str
+    mode: str  # "max" | "min"
 
 
 # --------------------------------------------------------------------------------------------------------------
 class Trainer:
     """Runs the stages of one configuration in ``run_dir`` (see module docstring)."""
 
-    def __init__(self, cfg: dict, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None):
+    def __init__(self, cfg: dict, run_dir: str | Path, *, resume: bool = False, progress: bool | None = None,
+                 on_step: StepCallback | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.resume = resume
         self.progress = cfg["trainer"]["progress"] if progress is None else progress
+        self.on_step = on_step
         self.device = resolve_device(cfg["trainer"]["device"], int(os.environ.get("LOCAL_RANK", "0")))
         self.dist: DistInfo = init_distributed(self.device)
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.history: list[dict] = []
         self.parts = nn.ModuleDict()
-        self._kill_at = int(os.environ.get("RADCLR_TEST_KILL_AT_STEP", "0"))  # test hook: SIGKILL itself
 
     # --- setup --------------------------------------------------------------------------------------------
     def _setup_run_dir(self) -> None:
@@ -236,8 +177,8 @@ class Trainer:
         # rank 0 builds the split, image store and radiomics cache; the other ranks then read them
         if self.dist.enabled and not self.dist.is_main:
             torch.distributed.barrier()
-        self.data = prepare_data(cfg, self.run_dir, need_radiomics=self._methods_need_radiomics(),
-                                 progress=self.progress and self.dist.is_main)
+        self.data: PreparedData = prepare_data(cfg, self.run_dir, need_radiomics=self._methods_need_radiomics(),
+                                               progress=self.progress and self.dist.is_main)
         if self.dist.enabled and self.dist.is_main:
             torch.distributed.barrier()
         try:
@@ -262,7 +203,7 @@ class Trainer:
         method = self._build_method(index)
         self.method = method  # the current stage's method (benchmarks read its timers)
         all_train = self.data.indices("train")
-        if getattr(method, "uses_labels", False):
+        if method.uses_labels:
             train_idx = self.data.indices("train", labeled_only=True)
         else:
             train_idx = pretext_subset(self.data, all_train, float(self.cfg["data"].get("pretext_fraction", 1.0)),
@@ -273,8 +214,7 @@ class Trainer:
             self._init_parts_from(self.cfg["model"]["init_from"])
         if state is None:
             method.setup(self.data, all_train)
-        if hasattr(method, "set_training_pool"):  # memory banks: negatives from the images this stage trains on
-            method.set_training_pool(train_idx)
+        method.set_training_pool(train_idx)  # e.g. memory banks: negatives from the images this stage trains on
         method.prepare_stage()
         model: nn.Module = method
         if self.dist.enabled:
@@ -285,18 +225,16 @@ class Trainer:
             # per-rank statistics); memory banks are updated identically on every rank
             model = nn.parallel.DistributedDataParallel(
                 method, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=bool(getattr(method, "find_unused_parameters", False)),
-                broadcast_buffers=False)
+                find_unused_parameters=method.find_unused_parameters, broadcast_buffers=False)
         batch_size = int(st["batch_size"])
         epochs = int(st["epochs"])
         steps_per_epoch = len(EpochBatches(train_idx, batch_size, 0, 0, rank=self.dist.rank, world_size=self.dist.world_size))
-        groups = method.param_groups() if hasattr(method, "param_groups") else [{"params": method.trainable_parameters()}]
-        optimizer = build_optimizer(groups, st["optimizer"])
+        optimizer = build_optimizer(method.param_groups(), st["optimizer"])
         scheduler = build_scheduler(optimizer, steps_per_epoch, epochs, st["schedule"])
         autocast, scaler = autocast_context(self.device, st["amp"])
         augment = self._augmentation(st) if st["augment"].get("enabled", True) else None
         view = TrainingView(self.data, self.data.labels_for_training(), augment=augment, views=method.views,
-                            seed=int(self.cfg["seed"]), roi_crop=_roi_crop_for(method, self.data))
+                            seed=int(self.cfg["seed"]), roi_crop=self.data.roi_crop)
         start_epoch, start_step = 0, 0
         accum: dict[str, float] = {}
         best = {"value": None, "epoch": -1}
@@ -312,27 +250,26 @@ class Trainer:
             best = dict(state.get("best", best))
             ckpt.set_rng_state(state["rng"])
         monitor, mode = method.monitor
-        ctx = dict(index=index, name=name, st=st, method=method, model=model, optimizer=optimizer,
-                   scheduler=scheduler, scaler=scaler, autocast=autocast, view=view, train_idx=train_idx,
-                   batch_size=batch_size, epochs=epochs, best=best, monitor=monitor, mode=mode)
+        stage = StageRun(index=index, name=name, settings=st, method=method, model=model, optimizer=optimizer,
+                         scheduler=scheduler, scaler=scaler, autocast=autocast, view=view, train_idx=train_idx,
+                         batch_size=batch_size, epochs=epochs, best=best, monitor=monitor, mode=mode)
         keep = {int(k) for k in (st.get("keep_epochs") or [])}
         for epoch in range(start_epoch, epochs):
             t0 = time.time()
-            train_stats = self._train_epoch(ctx, epoch, start_step if epoch == start_epoch else 0,
+            train_stats = self._train_epoch(stage, epoch, start_step if epoch == start_epoch else 0,
                                             accum if epoch == start_epoch else {})
             t_train = time.time() - t0
-            self._precise_bn(ctx, epoch)
+            self._precise_bn(stage, epoch)
             val_stats = self._validate(method, st)
             row = {"stage": name, "epoch": epoch + 1, **{f"train_{k}": v for k, v in train_stats.items()},
                    **val_stats, "lr": optimizer.param_groups[0]["lr"], "train_time_s": round(t_train, 3),
                    "time_s": round(time.time() - t0, 3)}
             self.history.append(row)
-            improved = epoch >= int(getattr(method, "monitor_from_epoch", 0)) and \
-                self._is_better(row.get(monitor), best["value"], mode)
+            improved = epoch >= method.monitor_from_epoch and self._is_better(row.get(monitor), best["value"], mode)
             if improved:
                 best = {"value": float(row[monitor]), "epoch": epoch + 1}
-                ctx["best"] = best
-            state = self._state(ctx, epoch + 1, 0, {})
+                stage.best = best
+            state = self._state(stage, epoch + 1, 0, {})
             if self.dist.is_main:
                 ckpt.save_checkpoint(state, self.ckpt_dir / "last.pt")
                 if improved or best["value"] is None:
@@ -343,10 +280,10 @@ class Trainer:
             log.info("stage %s epoch %d/%d %s", name, epoch + 1, epochs,
                      " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
         if self.dist.is_main:
-            final = self._state(ctx, epochs, 0, {})
+            final = self._state(stage, epochs, 0, {})
             ckpt.save_checkpoint(final, self.ckpt_dir / f"stage-{name}.pt")
             ckpt.save_checkpoint(final, self.ckpt_dir / "last.pt")
-            if epochs == 0 or ctx["best"]["value"] is None:
+            if epochs == 0 or stage.best["value"] is None:
                 ckpt.save_checkpoint(final, self.ckpt_dir / "best.pt")
             self._write_metrics()
         if self.dist.enabled:
@@ -376,57 +313,51 @@ class Trainer:
             return True
         return value > best if mode == "max" else value < best
 
-    def _augmentation(self, st: dict):
-        from radclr.transforms import CXRAugment
-
-        opts = {k: v for k, v in st["augment"].items() if k != "enabled"}
-        return CXRAugment(**opts)
+    @staticmethod
+    def _augmentation(st: dict) -> CXRAugment:
+        return CXRAugment(**{k: v for k, v in st["augment"].items() if k != "enabled"})
 
     # --- one epoch ----------------------------------------------------------------------------------------
-    def _train_epoch(self, ctx: dict, epoch: int, start_step: int, accum: dict) -> dict:
-        from tqdm import tqdm
-
-        method, model, optimizer, scheduler = ctx["method"], ctx["model"], ctx["optimizer"], ctx["scheduler"]
-        st, view = ctx["st"], ctx["view"]
-        view.set_epoch(epoch)
-        if hasattr(method, "on_epoch_start"):
-            method.on_epoch_start(epoch)
-        if start_step == 0 and hasattr(method, "calibrate"):  # a resumed epoch keeps its checkpointed calibration
+    def _train_epoch(self, stage: StageRun, epoch: int, start_step: int, accum: dict) -> dict:
+        method, model, optimizer, scheduler = stage.method, stage.model, stage.optimizer, stage.scheduler
+        stage.view.set_epoch(epoch)
+        method.on_epoch_start(epoch)
+        if start_step == 0:  # a resumed epoch keeps its checkpointed calibration
             cal = method.calibrate(self.data, self.data.indices("train"))
             if cal:
                 log.info("epoch %d calibration: %s", epoch + 1, cal)
                 accum = {**accum, **{k: float(v) for k, v in cal.items()}, **{"#" + k: 1.0 for k in cal}}
-        batches = EpochBatches(ctx["train_idx"], ctx["batch_size"], int(self.cfg["seed"]), epoch,
+        batches = EpochBatches(stage.train_idx, stage.batch_size, int(self.cfg["seed"]), epoch,
                                rank=self.dist.rank, world_size=self.dist.world_size)
         todo = batches.from_step(start_step)
         # an explicit generator: a DataLoader iterator otherwise draws its base seed from the global RNG, and a
         # resumed epoch (one more iterator) would shift every later random draw (e.g. the next stage's init)
         loader_gen = torch.Generator().manual_seed(int(self.cfg["seed"]) * 100_003 + epoch)
-        loader = torch.utils.data.DataLoader(view, batch_sampler=todo, collate_fn=collate,
-                                             num_workers=int(st["num_workers"]), generator=loader_gen,
+        loader = torch.utils.data.DataLoader(stage.view, batch_sampler=todo, collate_fn=collate,
+                                             num_workers=int(stage.settings["num_workers"]), generator=loader_gen,
                                              pin_memory=self.device.type == "cuda")
         method.train()
         sums = dict(accum)  # (carries the calibration values into the epoch's metrics row)
-        every = int(st["checkpoint_every_steps"] or 0)
+        every = int(stage.settings["checkpoint_every_steps"] or 0)
         bar = tqdm(total=len(batches), initial=start_step, disable=not (self.progress and self.dist.is_main),
-                   desc=f"{ctx['name']} {epoch + 1}/{ctx['epochs']}", unit="step", leave=False)
+                   desc=f"{stage.name} {epoch + 1}/{stage.epochs}", unit="step", leave=False)
         step = start_step
         for batch in loader:
             batch = to_device(batch, self.device)
-            with ctx["autocast"]:
+            with stage.autocast:
                 out = model(batch)
             loss = out["loss"]
             finite = bool(torch.isfinite(loss))
             if self.dist.enabled:  # every rank stops together (one rank raising would leave the others waiting)
                 finite = not any_rank(not finite, self.device)
             if not finite:
-                raise RadclrError(f"stage {ctx['name']} epoch {epoch + 1} step {step + 1}: loss is {loss.item()} "
+                raise RadclrError(f"stage {stage.name} epoch {epoch + 1} step {step + 1}: loss is {loss.item()} "
                                   "(diverged; lower the learning rate or check the data)")
             optimizer.zero_grad(set_to_none=True)
-            if ctx["scaler"] is not None:
-                ctx["scaler"].scale(loss).backward()
-                ctx["scaler"].step(optimizer)
-                ctx["scaler"].update()
+            if stage.scaler is not None:
+                stage.scaler.scale(loss).backward()
+                stage.scaler.step(optimizer)
+                stage.scaler.update()
             else:
                 loss.backward()
                 optimizer.step()
@@ -439,17 +370,17 @@ class Trainer:
                     sums["#" + k] = sums.get("#" + k, 0.0) + 1
             bar.update()
             bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-            if self._kill_at and step == self._kill_at and epoch == int(os.environ.get("RADCLR_TEST_KILL_EPOCH", "0")):
-                os.kill(os.getpid(), signal.SIGKILL)  # test hook: a hard kill between checkpoints
+            if self.on_step is not None:
+                self.on_step(stage.name, epoch, step)
             stop = self.stop.requested
             if self.dist.enabled:  # a signal may reach the ranks at different steps: stop at the same one
                 stop = any_rank(stop, self.device)
             if (every and step % every == 0 and step < len(batches)) or stop:
                 if self.dist.is_main:
-                    ckpt.save_checkpoint(self._state(ctx, epoch, step, sums), self.ckpt_dir / "last.pt")
+                    ckpt.save_checkpoint(self._state(stage, epoch, step, sums), self.ckpt_dir / "last.pt")
                 if stop:
                     bar.close()
-                    raise Interrupted(f"stopped at stage {ctx['name']} epoch {epoch + 1} step {step}; "
+                    raise Interrupted(f"stopped at stage {stage.name} epoch {epoch + 1} step {step}; "
                                       f"resume with: radclr train --resume {self.run_dir}")
         bar.close()
         if self.dist.enabled:  # ranks may report different keys (e.g. BYOP's loop stats on some steps only)
@@ -457,7 +388,7 @@ class Trainer:
         return {k: v / sums["#" + k] for k, v in sums.items() if not k.startswith("#") and sums["#" + k] > 0}
 
     @torch.no_grad()
-    def _precise_bn(self, ctx: dict, epoch: int) -> None:
+    def _precise_bn(self, stage: StageRun, epoch: int) -> None:
         """Re-estimate the encoder's BatchNorm running statistics with the epoch's final weights.
 
         With few steps per epoch (or a fast-moving network) the exponential running averages lag far behind the
@@ -466,16 +397,16 @@ class Trainer:
         train mode with cumulative averaging ("precise BN"). Training itself is unchanged (train-mode BN uses
         batch statistics); it uses no random state, so resumed runs stay identical.
         """
-        n = int(ctx["st"].get("precise_bn_batches") or 0)
-        method = ctx["method"]
+        n = int(stage.settings.get("precise_bn_batches") or 0)
+        method = stage.method
         if n <= 0 or "encoder" in method.frozen:
             return
         bns = [m for m in method.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
         if not bns:
             return
         view = TrainingView(self.data, self.data.labels_for_training(), augment=None, views=1,
-                            seed=int(self.cfg["seed"]), roi_crop=_roi_crop_for(method, self.data))
-        batches = EpochBatches(ctx["train_idx"], ctx["batch_size"], int(self.cfg["seed"]), 1_000_000 + epoch,
+                            seed=int(self.cfg["seed"]), roi_crop=self.data.roi_crop)
+        batches = EpochBatches(stage.train_idx, stage.batch_size, int(self.cfg["seed"]), 1_000_000 + epoch,
                                rank=self.dist.rank, world_size=self.dist.world_size).batches[:n]
         if not batches:
             return
@@ -494,15 +425,15 @@ class Trainer:
                 m.running_var.copy_(all_reduce_mean(m.running_var))
         method.encoder.train(was_training)
 
-    def _state(self, ctx: dict, epoch: int, step: int, accum: dict) -> dict:
-        method = ctx["method"]
+    def _state(self, stage: StageRun, epoch: int, step: int, accum: dict) -> dict:
+        method = stage.method
         return {
-            "stage": ctx["index"], "stage_name": ctx["name"], "epoch": epoch, "step": step,
-            "model": method.state_dict(), "optimizer": ctx["optimizer"].state_dict(),
-            "scheduler": ctx["scheduler"].state_dict(),
-            "scaler": ctx["scaler"].state_dict() if ctx["scaler"] is not None else None,
+            "stage": stage.index, "stage_name": stage.name, "epoch": epoch, "step": step,
+            "model": method.state_dict(), "optimizer": stage.optimizer.state_dict(),
+            "scheduler": stage.scheduler.state_dict(),
+            "scaler": stage.scaler.state_dict() if stage.scaler is not None else None,
             "rng": ckpt.rng_state(), "accum": {k: float(v) for k, v in accum.items()},
-            "best": ctx["best"], "history": list(self.history), "extra": method.extra_state(),
+            "best": stage.best, "history": list(self.history), "extra": method.extra_state(),
             "config": self.cfg, "findings": list(self.data.findings),
             "radiomics_names": list(self.data.radiomics_names), "parts": list(self.parts.keys()),
             "store_size": int(self.data.store.size), "dataset_size": len(self.data.store),
@@ -519,7 +450,7 @@ class Trainer:
         # are drawn with a fixed epoch, so they are identical at every epoch and the loss curve is comparable.
         two_view = method.views >= 2 and st["augment"].get("enabled", True)
         view = TrainingView(self.data, self.data.dataset.labels, augment=self._augmentation(st) if two_view else None,
-                            views=method.views, seed=int(self.cfg["seed"]), roi_crop=_roi_crop_for(method, self.data))
+                            views=method.views, seed=int(self.cfg["seed"]), roi_crop=self.data.roi_crop)
         view.set_epoch(VALIDATION_EPOCH)
         method.eval()
         sums, n, logits = {}, 0, []
@@ -551,32 +482,3 @@ class Trainer:
         tmp = path.with_suffix(".csv.tmp")
         pd.DataFrame(self.history).to_csv(tmp, index=False)
         os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------------------------------------------
-def train(config: str | Path | dict | None, out: str | Path, overrides: list[str] | tuple[str, ...] = (), *,
-          resume: bool = False, progress: bool | None = None, evaluate: bool = True) -> Path:
-    """Train a configuration into ``out`` (or resume the run there). Returns the run directory."""
-    out = Path(out)
-    if resume:
-        if not (out / "config.yaml").exists():
-            raise RadclrError(f"--resume: {out} is not a run directory (no config.yaml)")
-        if not (out / "checkpoints" / "last.pt").exists():
-            raise RadclrError(f"--resume: {out} has no checkpoints/last.pt to resume from")
-        cfg = resolve_config(out / "config.yaml", overrides)
-    else:
-        if (out / "checkpoints" / "last.pt").exists():
-            raise RadclrError(f"{out} already holds a run; use --resume {out} or another --out")
-        cfg = resolve_config(config if not isinstance(config, dict) else None, overrides,
-                             base=config if isinstance(config, dict) else None)
-        out.mkdir(parents=True, exist_ok=True)
-    trainer = Trainer(cfg, out, resume=resume, progress=progress)
-    try:
-        trainer.run()
-        if evaluate and trainer.dist.is_main:
-            from radclr.engine.evaluate import evaluate_run
-
-            evaluate_run(out, data=trainer.data, device=trainer.device, progress=trainer.progress)
-    finally:
-        shutdown_distributed()
-    return out

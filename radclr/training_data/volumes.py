@@ -32,8 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
 from radclr.errors import ConfigError, DataError
+from radclr.io import read_image, read_mask
+from radclr.radiomics.cache import FeatureCache, config_digest
+from radclr.radiomics.pyradiomics_engine import PyRadiomicsEngine, pyradiomics_params
+from radclr.radiomics.regions import radiomics_settings
+from radclr.training_data.store import build_cached_store, files_key
 
 log = logging.getLogger(__name__)
 
@@ -174,9 +182,6 @@ def to_store_window(a: np.ndarray, window: tuple[float, float] | None = None) ->
 
 def resize_slices(stack: np.ndarray, size: int) -> np.ndarray:
     """``[n, h, w]`` -> ``[n, size, size]`` float32, antialiased bilinear, every slice independently."""
-    import torch
-    import torch.nn.functional as F
-
     t = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None]
     if tuple(t.shape[-2:]) == (size, size):
         return t[0].numpy()
@@ -213,8 +218,6 @@ def read_case(image_path, mask_path) -> tuple[np.ndarray, np.ndarray, tuple[floa
 
     :class:`DataError` (naming both files) when the mask's shape differs from the image's.
     """
-    from radclr.io import read_image, read_mask
-
     img = read_image(image_path)
     vol = img.array
     spacing = tuple(float(s) for s in (img.spacing or (1.0,) * vol.ndim))
@@ -254,10 +257,8 @@ def case_files(dataset) -> tuple[list[str], list[str]]:
 def build_volume_store(dataset, n_slices: int = 10, size: int = 64, cache_dir=None, *, window=None,
                        margin: float = 0.0, jobs: int = 1, progress: bool = True):
     """Every case's tumour stack, uint8 ``[N, n_slices, size, size]`` memory-mapped and cached like
-    :func:`radclr.engine.store.build_store` (key = these settings + every image and mask file's path, size and
+    :func:`radclr.training_data.store.build_store` (key = these settings + every image and mask file's path, size and
     mtime; ``.done`` marker; rebuilt when stale). ``original_hw`` holds each volume's in-plane size."""
-    from radclr.engine.store import build_cached_store, files_key
-
     vs = VolumeSettings(int(n_slices), int(size), None if window is None else (float(window[0]), float(window[1])),
                         float(margin), int(jobs))
     images, masks = case_files(dataset)
@@ -273,20 +274,14 @@ def build_volume_store(dataset, n_slices: int = 10, size: int = 64, cache_dir=No
 def volume_radiomics(dataset, rad_cfg: dict, cache_dir, *, jobs: int = 1, progress: bool = True,
                      chunk: int = 32) -> tuple[list[str], np.ndarray]:
     """3-D PyRadiomics features of every case's tumour (volume + mask at the file's resolution and spacing, raw
-    intensities, e.g. HU) with the run's radiomics settings or parameter file -- seed 004 §2.3. Cached as
-    ``radiomics3d-<key>.npz`` (key: the PyRadiomics parameters, its version, every image and mask file).
+    intensities, e.g. HU) with the run's radiomics settings or parameter file -- seed 004 §2.3. Each case's row is
+    cached in the radiomics :class:`~radclr.radiomics.cache.FeatureCache` (``cache_dir/radiomics``; key: the image
+    and mask files -- path, size, mtime --, the PyRadiomics parameters and versions).
 
     Volumes are read ``chunk`` at a time; for the Original image type each is cut to its tumour's bounding box
     before it is sent (the features do not change: PyRadiomics crops to that box itself).
     """
-    import hashlib
-
-    import radiomics
-    from tqdm import tqdm
-
-    from radclr.engine.data import radiomics_settings
-    from radclr.engine.store import files_key
-    from radclr.radiomics.pyradiomics_engine import PyRadiomicsEngine, pyradiomics_params
+    import radiomics  # PyRadiomics (heavy; only its version is needed here)
 
     if rad_cfg.get("params"):
         params = pyradiomics_params(params=rad_cfg["params"], volume=True)
@@ -294,40 +289,38 @@ def volume_radiomics(dataset, rad_cfg: dict, cache_dir, *, jobs: int = 1, progre
         settings, classes = radiomics_settings(rad_cfg)
         params = pyradiomics_params(settings, classes, volume=True)
     images, masks = case_files(dataset)
-    spec = json.dumps({"params": params, "pyradiomics": getattr(radiomics, "__version__", "?")}, sort_keys=True,
-                      default=str)
-    key = files_key(hashlib.sha1(spec.encode()).hexdigest(), [p for pair in zip(images, masks) for p in pair])
-    path = Path(cache_dir) / f"radiomics3d-{key}.npz"
-    if path.exists():
-        try:
-            z = np.load(path, allow_pickle=False)
-            if z["values"].shape[0] == len(images):
-                return [str(n) for n in z["names"]], z["values"]
-        except (OSError, ValueError, KeyError):
-            log.warning("radiomics cache %s unreadable; recomputing", path)
-    names, parts = None, []
-    bar = tqdm(total=len(images), desc="3-D radiomics (PyRadiomics)", unit="vol", disable=not progress, leave=False)
-    with PyRadiomicsEngine(params, jobs=int(jobs)) as engine:
-        crop = engine.crop  # Original image type only: the tumour's bounding box is all PyRadiomics uses
-        step = max(1, int(chunk)) if crop else max(1, int(jobs))  # whole volumes (filters) are large: few at a time
-        for s in range(0, len(images), step):
-            vols, msks, sps = [], [], []
-            for img_path, msk_path in zip(images[s:s + step], masks[s:s + step]):
-                vol, msk, sp = read_case(img_path, msk_path)
-                if not msk.any():
-                    raise DataError(f"{msk_path}: the tumour mask of {img_path} is empty")
-                if crop:
-                    box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(msk))
-                    vol, msk = vol[box], msk[box]
-                vols.append(vol.astype(np.float64))
-                msks.append(msk)
-                sps.append(sp)
-            names, values = engine.extract_volumes(vols, msks, sps, progress=bar.update)
-            parts.append(values)
+    config = config_digest("pyradiomics-3d", {"params": params, "pyradiomics": getattr(radiomics, "__version__", "?")})
+    cache = FeatureCache(Path(cache_dir) / "radiomics")
+    keys = [cache.key(files_key("image", [img]), files_key("mask", [msk]), config) for img, msk in zip(images, masks)]
+    rows: list = [cache.get(k) for k in keys]
+    names = next((r[0] for r in rows if r is not None), None)
+    todo = [i for i, r in enumerate(rows) if r is None or r[0] != names]
+    bar = tqdm(total=len(todo), desc="3-D radiomics (PyRadiomics)", unit="vol", disable=not progress or not todo,
+               leave=False)
+    if todo:
+        with PyRadiomicsEngine(params, jobs=int(jobs)) as engine:
+            crop = engine.crop  # Original image type only: the tumour's bounding box is all PyRadiomics uses
+            step = max(1, int(chunk)) if crop else max(1, int(jobs))  # whole volumes (filters) are large: few at a time
+            for s in range(0, len(todo), step):
+                part = todo[s:s + step]
+                vols, msks, sps = [], [], []
+                for i in part:
+                    vol, msk, sp = read_case(images[i], masks[i])
+                    if not msk.any():
+                        raise DataError(f"{masks[i]}: the tumour mask of {images[i]} is empty")
+                    if crop:
+                        box = tuple(slice(int(a.min()), int(a.max()) + 1) for a in np.nonzero(msk))
+                        vol, msk = vol[box], msk[box]
+                    vols.append(vol.astype(np.float64))
+                    msks.append(msk)
+                    sps.append(sp)
+                got, values = engine.extract_volumes(vols, msks, sps, progress=bar.update)
+                names = names or list(got)
+                if list(got) != names:
+                    raise DataError("3-D radiomics: feature names changed between cases; clear the radiomics cache")
+                for i, v in zip(part, values):
+                    rows[i] = (names, v)
+                    cache.put(keys[i], names, v)
     bar.close()
-    values = np.concatenate(parts) if parts else np.zeros((0, 0))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, names=np.asarray(names or []), values=values)
-    tmp.replace(path)
+    values = np.stack([r[1] for r in rows]) if rows else np.zeros((0, 0))
     return list(names or []), values

@@ -14,9 +14,9 @@ from torch import nn
 
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import resolve_config, stage_settings
-from radclr.engine.volumes import input_channels
 from radclr.errors import RadclrError
-from radclr.methods.base import Method, MethodContext, method_class
+from radclr.methods import Method, MethodContext, method_class
+from radclr.training_data.volumes import input_channels
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """torchrun / DDP plumbing: process-group setup, rank info, gathering embeddings with gradients.
 
-``torchrun --nproc_per_node=N -m radclr train CONFIG --out RUN`` sets RANK/WORLD_SIZE/LOCAL_RANK; the engine
+``torchrun --nproc_per_node=N -m radclr train CONFIG --out RUN`` sets RANK/WORLD_SIZE/LOCAL_RANK; the training loop
 then initialises NCCL (CUDA) or gloo (CPU), wraps the method in DistributedDataParallel, gives each rank a
 strided slice of the same epoch permutation, and lets only rank 0 write files.
 """

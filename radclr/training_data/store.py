@@ -18,7 +18,7 @@ already squashed) with antialiased bilinear interpolation; boxes are rescaled wi
 
 The same cache machinery (:func:`build_cached_store`: key, ``.done`` marker, validity check, worker processes)
 also holds multi-channel items ``[N, C, S, S]`` made by another decoder -- seed 004's 3-D tumour stacks
-(:mod:`radclr.engine.volumes`).
+(:mod:`radclr.training_data.volumes`).
 """
 
 from __future__ import annotations
@@ -27,13 +27,18 @@ import hashlib
 import json
 import logging
 import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
 
 from radclr.data.dataset import CXRDataset
 from radclr.errors import DataError
+from radclr.io import read_image
 
 log = logging.getLogger(__name__)
 STORE_VERSION = 1
@@ -64,9 +69,7 @@ def to_store_scale(array: np.ndarray, meta: dict, rule: str = "auto") -> np.ndar
 
 
 def resize_image(a: np.ndarray, size: int) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
+    """``[H, W]`` -> ``[size, size]`` float32, antialiased bilinear (aspect not kept)."""
     if a.shape == (size, size):
         return a.astype(np.float32)
     t = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]
@@ -82,7 +85,7 @@ class ImageStore:
     images: np.ndarray
     original_hw: np.ndarray  # int64 [N, 2]
     key: str
-    volume: object = None  # the VolumeSettings a 3-D stack store was built with (radclr.engine.volumes), else None
+    volume: object = None  # the VolumeSettings a 3-D stack store was built with (radclr.training_data.volumes), else None
 
     @property
     def size(self) -> int:
@@ -121,8 +124,6 @@ def _store_key(dataset: CXRDataset, size: int, rule: str) -> str:
 
 def _decode_one(args):
     path, size, rule = args
-    from radclr.io import read_image
-
     img = read_image(path)
     a = img.array
     if a.ndim == 3 and a.shape[0] == 1:
@@ -150,8 +151,6 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
     interrupted build, a stale or unreadable file) it is rebuilt. ``decode`` must be a module-level function
     (it runs in ``jobs`` worker processes when ``jobs > 1`` and there are more than 64 tasks).
     """
-    from tqdm import tqdm
-
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     arr_path, meta_path, done = cache / f"images-{key}.npy", cache / f"images-{key}.json", cache / f"images-{key}.done"
@@ -171,8 +170,6 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
     hw = np.zeros((n, 2), dtype=np.int64)
     bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False)
     if jobs > 1 and n > 64:
-        from concurrent.futures import ProcessPoolExecutor
-
         with ProcessPoolExecutor(jobs) as ex:
             for i, (img, hw_i) in enumerate(ex.map(decode, tasks, chunksize=16)):
                 images[i], hw[i] = img, hw_i

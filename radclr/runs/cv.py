@@ -18,16 +18,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from radclr.data.splits import check_patient_disjoint, kfold_patients
 from radclr.engine.config import resolve_config
 from radclr.errors import ConfigError, RadclrError
+from radclr.runs.train import train
+from radclr.training_data import open_dataset
 
 CV_METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity")
 
 
 def fold_tables(ds, k: int, seed: int) -> list[pd.DataFrame]:
     """One split table (``image_id, patient_id, split, labeled``) per round (see module docstring)."""
-    from radclr.data.splits import check_patient_disjoint, kfold_patients
-
     folds = kfold_patients(ds, k=k, seed=seed)
     tables = []
     for f in range(k):
@@ -41,9 +42,7 @@ def fold_tables(ds, k: int, seed: int) -> list[pd.DataFrame]:
 
 
 def train_cross_validation(config, out, k: int, overrides=(), *, progress=None) -> Path:
-    from radclr.engine.data import open_dataset
-    from radclr.engine.trainer import train
-
+    """Train and evaluate ``config`` once per fold into ``out/fold<f>`` and summarise (see module docstring)."""
     if k < 3:
         raise ConfigError(f"--folds needs k >= 3 (a test and a validation fold per round), got {k}")
     out = Path(out)

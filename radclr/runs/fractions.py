@@ -17,20 +17,21 @@ import pandas as pd
 
 from radclr.engine.config import resolve_config
 from radclr.errors import ConfigError, RadclrError
-from radclr.methods.base import method_class
+from radclr.methods import method_class
+from radclr.runs.evaluate import linear_eval_fractions
+from radclr.runs.train import train
 
 
 def split_stages(cfg: dict) -> tuple[list[dict], list[dict]]:
     stages = cfg["stages"]
     k = 0
-    while k < len(stages) and not getattr(method_class(stages[k]["method"]), "uses_labels", False):
+    while k < len(stages) and not method_class(stages[k]["method"]).uses_labels:
         k += 1
     return stages[:k], stages[k:]
 
 
 def train_label_fractions(config, out, fractions, overrides=(), *, progress=None) -> Path:
-    from radclr.engine.trainer import train
-
+    """Pretrain once, then the labelled stages (or linear evaluation) at each label fraction (module docstring)."""
     out = Path(out)
     cfg = resolve_config(config, overrides)
     if not fractions or any(not (0 < f <= 1) for f in fractions):
@@ -48,8 +49,6 @@ def train_label_fractions(config, out, fractions, overrides=(), *, progress=None
         train(pre_cfg, out, progress=progress, evaluate=False)
         init = str(out / "checkpoints" / "last.pt")
     if not post:  # seed 003: linear evaluation of the frozen pretrained encoder at each label fraction
-        from radclr.engine.evaluate import linear_eval_fractions
-
         summary = pd.DataFrame(linear_eval_fractions(out, fractions, progress=progress))
         (out / "fractions").mkdir(exist_ok=True)
         summary.to_csv(out / "fractions" / "summary.csv", index=False)

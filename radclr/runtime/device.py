@@ -1,0 +1,61 @@
+"""Where and how a run computes: the device (chosen automatically), mixed precision, determinism.
+
+``trainer.device: auto`` takes this process's GPU when CUDA is available (under torchrun: ``LOCAL_RANK``'s),
+else the CPU; ``trainer.amp: auto`` is bf16 autocast on GPUs that support it (fp16 with a gradient scaler on
+older ones) and off on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import numpy as np
+import torch
+
+from radclr.errors import ConfigError
+
+__all__ = ["resolve_device", "autocast_context", "set_determinism", "to_device"]
+
+
+def resolve_device(name: str | None = "auto", local_rank: int = 0) -> torch.device:
+    """The torch device a setting names; ``auto`` (or None) = this process's GPU if any, else the CPU."""
+    if name in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device is 'cuda' but no CUDA device is available")
+    if dev.type == "cuda" and dev.index is None:  # plain "cuda": this process's own GPU under torchrun
+        dev = torch.device("cuda", local_rank % torch.cuda.device_count())
+    return dev
+
+
+def autocast_context(device: torch.device, amp):
+    """``(context manager, GradScaler or None)``: bf16 autocast on CUDA when ``amp`` is auto/bf16 (fp16 with a
+    GradScaler when asked, or when bf16 is unsupported under auto); no autocast on the CPU."""
+    if device.type != "cuda" or amp in ("off", False, None):
+        return contextlib.nullcontext(), None
+    if amp == "fp16":
+        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    if amp in ("auto", "bf16") and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16), None
+    if amp == "auto":
+        return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+    raise ConfigError(f"trainer.amp must be auto | bf16 | fp16 | off, got {amp!r}")
+
+
+def set_determinism(seed: int, deterministic: bool) -> None:
+    """Seed torch and numpy; with ``deterministic``, ask torch for deterministic kernels (warn where none)."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2**32))
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """Every tensor of a batch dict on ``device`` (other values as they are)."""
+    return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
