@@ -173,7 +173,7 @@ def _pixel_edges(b, H: int, W: int) -> tuple:
 def _as_box_tensor(boxes, device=None):
     """float64 ``[N, 4]`` torch tensor of boxes (torch is imported here, not at the top: the data layer and
     ``radclr data ...`` use this module without loading torch)."""
-    import torch
+    import torch  # the data layer stays torch-free
 
     if isinstance(boxes, torch.Tensor):
         b = boxes.detach().to(device=device if device is not None else boxes.device, dtype=torch.float64)

@@ -16,14 +16,16 @@ from pathlib import Path
 
 import yaml
 
+from radclr.engine.config import resolve_config
 from radclr.errors import RadclrError
+from radclr.report import write_report
+from radclr.runs.evaluate import evaluate_run
+from radclr.runs.train import train
 
 log = logging.getLogger("radclr.demo")
 
 
 def demo_config(data: str | None = None, overrides=()) -> dict:
-    from radclr.engine.config import resolve_config
-
     base = yaml.safe_load(resources.files("radclr.resources").joinpath("demo.yaml").read_text())
     if data:
         base["data"]["path"] = str(Path(data).resolve()) if Path(data).exists() else data
@@ -36,9 +38,6 @@ def _fingerprint(cfg: dict) -> str:
 
 def run_demo(out: str | Path = "runs/demo", data: str | None = None, overrides=(), progress: bool = True) -> dict:
     """Train (or reuse/resume) the demo run in ``out``, evaluate it, write the report; return the paths."""
-    from radclr.runs.train import train
-    from radclr.report import write_report
-
     out = Path(out)
     cfg = demo_config(data, overrides)
     stamp = out / ".demo-config"
@@ -51,8 +50,6 @@ def run_demo(out: str | Path = "runs/demo", data: str | None = None, overrides=(
             log.info("resuming the interrupted demo run in %s", out)
             train(None, out, resume=True, progress=progress, evaluate=True)
         elif not (out / "metrics.json").exists():
-            from radclr.runs.evaluate import evaluate_run
-
             evaluate_run(out, progress=progress)
         else:
             log.info("demo run in %s is complete: reusing it", out)

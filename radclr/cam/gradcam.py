@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from radclr.cam.boxes import upsample_cam
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -244,7 +246,5 @@ def grad_cam(
         for sub, flag in saved:
             sub.training = flag
     if upsample_to is not None:
-        from radclr.cam.boxes import upsample_cam
-
         cam = upsample_cam(cam, upsample_to)
     return (cam, logits.detach()) if return_logits else cam

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-LAYOUT_CHOICES = ["seed000-table1", "seed001-table1", "seed001-table2", "seed001-table3", "seed004-table2"]
-
 
 def register(sub) -> None:
     p = sub.add_parser("table", help="print runs in the seed papers' table layouts (Markdown + CSV)",
@@ -11,14 +9,14 @@ def register(sub) -> None:
                        "metrics.json; n/a where a run lacks a metric. --published adds the papers' own rows "
                        "(marked 'published').")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or metrics.json files)")
-    p.add_argument("--layout", required=True, choices=LAYOUT_CHOICES,
-                   help="seed000-table1: Accuracy/F1/AUC; seed001-table1: AUC per finding + mean; "
-                   "seed001-table2: localization accuracy per T(IoU); seed001-table3: ablation AUC; "
-                   "seed004-table2: Accuracy + weighted F1")
+    p.add_argument("--layout", required=True,
+                   help="accuracy-f1-auc (seed000-table1): Accuracy/F1/AUC; auc-per-finding (seed001-table1): AUC "
+                   "per finding + mean; localization (seed001-table2): localization accuracy per T(IoU); ablation "
+                   "(seed001-table3): ablation AUC; accuracy-weighted-f1 (seed004-table2): Accuracy + weighted F1")
     p.add_argument("--csv", metavar="OUT", help="also write the numeric table (values + CI columns) as CSV")
     p.add_argument("--published", action="store_true", help="add the paper's published rows for this layout")
     p.add_argument("--names", help="comma-separated row names, one per run (default: each config's name)")
-    p.add_argument("--finding", help="seed000-table1 / seed004-table2: finding to report (default: the run's "
+    p.add_argument("--finding", help="accuracy-f1-auc / accuracy-weighted-f1: finding to report (default: the run's "
                    "only finding, else 'mean')")
     p.set_defaults(func=run)
 

@@ -26,6 +26,7 @@ import pandas as pd
 
 from radclr.boxes import Box
 from radclr.errors import DataError
+from radclr.io import read_image
 
 NO_FINDING = "No Finding"
 
@@ -125,8 +126,6 @@ class CXRDataset:
     # --- images ----------------------------------------------------------------------------------------
     def read(self, i: int):
         """Read image ``i`` as a :class:`radclr.io.LoadedImage` (float32, original intensity scale)."""
-        from radclr.io import read_image
-
         return read_image(self.path(i))
 
     # --- labels ----------------------------------------------------------------------------------------

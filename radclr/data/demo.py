@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from importlib.resources import as_file, files
 from pathlib import Path
 
 from radclr.errors import DataError
@@ -17,8 +18,6 @@ DEMO_FOLDER = "demo_kermany"
 
 def demo_dataset_path() -> Path:
     """Folder of the embedded demo dataset (load it with :func:`radclr.data.load_dataset`)."""
-    from importlib.resources import as_file, files
-
     res = files(DEMO_PACKAGE).joinpath("resources").joinpath(DEMO_FOLDER)
     # installed packages are plain folders; as_file would extract a zipped one to a temporary folder that
     # disappears when the context closes, so zipped installs are refused with a clear message instead

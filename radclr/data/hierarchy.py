@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from radclr.errors import ConfigError, DataError
 
@@ -64,8 +65,6 @@ class DiseaseHierarchy:
     @classmethod
     def load(cls, path=None) -> "DiseaseHierarchy":
         """Read a hierarchy YAML (default: the shipped ``disease_hierarchy.yaml``)."""
-        import yaml
-
         p = Path(path) if path is not None else DEFAULT_PATH
         if not p.is_file():
             raise ConfigError(f"disease hierarchy file {p} does not exist")
@@ -206,7 +205,7 @@ def default_hierarchy() -> DiseaseHierarchy:
 
 def _as_numpy(labels):
     try:
-        import torch
+        import torch  # the data layer stays torch-free
     except ImportError:  # pragma: no cover
         torch = None
     if torch is not None and torch.is_tensor(labels):
@@ -217,7 +216,7 @@ def _as_numpy(labels):
 def _back(mask: np.ndarray, device):
     if device is None:
         return mask
-    import torch
+    import torch  # the data layer stays torch-free
 
     return torch.as_tensor(mask, dtype=torch.bool, device=device)
 

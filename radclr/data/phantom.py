@@ -26,12 +26,18 @@ the radclr folder format (8-bit PNG, ``labels.csv``, ``boxes.csv``, ``findings.t
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
+from PIL import Image
+from scipy.ndimage import gaussian_filter
+from tqdm import tqdm
 
 from radclr.data.dataset import NO_FINDING, Box
+from radclr.data.loading import load_dataset
 
 PHANTOM_FINDINGS = ("Mass", "Nodule", "Effusion", "Infiltration")
 NOISE_SIGMA = 3.0
@@ -59,8 +65,6 @@ def _soft_inside(r: np.ndarray, edge: float) -> np.ndarray:
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
     n = gaussian_filter(rng.standard_normal(shape), sigma, mode="reflect")
     return n / (n.std() + 1e-12)
 
@@ -241,13 +245,6 @@ def write_phantom_dataset(out_dir: str | Path, n: int, size: int = 128, seed: in
     About one patient in five has two images (patient-wise splits are exercised). ``labels.csv`` is written
     last, so a folder with ``labels.csv`` is complete. ``progress``: a progress bar on stderr.
     """
-    import sys
-
-    from PIL import Image
-    from tqdm import tqdm
-
-    from radclr.data.loading import load_dataset
-
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     findings = list(findings) if findings is not None else list(PHANTOM_FINDINGS)
@@ -270,8 +267,6 @@ def write_phantom_dataset(out_dir: str | Path, n: int, size: int = 128, seed: in
         Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), mode="L").save(out / "images" / name)
         rows.append((name, f"P{patient:0{width}d}", "|".join(labels) or NO_FINDING, img.shape[1], img.shape[0]))
         box_rows += [(name, b.label, b.x, b.y, b.w, b.h) for b in boxes]
-    import pandas as pd
-
     (out / "findings.txt").write_text("\n".join(findings) + "\n")
     pd.DataFrame(box_rows, columns=["image", "label", "x", "y", "w", "h"]).to_csv(out / "boxes.csv", index=False)
     pd.DataFrame(rows, columns=["image", "patient_id", "labels", "width", "height"]).to_csv(out / "labels.csv",

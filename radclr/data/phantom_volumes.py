@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
+from scipy.ndimage import gaussian_filter
+
+from radclr.data.loading import load_dataset
 
 PHANTOM_VOLUME_FINDINGS = ("Solid", "Textured", "Cystic")
 PHANTOM_VOLUME_VERSION = 1  # part of the cache folder name: bump when the generator's output changes
@@ -35,8 +39,6 @@ IN_PLANE_MM = 0.8
 
 
 def _smooth_noise(rng: np.random.Generator, shape, sigma: float) -> np.ndarray:
-    from scipy.ndimage import gaussian_filter
-
     n = gaussian_filter(rng.standard_normal(shape), sigma, mode="reflect")
     return n / (n.std() + 1e-12)
 
@@ -85,7 +87,7 @@ def make_tumour_volume(kind: str, size: int = 48, depth: int = 16, rng: np.rando
 
 
 def _write_nifti(array: np.ndarray, spacing, path: Path) -> None:
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # only for volumes
 
     img = sitk.GetImageFromArray(array)
     img.SetSpacing(tuple(float(s) for s in reversed(spacing)))  # SimpleITK: (x, y, z)
@@ -97,10 +99,6 @@ def write_phantom_volumes(out_dir: str | Path, n: int = 36, size: int = 48, seed
     """Write ``n`` synthetic tumour cases (classes balanced, order shuffled) in the folder format; return the
     loaded :class:`~radclr.data.dataset.CXRDataset` (its ``masks`` map every case to its tumour mask).
     ``labels.csv`` is written last, so a folder with ``labels.csv`` is complete."""
-    import pandas as pd
-
-    from radclr.data.loading import load_dataset
-
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     findings = list(findings) if findings is not None else list(PHANTOM_VOLUME_FINDINGS)

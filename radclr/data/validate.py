@@ -24,10 +24,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from radclr.data.adapters.common import BOX_TOLERANCE
 from radclr.data.dataset import CXRDataset, Problem
+from radclr.data.loading import load_dataset
 from radclr.errors import DataError, ImageReadError
+from radclr.io import read_image, read_mask
+from radclr.io.readers import ImageConversionWarning
 
 
 def _declared_sizes(records: pd.DataFrame) -> np.ndarray | None:
@@ -75,16 +79,9 @@ def _dedupe(problems: list[Problem]) -> list[Problem]:
 def validate_dataset(source: str | Path | CXRDataset, format: str | None = None, progress: bool = True,  # noqa: A002
                      **options) -> list[Problem]:
     """Every problem of a dataset (a path, loaded with :func:`radclr.data.load_dataset`, or a dataset)."""
-    from tqdm import tqdm
-
-    from radclr.io import read_image, read_mask
-    from radclr.io.readers import ImageConversionWarning
-
     if isinstance(source, CXRDataset):
         ds = source
     else:
-        from radclr.data.loading import load_dataset
-
         try:
             ds = load_dataset(source, format, **options)
         except DataError as e:

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import csr_matrix
 
 from radclr.errors import DataError
 from radclr.evaluation.metrics import (
@@ -164,8 +165,6 @@ class _SortedAUC:
     sparse-dense products and a cumulative sum over the score levels."""
 
     def __init__(self, y_known: np.ndarray, s_known: np.ndarray, g_known: np.ndarray, n_groups: int):
-        from scipy.sparse import csr_matrix
-
         self.empty = s_known.size == 0
         uniq, level = np.unique(s_known, return_inverse=True)
         pos = y_known == 1

@@ -10,6 +10,7 @@ procedure and output layout as :func:`radclr.evaluation.linear.linear_eval`.
 
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -21,10 +22,10 @@ K_GRID = (5, 10, 20, 50, "all")
 
 def feature_selection_model(entry, *, max_iter: int = 5000, seed: int = 0):
     """``(k, C)`` -> drop constant features -> standardise -> SelectKBest(f_classif, k) -> balanced LR."""
-    from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_classif
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_classif  # slow to import; only used here
+    from sklearn.linear_model import LogisticRegression  # slow to import; only used here
+    from sklearn.pipeline import make_pipeline  # slow to import; only used here
+    from sklearn.preprocessing import StandardScaler  # slow to import; only used here
 
     k, c = entry
     return make_pipeline(VarianceThreshold(0.0), StandardScaler(),
@@ -43,8 +44,6 @@ class _SafeSelectK:
         k = self.selector.k
         if k != "all" and k > x.shape[1]:
             self.selector.set_params(k="all")
-        import warnings
-
         with warnings.catch_warnings():  # constant columns give F = nan; they simply rank last
             warnings.simplefilter("ignore", RuntimeWarning)
             self.selector.fit(x, y)
@@ -68,8 +67,6 @@ def impute_with_training_median(R_train, *others):
     """Non-finite values (degenerate regions) -> the training split's median of that feature (0 if none)."""
     tr = np.where(np.isfinite(np.asarray(R_train, dtype=np.float64)), R_train, np.nan)
     with np.errstate(all="ignore"):
-        import warnings
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             med = np.nanmedian(tr, axis=0)

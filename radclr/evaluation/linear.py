@@ -38,6 +38,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from radclr.errors import DataError
+from radclr.evaluation.bootstrap import classification_report
 from radclr.evaluation.metrics import (
     BINARY_METRICS,
     _as_float_array,
@@ -56,9 +57,9 @@ MAX_ITER = 5000
 
 def make_logistic(C: float, *, max_iter: int = MAX_ITER, seed: int = 0):
     """``StandardScaler -> LogisticRegression(C, class_weight="balanced")`` (seed 003 §V-B); scaler fit at ``fit``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.linear_model import LogisticRegression  # slow to import; only used here
+    from sklearn.pipeline import make_pipeline  # slow to import; only used here
+    from sklearn.preprocessing import StandardScaler  # slow to import; only used here
 
     return make_pipeline(StandardScaler(),
                          LogisticRegression(C=float(C), class_weight="balanced", max_iter=int(max_iter),
@@ -135,7 +136,7 @@ class _Skip(Exception):
 
 
 def _fit_quiet(model, x, y):
-    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.exceptions import ConvergenceWarning  # slow to import; only used here
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -288,8 +289,6 @@ def linear_eval(X_train, y_train, X_val, y_val, X_test, y_test, *, findings: Seq
     out.update({k: v for k, v in res.items() if k not in ("task", "test_metrics")})
     out["test"] = res["test_metrics"]
     if patient_ids_test is not None and n_boot > 0 and task != "multiclass":
-        from radclr.evaluation.bootstrap import classification_report
-
         thr = {f: res["per_finding"][f].get("threshold", float("nan")) for f in names}
         yte2 = yte[:, None] if yte.ndim == 1 else yte
         ok = [j for j, f in enumerate(names) if "test" in res["per_finding"][f]]
@@ -306,7 +305,7 @@ def linear_eval(X_train, y_train, X_val, y_val, X_test, y_test, *, findings: Seq
 def patient_folds(y, groups, n_splits: int = 5, seed: int = 0) -> np.ndarray:
     """Fold index (0..n_splits-1) of every row: ``StratifiedGroupKFold`` over patients, stratified on the 1-D
     labels ``y`` (no NaN). No patient is in two folds. Too few patients of a class raise DataError."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    from sklearn.model_selection import StratifiedGroupKFold  # slow to import; only used here
 
     y = np.asarray(y)
     groups = np.asarray(groups, dtype=object)

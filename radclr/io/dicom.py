@@ -27,14 +27,15 @@ import numpy as np
 
 from radclr.errors import ImageReadError
 from radclr.io.image import LoadedImage
+from radclr.io.raster import LUMA, ImageConversionWarning
 
 CODEC_HINT = "install the DICOM codecs (pip install 'radclr[dicom-codecs]': pylibjpeg, -libjpeg, -openjpeg) " \
              "or convert the file to an uncompressed transfer syntax"
 
 
 def _read_dataset(path: Path, *, header_only: bool = False):
-    import pydicom
-    from pydicom.errors import InvalidDicomError
+    import pydicom  # only for DICOM files
+    from pydicom.errors import InvalidDicomError  # only for DICOM files
 
     kwargs = {"stop_before_pixels": True} if header_only else {}
     try:
@@ -150,7 +151,7 @@ def read_dicom_stored(path: str | Path) -> np.ndarray:
 
 def read_dicom(path: str | Path, *, apply_voi: bool = True) -> LoadedImage:
     """Decode one DICOM file into a :class:`LoadedImage` (see module docstring for the pipeline)."""
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut  # only for DICOM files
 
     path = Path(path)
     ds = _read_dataset(path)
@@ -167,8 +168,6 @@ def read_dicom(path: str | Path, *, apply_voi: bool = True) -> LoadedImage:
         "view": str(ds.get("ViewPosition", "")),
     }
     if samples > 1:  # colour DICOM (secondary captures): grayscale like the raster reader
-        from radclr.io.raster import ImageConversionWarning, LUMA
-
         warnings.warn(f"{path}: {photometric} DICOM converted to grayscale (ITU-R 601 luma)", ImageConversionWarning,
                       stacklevel=2)
         arr = np.asarray(stored, dtype=np.float64) @ LUMA

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
 
 from radclr.errors import ImageReadError
 from radclr.io.image import LoadedImage
@@ -28,8 +29,6 @@ class ImageConversionWarning(UserWarning):
 
 
 def _open(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
     try:
         return Image.open(path)
     except UnidentifiedImageError:

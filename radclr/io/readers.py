@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from radclr.errors import ImageReadError
+from radclr.io.dicom import dicom_size, read_dicom, read_dicom_stored
 from radclr.io.image import LoadedImage
-from radclr.io.raster import ImageConversionWarning
+from radclr.io.raster import ImageConversionWarning, raster_size, read_raster, read_raster_mask
+from radclr.io.volume import read_volume, read_volume_mask, volume_size
 
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
@@ -73,15 +75,9 @@ def read_image(path: str | Path, *, apply_voi: bool = True) -> LoadedImage:
     path = Path(path)
     kind = image_kind(path)
     if kind == "raster":
-        from radclr.io.raster import read_raster
-
         return read_raster(path)
     if kind == "dicom":
-        from radclr.io.dicom import read_dicom
-
         return read_dicom(path, apply_voi=apply_voi)
-    from radclr.io.volume import read_volume
-
     return read_volume(path)
 
 
@@ -93,15 +89,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
     path = Path(path)
     kind = image_kind(path)
     if kind == "raster":
-        from radclr.io.raster import raster_size
-
         return raster_size(path)
     if kind == "dicom":
-        from radclr.io.dicom import dicom_size
-
         return dicom_size(path)
-    from radclr.io.volume import volume_size
-
     return volume_size(path)
 
 
@@ -111,13 +101,7 @@ def read_mask(path: str | Path) -> np.ndarray:
     path = Path(path)
     kind = image_kind(path)
     if kind == "raster":
-        from radclr.io.raster import read_raster_mask
-
         return read_raster_mask(path)
     if kind == "volume":
-        from radclr.io.volume import read_volume_mask
-
         return read_volume_mask(path)
-    from radclr.io.dicom import read_dicom_stored
-
     return read_dicom_stored(path) != 0

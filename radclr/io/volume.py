@@ -16,6 +16,7 @@ import numpy as np
 
 from radclr.errors import ImageReadError
 from radclr.io.image import LoadedImage
+from radclr.io.raster import ImageConversionWarning
 
 FORMAT_OF_SUFFIX = {".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd", ".nhdr": "nrrd", ".mha": "mha",
                     ".mhd": "mha"}
@@ -35,7 +36,7 @@ def _first_line(e: Exception) -> str:
 
 def volume_size(path: str | Path) -> tuple[int, int]:
     """``(height, width)`` of the last two array axes, from the header only."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # only for volumes
 
     path = Path(path)
     reader = sitk.ImageFileReader()
@@ -50,7 +51,7 @@ def volume_size(path: str | Path) -> tuple[int, int]:
 
 
 def _read_sitk(path: Path):
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # only for volumes
 
     try:
         return sitk.ReadImage(str(path))
@@ -61,7 +62,7 @@ def _read_sitk(path: Path):
 
 def read_volume(path: str | Path) -> LoadedImage:
     """Decode a NIfTI/NRRD/MHA file into ``[H, W]`` or ``[D, H, W]`` float32 with spacing in array order."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # only for volumes
 
     path = Path(path)
     img = _read_sitk(path)
@@ -71,8 +72,6 @@ def read_volume(path: str | Path) -> LoadedImage:
             "bit_depth": int(arr.dtype.itemsize * 8)}
     ncomp = img.GetNumberOfComponentsPerPixel()
     if ncomp > 1:
-        from radclr.io.raster import ImageConversionWarning
-
         warnings.warn(f"{path}: {ncomp}-component image averaged to one channel", ImageConversionWarning,
                       stacklevel=2)
         arr = arr.mean(axis=-1)
@@ -86,7 +85,7 @@ def read_volume(path: str | Path) -> LoadedImage:
 
 def read_volume_mask(path: str | Path) -> np.ndarray:
     """Boolean mask from a NIfTI/NRRD/MHA label file: nonzero = region (same axis rules as :func:`read_volume`)."""
-    import SimpleITK as sitk
+    import SimpleITK as sitk  # only for volumes
 
     path = Path(path)
     img = _read_sitk(path)

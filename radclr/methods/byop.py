@@ -1,4 +1,4 @@
-"""M2 -- knowledge-augmented contrastive learning with the BYOP feedback loop (seed 001 §3).
+"""``byop`` -- knowledge-augmented contrastive learning with the BYOP feedback loop (seed 001 §3).
 
 One end-to-end, semi-supervised step (Fig. 2 and 3 of seed 001):
 

@@ -1,4 +1,4 @@
-"""M4 -- radiomics-deep feature correspondence with memory banks (seed 004 §2).
+"""``correspondence`` -- radiomics-deep feature correspondence with memory banks (seed 004 §2).
 
 Deep view d: the ROI crop (resized to the mean ROI size, random crop + resize back; ``radiomics.region:
 roi_crop``) -> ResNet GAP -> FC -> 128, L2-normalised. Radiomics view r: the ROI's features, standardised on

@@ -1,4 +1,4 @@
-"""M1 -- image<->radiomics contrastive pretraining (seed 000 §3, "Contrastive training").
+"""``radiomics_contrastive`` -- image<->radiomics contrastive pretraining (seed 000 §3, "Contrastive training").
 
 View u: the X-ray through the image encoder f_i and an MLP to 128-d. View v: the 102 PyRadiomics features of
 the region (ground-truth box; whole image for normals, or for every image in the "FairRadi" control,

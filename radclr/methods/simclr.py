@@ -1,4 +1,4 @@
-"""M3 -- SimCLR self-supervised pretraining for CXR (seed 003 §III-B).
+"""``simclr`` -- SimCLR self-supervised pretraining for CXR (seed 003 §III-B).
 
 Two CXR-safe augmentations of each image (random resized crop, rotation, Gaussian blur, brightness/contrast;
 flips off by default because they swap anatomy) -> encoder m(.) -> projection head n(.) (GAP -> 2048 ->

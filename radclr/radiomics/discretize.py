@@ -1,7 +1,7 @@
 """Regions -> :class:`RegionBatch`: crop to the mask's bounding box, pad, and discretise gray levels.
 
 Discretisation is PyRadiomics' (``imageoperations.getBinEdges`` + ``binImage``), reproduced edge for edge so that
-every pixel lands in the same bin (the seeds use the 102 default PyRadiomics features, SPEC §2 M1):
+every pixel lands in the same bin (the seeds use the 102 default PyRadiomics features, SPEC §2):
 
 * ``binWidth`` W: edges ``low + k*W`` with ``low = min - (min % W)`` (Python's sign rule for ``%``), built the way
   ``numpy.arange`` builds them (edge 1 is ``low + W``, edge k is ``low + k*((low + W) - low)``);

@@ -2,7 +2,7 @@ r"""First-order statistics of the intensities inside each region (PyRadiomics ``
 
 X is the set of the :math:`N_p` intensities inside the region (original values, not binned), c the
 ``voxelArrayShift``, :math:`p(i)` the fraction of pixels in gray-level bin i (binned with binWidth/binCount), eps
-PyRadiomics' ``numpy.spacing(1)``. The radiomics view of seed 000 §2 / SPEC §2 M1 uses all of them.
+PyRadiomics' ``numpy.spacing(1)``. The radiomics view of seed 000 §2 uses all of them.
 
 Two exact routes to the same numbers: integer-valued regions with a modest range (8/16-bit images) are reduced
 to a histogram of their values (``discretize`` leaves a value index in the batch cache), every sum and order

@@ -7,7 +7,7 @@ feature is computed per angle and the angles are averaged (``nanmean``); an angl
 Notation (PyRadiomics docs): :math:`p_x, p_y` marginals, :math:`\mu_x, \mu_y` their means, :math:`\sigma_x,
 \sigma_y` their standard deviations, :math:`p_{x+y}(k)` and :math:`p_{x-y}(k)` the distributions of
 :math:`i + j` and :math:`|i - j|`, :math:`HX, HY, HXY, HXY1, HXY2` the entropies of the Imc features,
-:math:`\epsilon` = ``numpy.spacing(1)``. Radiomics view of seed 000 §2 (SPEC §2 M1).
+:math:`\epsilon` = ``numpy.spacing(1)``. Radiomics view of seed 000 §2 (SPEC §2).
 
 The matrices of the whole batch come from one ``bincount`` per angle over ``(region, i, j)`` codes of the
 shifted level maps (:mod:`radclr.radiomics.levels`), never from a loop over regions or pixels.

@@ -4,7 +4,7 @@ A neighbour at distance :math:`\delta` (the ``distances`` setting: the 8-neighbo
 centre pixel when both lie in the region and their gray levels differ by at most :math:`\alpha` (``gldm_a``).
 :math:`P(i,j)` counts region pixels of gray level i with :math:`j - 1` dependent neighbours (j = 1 .. 9).
 :math:`N_z = N_p` is the number of region pixels, :math:`p_g(i)`, :math:`p_d(j)` the marginals,
-:math:`\epsilon` = ``numpy.spacing(1)``. Radiomics view of seed 000 §2 (SPEC §2 M1).
+:math:`\epsilon` = ``numpy.spacing(1)``. Radiomics view of seed 000 §2 (SPEC §2).
 
 The dependence count of every pixel of the batch is a sum of shifted comparisons (one per neighbour offset),
 then one ``bincount`` over ``(region, level, count)`` builds all matrices.

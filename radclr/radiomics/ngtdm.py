@@ -4,7 +4,7 @@ For every region pixel of gray level i, :math:`\bar{A}` is the mean gray level o
 (the ``distances`` neighbourhood: 8 pixels in 2-D). :math:`n_i` counts the region pixels of level i (a pixel
 without any neighbour in the region still counts, with difference 0, as in PyRadiomics' C code),
 :math:`s_i = \sum |i - \bar{A}|`, :math:`p_i = n_i / N_{v,p}`, :math:`N_{g,p}` the number of levels with
-:math:`p_i > 0`. Radiomics view of seed 000 §2 (SPEC §2 M1).
+:math:`p_i > 0`. Radiomics view of seed 000 §2 (SPEC §2).
 
 Neighbour sums and counts of the whole batch are sums of shifted arrays; ``s_i`` is one weighted ``bincount``.
 """

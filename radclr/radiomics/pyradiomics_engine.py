@@ -130,7 +130,7 @@ def _crop_safe(params: dict) -> bool:
 
 def _make_extractor(params: dict):
     import radiomics  # PyRadiomics: heavy, and only needed when this engine runs
-    from radiomics import featureextractor
+    from radiomics import featureextractor  # PyRadiomics: heavy, only when it runs
 
     radiomics.setVerbosity(logging.ERROR)
     logging.getLogger("radiomics").setLevel(logging.ERROR)

@@ -12,6 +12,11 @@ import logging
 from pathlib import Path
 
 from radclr.errors import RadclrError
+from radclr.report.context import ReportContext
+from radclr.report.html import page
+from radclr.report.sections import build_sections
+from radclr.runs.evaluate import evaluate_run
+from radclr.runtime.device import resolve_device
 
 log = logging.getLogger("radclr.report")
 
@@ -20,21 +25,13 @@ __all__ = ["write_report"]
 
 def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> Path:
     """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``) and return its path."""
-    from radclr.report.context import ReportContext
-    from radclr.report.html import page
-    from radclr.report.sections import build_sections
-
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").exists():
         raise RadclrError(f"{run_dir} is not a radclr run directory (no config.yaml)")
     if not (run_dir / "metrics.json").exists():
-        from radclr.runs.evaluate import evaluate_run
-
         log.info("%s has no metrics.json: evaluating the run first", run_dir)
         evaluate_run(run_dir, device=device, progress=progress)
     if isinstance(device, str):
-        from radclr.runtime.device import resolve_device
-
         device = resolve_device(device)
     ctx = ReportContext(run_dir, device=device, progress=progress)
     sections = build_sections(ctx)

@@ -13,7 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from radclr.engine.inference import run_inference
+from radclr.errors import RadclrError
 from radclr.report.results import RunResults
+from radclr.runs.run import load_run
+from radclr.training_data import prepare_data
 
 log = logging.getLogger("radclr.report")
 
@@ -37,16 +41,11 @@ class ReportContext:
     @functools.cached_property
     def run(self):
         """The evaluated checkpoint (the one metrics.json names), on the report's device."""
-        from radclr.runs.run import load_run
-
         return load_run(self.run_dir, self.metrics.get("checkpoint", "best.pt"), self.device)
 
     @functools.cached_property
     def data(self):
         """The run's prepared data (its own split); :class:`Omit` when the dataset is not available."""
-        from radclr.training_data import prepare_data
-        from radclr.errors import RadclrError
-
         try:
             return prepare_data(self.run.cfg, self.run_dir, need_radiomics=False, progress=self.progress)
         except RadclrError as e:
@@ -65,9 +64,6 @@ class ReportContext:
 
     @functools.lru_cache(maxsize=8)
     def _features(self, which: str, indices: tuple[int, ...]) -> np.ndarray:
-        from radclr.runs.run import load_run
-        from radclr.engine.inference import run_inference
-
         run = self.run if which == str(self.run.checkpoint) else load_run(self.run_dir, which, self.device)
         bs = int(run.cfg["trainer"]["eval_batch_size"])
         return run_inference(run.method, self.data, np.asarray(indices), self.device, bs, want_logits=False,

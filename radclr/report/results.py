@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from radclr.errors import RadclrError
 
 __all__ = ["Estimate", "RunResults", "load_results", "IOU_THRESHOLDS"]
@@ -89,8 +91,6 @@ class RunResults:
         self.cfg: dict = {}
         cfg_path = self.run_dir / "config.yaml"
         if cfg_path.exists():
-            import yaml
-
             try:
                 self.cfg = yaml.safe_load(cfg_path.read_text()) or {}
             except yaml.YAMLError as e:

@@ -22,6 +22,7 @@ id                     content (figure style of)
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -29,10 +30,17 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from radclr import __version__
 from radclr.errors import RadclrError
+from radclr.predict import build_radiomics_reference, load_radiomics_reference
 from radclr.report.context import Omit, ReportContext
 from radclr.report.html import esc, figure_uri, img, png_file_uri, table
 from radclr.report.results import IOU_THRESHOLDS, Estimate
+from radclr.training_data import default_cache_dir
+from radclr.training_data.prepare import fixed_radiomics
+from radclr.visualize.curves import label_efficiency_figure, loss_curves_figure, roc_figure
+from radclr.visualize.embedding import tsne_figure
+from radclr.visualize.radiomics_panel import radiomics_panel_figure, radiomics_predictability
 
 __all__ = ["Section", "SECTIONS", "build_sections"]
 
@@ -66,8 +74,6 @@ def _close(fig) -> None:
 
 # --------------------------------------------------------------------------------------------------------------
 def summary(ctx: ReportContext) -> str:
-    from radclr import __version__
-
     cfg, m = ctx.cfg, ctx.metrics
     stages = []
     for st in cfg.get("stages") or []:
@@ -107,8 +113,6 @@ def summary(ctx: ReportContext) -> str:
 
 # --------------------------------------------------------------------------------------------------------------
 def training(ctx: ReportContext) -> str:
-    from radclr.visualize.curves import loss_curves_figure
-
     df = ctx.table("metrics.csv")
     if df is None or df.empty:
         raise Omit("no metrics.csv (the run has not finished an epoch)")
@@ -157,8 +161,6 @@ def classification(ctx: ReportContext) -> str:
     pred = ctx.table(f"predictions_{cls.get('split', 'test')}.csv")
     if pred is None:
         return body + "<p class=\"note\">No predictions file, so no ROC curves.</p>"
-    from radclr.visualize.curves import roc_figure
-
     y = np.column_stack([pred[f"y_{f}"].to_numpy(dtype=float) for f in findings])
     p = np.column_stack([pred[f"p_{f}"].to_numpy(dtype=float) for f in findings])
     n_boot = min(int((ctx.cfg.get("evaluation") or {}).get("n_boot", 200)), 200)
@@ -239,8 +241,6 @@ def _kept_checkpoints(ctx: ReportContext) -> list[tuple[str, object]]:
 
 
 def representation(ctx: ReportContext) -> str:
-    from radclr.visualize.embedding import tsne_figure
-
     idx = ctx.test_indices
     if len(idx) < 5:
         raise Omit(f"t-SNE needs at least 5 test images, the split has {len(idx)}")
@@ -262,10 +262,6 @@ def representation(ctx: ReportContext) -> str:
 
 # --------------------------------------------------------------------------------------------------------------
 def radiomics(ctx: ReportContext) -> str:
-    from radclr.training_data.prepare import fixed_radiomics
-    from radclr.training_data import default_cache_dir
-    from radclr.visualize.radiomics_panel import radiomics_panel_figure, radiomics_predictability
-
     data = ctx.data
     idx = ctx.test_indices
     note = ""
@@ -306,8 +302,6 @@ def radiomics(ctx: ReportContext) -> str:
 
 def _reference_block(ctx: ReportContext) -> str:
     """Summary of (and, when missing, the build of) the population ``radclr predict`` ranks radiomics against."""
-    from radclr.predict import build_radiomics_reference, load_radiomics_reference
-
     if ctx.metrics.get("classification") is None or ctx.run.method.cam_head() is None or \
             ctx.cfg.get("radiomics", {}).get("region") == "roi_crop":
         return ""
@@ -334,8 +328,6 @@ def _reference_block(ctx: ReportContext) -> str:
 
 # --------------------------------------------------------------------------------------------------------------
 def label_efficiency(ctx: ReportContext) -> str:
-    from radclr.visualize.curves import label_efficiency_figure
-
     df = ctx.table("fractions/summary.csv")
     if df is None or df.empty:
         raise Omit("no label-fraction results (train with --label-fractions to get fractions/summary.csv)")
@@ -406,8 +398,6 @@ SECTIONS: list[tuple[str, str, Callable[[ReportContext], str]]] = [
 def build_sections(ctx: ReportContext) -> list[Section]:
     """Every section in order; a builder that cannot run gives an omitted section with its reason, one that
     fails unexpectedly a "could not be built" section with the error (logged with its traceback)."""
-    import logging
-
     log = logging.getLogger("radclr.report")
     out = []
     for sid, title, builder in SECTIONS:

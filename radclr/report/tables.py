@@ -1,14 +1,16 @@
 """Runs in the seed papers' table layouts, so a user can put their numbers beside the published ones.
 
-Layouts (``radclr table RUN... --layout L``):
+Layouts (``radclr table RUN... --layout L``; the paper table each reproduces is accepted as a name too):
 
-* ``seed000-table1`` -- seed 000 Tables 1-2: Accuracy, F1 score, AUC of one (binary) finding per model.
-* ``seed001-table1`` -- seed 001 Table 1: AUC per finding and the mean over findings.
-* ``seed001-table2`` -- seed 001 Table 2: localization accuracy (correct if IoU > T) per T(IoU) in 0.1..0.7,
-  per finding and mean; one block of rows per T.
-* ``seed001-table3`` -- seed 001 Table 3 (ablation Base / w. FL / w. BYOP / Full model): AUC per finding +
+* ``accuracy-f1-auc`` (seed 000 Tables 1-2, ``seed000-table1``): Accuracy, F1 score, AUC of one (binary) finding
+  per model.
+* ``auc-per-finding`` (seed 001 Table 1, ``seed001-table1``): AUC per finding and the mean over findings.
+* ``localization`` (seed 001 Table 2, ``seed001-table2``): localization accuracy (correct if IoU > T) per T(IoU)
+  in 0.1..0.7, per finding and mean; one block of rows per T.
+* ``ablation`` (seed 001 Table 3, ``seed001-table3``; Base / w. FL / w. BYOP / Full model): AUC per finding +
   mean, with the ablation each BYOP run's configuration corresponds to.
-* ``seed004-table2`` -- seed 004 Table 2: Accuracy and weighted F1 (support-weighted over both classes).
+* ``accuracy-weighted-f1`` (seed 004 Table 2, ``seed004-table2``): Accuracy and weighted F1 (support-weighted
+  over both classes).
 
 Every value of a run comes from its ``metrics.json`` with its 95 % patient-bootstrap interval; a value the run
 does not have is NaN and printed ``n/a``. Finding columns are the runs' findings (NIH's 8 seed 001 findings
@@ -23,6 +25,7 @@ prints it with ``0.812 [0.78, 0.84]`` cells; :func:`write_csv` writes it (``n/a`
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -32,18 +35,40 @@ from radclr.errors import RadclrError
 from radclr.report.published import published_rows
 from radclr.report.results import IOU_THRESHOLDS, Estimate, RunResults, load_results
 
-__all__ = ["LAYOUTS", "NIH8", "make_table", "to_markdown", "write_csv", "metric_columns"]
+__all__ = ["LAYOUTS", "Layout", "NIH8", "layout", "make_table", "to_markdown", "write_csv", "metric_columns"]
 
 #: the 8 NIH ChestX-ray14 findings of seed 001 Tables 1-3, in the paper's column order
 NIH8 = ("Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax")
 
-LAYOUTS = {
-    "seed000-table1": "Seed 000 Table 1 layout: Accuracy, F1 score and AUC",
-    "seed001-table1": "Seed 001 Table 1 layout: AUC per finding and mean",
-    "seed001-table2": "Seed 001 Table 2 layout: localization accuracy (correct if IoU > T) per finding and mean",
-    "seed001-table3": "Seed 001 Table 3 layout (ablation): AUC per finding and mean",
-    "seed004-table2": "Seed 004 Table 2 layout: Accuracy and weighted F1 score",
-}
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A table layout: its name, title, and the paper table it reproduces (whose published rows it can add)."""
+
+    name: str
+    title: str
+    paper_table: str
+
+
+LAYOUTS = {lay.name: lay for lay in (
+    Layout("accuracy-f1-auc", "Accuracy, F1 score and AUC (seed 000 Tables 1-2 layout)", "seed000-table1"),
+    Layout("auc-per-finding", "AUC per finding and mean (seed 001 Table 1 layout)", "seed001-table1"),
+    Layout("localization", "Localization accuracy (correct if IoU > T) per finding and mean (seed 001 Table 2 "
+           "layout)", "seed001-table2"),
+    Layout("ablation", "Ablation: AUC per finding and mean (seed 001 Table 3 layout)", "seed001-table3"),
+    Layout("accuracy-weighted-f1", "Accuracy and weighted F1 score (seed 004 Table 2 layout)", "seed004-table2"),
+)}
+_BY_PAPER_TABLE = {lay.paper_table: lay for lay in LAYOUTS.values()}
+
+
+def layout(name: str) -> Layout:
+    """The layout called ``name`` (or by the paper table it reproduces, e.g. ``seed001-table3``)."""
+    found = LAYOUTS.get(name) or _BY_PAPER_TABLE.get(name)
+    if found is None:
+        raise RadclrError(f"unknown layout {name!r}; choose one of {sorted(LAYOUTS)} "
+                          f"(or a paper table: {sorted(_BY_PAPER_TABLE)})")
+    return found
 _SUFFIXES = (" ci_low", " ci_high", " sd")
 NA = "n/a"
 
@@ -98,8 +123,8 @@ def _names(runs: list[RunResults], names: Sequence[str] | None) -> list[str]:
     return names
 
 
-def _published(layout: str, columns: list[str]) -> tuple[list[dict], list[str]]:
-    rows, source, note = published_rows(layout)
+def _published(lay: Layout, columns: list[str]) -> tuple[list[dict], list[str]]:
+    rows, source, note = published_rows(lay.paper_table)
     out = []
     for p in rows:
         where = source if not p.get("table") else source.replace(source.split(" (")[0], str(p["table"]), 1)
@@ -119,68 +144,69 @@ def _published(layout: str, columns: list[str]) -> tuple[list[dict], list[str]]:
 
 
 # --------------------------------------------------------------------------------------------------------------
-def make_table(runs, layout: str, *, names: Sequence[str] | None = None, finding: str | None = None,
+def make_table(runs, layout_name: str, *, names: Sequence[str] | None = None, finding: str | None = None,
                published: bool = False) -> pd.DataFrame:
-    """One row per run (and per published row with ``published=True``) in a seed paper's table layout.
+    """One row per run (and per published row with ``published=True``) in one of the :data:`LAYOUTS`.
 
     ``runs``: run directories, ``metrics.json`` paths or :class:`RunResults`. ``names``: row names (default: each
-    config's ``name``). ``finding``: for ``seed000-table1`` / ``seed004-table2``, the finding to report (default:
-    the run's only finding, else ``mean``). Notes worth printing under the table are in ``df.attrs["notes"]``.
+    config's ``name``). ``finding``: for ``accuracy-f1-auc`` / ``accuracy-weighted-f1``, the finding to report
+    (default: the run's only finding, else ``mean``). Notes worth printing under the table are in
+    ``df.attrs["notes"]``.
     """
-    if layout not in LAYOUTS:
-        raise RadclrError(f"unknown layout {layout!r}; choose one of {sorted(LAYOUTS)}")
+    lay = layout(layout_name)
+    name = lay.name
     results = load_results(runs)
     row_names = _names(results, names)
     notes: list[str] = []
-    if layout in ("seed000-table1", "seed004-table2"):
-        metrics = ([("Accuracy", "accuracy"), ("F1 score", "f1"), ("AUC", "auc")] if layout == "seed000-table1"
+    if name in ("accuracy-f1-auc", "accuracy-weighted-f1"):
+        metrics = ([("Accuracy", "accuracy"), ("F1 score", "f1"), ("AUC", "auc")] if name == "accuracy-f1-auc"
                    else [("Accuracy", "accuracy"), ("F1 score (weighted)", "f1_weighted")])
         columns = [c for c, _ in metrics]
         rows = []
         for r, name in zip(results, row_names):
             f = _pick_finding(r, finding)
             row = {"Model": name, "Finding": f, "Source": _run_source(r)}
-            if layout == "seed004-table2":
+            if name == "accuracy-weighted-f1":
                 row["Dataset"] = r.dataset
             for col, key in metrics:
                 _put(row, col, r.classification(key, f))
             rows.append(row)
-        keys = (["Dataset"] if layout == "seed004-table2" else []) + ["Model", "Finding", "Source"]
+        keys = (["Dataset"] if name == "accuracy-weighted-f1" else []) + ["Model", "Finding", "Source"]
         if published:
-            pub, pnotes = _published(layout, columns)
+            pub, pnotes = _published(lay, columns)
             for p in pub:
-                if layout == "seed004-table2":
+                if name == "accuracy-weighted-f1":
                     p["Dataset"] = p.pop("dataset", "")
-                p["Finding"] = "Pneumonia" if layout == "seed000-table1" else "tumour class"
+                p["Finding"] = "Pneumonia" if name == "accuracy-f1-auc" else "tumour class"
             rows = pub + rows
             notes += pnotes
         if any(r.get("Finding") == "mean" for r in rows):
             notes.append("Finding 'mean': the unweighted mean over the run's findings")
-    elif layout in ("seed001-table1", "seed001-table3"):
+    elif name in ("auc-per-finding", "ablation"):
         findings = _finding_columns(results)
         columns = findings + ["Mean"]
         rows = []
         for r, name in zip(results, row_names):
             row = {"Model": name, "Source": _run_source(r)}
-            if layout == "seed001-table3":
+            if name == "ablation":
                 row["Ablation"] = r.ablation_label() or NA
             for f in findings:
                 _put(row, f, r.classification("auc", f) if f in r.findings else Estimate(None))
             _put(row, "Mean", r.classification("auc", "mean"))
             rows.append(row)
-        keys = ["Model"] + (["Ablation"] if layout == "seed001-table3" else []) + ["Source"]
+        keys = ["Model"] + (["Ablation"] if name == "ablation" else []) + ["Source"]
         if published:
-            pub, pnotes = _published(layout, columns)
+            pub, pnotes = _published(lay, columns)
             for p in pub:
-                if layout == "seed001-table3":
+                if name == "ablation":
                     p["Ablation"] = p.pop("ablation", NA)
             rows = pub + rows
             notes += pnotes
         _mean_note(results, notes)
-    else:  # seed001-table2
+    else:  # localization
         findings = _finding_columns(results)
         columns = findings + ["Mean"]
-        pub = _published(layout, columns) if published else ([], [])
+        pub = _published(lay, columns) if published else ([], [])
         notes += pub[1]
         rows = []
         for t in IOU_THRESHOLDS:
@@ -205,8 +231,9 @@ def make_table(runs, layout: str, *, names: Sequence[str] | None = None, finding
         if c not in df:
             df[c] = math.nan if c not in keys else ""
     df = df[[c for c in ordered if not (c.endswith(" sd") and df[c].isna().all())]]
-    df.attrs["layout"] = layout
-    df.attrs["title"] = LAYOUTS[layout] + " (95 % patient-bootstrap CI in brackets)"
+    df.attrs["layout"] = name
+    df.attrs["paper_table"] = lay.paper_table
+    df.attrs["title"] = lay.title + " (95 % patient-bootstrap CI in brackets)"
     df.attrs["notes"] = notes
     return df
 
@@ -223,18 +250,18 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in df.columns if f"{c} ci_low" in df.columns]
 
 
-def _published_digits(layout: str | None, col: str) -> int:
+def _published_digits(paper_table: str | None, col: str) -> int:
     """Decimals the paper printed: seed 001 gives per-finding values to 2 decimals and the mean to 3; seed 000
     and seed 004 (percent with one decimal = fraction with three) to 3."""
-    return 2 if (layout or "").startswith("seed001") and col != "Mean" else 3
+    return 2 if (paper_table or "").startswith("seed001") and col != "Mean" else 3
 
 
-def _cell(row: pd.Series, col: str, published: bool, layout: str | None = None) -> str:
+def _cell(row: pd.Series, col: str, published: bool, paper_table: str | None = None) -> str:
     v = row[col]
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return NA
     if published:
-        d = _published_digits(layout, col)
+        d = _published_digits(paper_table, col)
         text = f"{float(v):.{d}f}"
         sd = row.get(f"{col} sd")
         if sd is not None and not (isinstance(sd, float) and math.isnan(sd)):
@@ -261,7 +288,7 @@ def to_markdown(df: pd.DataFrame, *, title: bool = True) -> str:
     for _, row in df.iterrows():
         pub = str(row.get("Source", "")).startswith("published")
         cells = [_md_escape(row[k]) if not (isinstance(row[k], float) and math.isnan(row[k])) else NA for k in keys]
-        cells += [_cell(row, c, pub, df.attrs.get("layout")) for c in values]
+        cells += [_cell(row, c, pub, df.attrs.get("paper_table")) for c in values]
         lines.append("| " + " | ".join(cells) + " |")
     notes = df.attrs.get("notes") or []
     if notes:

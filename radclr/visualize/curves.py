@@ -19,6 +19,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+
+from radclr.errors import DataError
+from radclr.evaluation.bootstrap import bootstrap_roc
 
 __all__ = ["FONT", "new_figure", "save_figure", "roc_figure", "loss_curves_figure", "label_efficiency_figure",
            "stage_epochs"]
@@ -28,8 +32,6 @@ FONT = {"title": 12, "label": 11, "tick": 9, "legend": 9, "suptitle": 14}
 
 def new_figure(n_panels: int, ncols: int, panel_size: tuple[float, float] = (4.0, 3.6)):
     """A Figure with ``n_panels`` axes on a grid of ``ncols`` columns (no empty axes left over)."""
-    from matplotlib.figure import Figure
-
     if n_panels < 1:
         raise ValueError(f"need at least one panel, got {n_panels}")
     ncols = max(1, min(int(ncols), n_panels))
@@ -69,8 +71,6 @@ def roc_figure(y_true, y_score, findings: Sequence[str] | None = None, *, patien
     several models in the same panels; ``patient_ids [N]`` (``None`` resamples images). A finding with one class
     gets a panel saying why there is no curve. Returns the Figure (one axes per finding); saved when ``path``.
     """
-    from radclr.evaluation.bootstrap import bootstrap_roc
-
     y = np.asarray(y_true, dtype=np.float64)
     if y.ndim == 1:
         y = y[:, None]
@@ -140,8 +140,6 @@ def loss_curves_figure(metrics, *, columns: Sequence[str] | None = None, stage_c
     ``loss``). Each (stage, loss column) with values is one line, so a loss never connects across stages.
     Returns the Figure (one axes); saved when ``path``.
     """
-    from radclr.errors import DataError
-
     df = pd.read_csv(metrics) if isinstance(metrics, (str, Path)) else pd.DataFrame(metrics)
     if df.empty:
         raise DataError("loss curves: the metrics table is empty (has the run trained an epoch?)")
@@ -212,8 +210,6 @@ def label_efficiency_figure(results, *, metric: str = "auc", x: str = "label_fra
     ``{method name: DataFrame | CSV path}``. Fractions in (0, 1] are shown as percent (``percent=None``: when
     every x <= 1). Returns the Figure (one axes, one line per method); saved when ``path``.
     """
-    from radclr.errors import DataError
-
     df = _efficiency_table(results, method_column)
     need = [c for c in (x, metric) if c not in df]
     if need:

@@ -56,8 +56,8 @@ def tsne_embedding(features, *, pca_dim: int = 50, perplexity: float = 30.0, see
                    max_iter: int = 1000) -> np.ndarray:
     """2-D t-SNE coordinates ``[n, 2]`` of ``features [n, D]`` (standardise, PCA to ``pca_dim`` when D is
     larger, TSNE with ``random_state=seed``). Deterministic for a seed."""
-    from sklearn.decomposition import PCA
-    from sklearn.manifold import TSNE
+    from sklearn.decomposition import PCA  # slow to import; only used here
+    from sklearn.manifold import TSNE  # slow to import; only used here
 
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:

@@ -35,7 +35,7 @@ DEFAULT_ALPHAS = tuple(10.0 ** k for k in range(-2, 5))
 
 
 def _folds(n: int, groups, n_splits: int, seed: int):
-    from sklearn.model_selection import GroupKFold, KFold
+    from sklearn.model_selection import GroupKFold, KFold  # slow to import; only used here
 
     if groups is None:
         return KFold(n_splits=n_splits, shuffle=True, random_state=seed).split(np.zeros(n))
@@ -56,9 +56,9 @@ def radiomics_predictability(Y, R, names: Sequence[str], *, groups=None, n_split
     depend on a feature's scale), ``names`` their P names (e.g. ``original_glcm_Contrast``). Returns a table
     sorted by ``r2_cv`` (best first) with columns ``feature, r2_cv, r_cv, alpha_median, reason``.
     """
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    from sklearn.linear_model import RidgeCV  # slow to import; only used here
+    from sklearn.pipeline import make_pipeline  # slow to import; only used here
+    from sklearn.preprocessing import StandardScaler  # slow to import; only used here
 
     y = np.asarray(Y, dtype=np.float64)
     r = np.asarray(R, dtype=np.float64)

@@ -18,13 +18,13 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from radclr.errors import DataError
+
 FORMATS = ("folder", "nih", "rsna", "chexpert", "covid", "kermany")
 
 
 def adapter(fmt: str) -> ModuleType:
     """The adapter module of a format name."""
-    from radclr.errors import DataError
-
     if fmt not in FORMATS:
         raise DataError(f"unknown dataset format {fmt!r}; known formats: {', '.join(FORMATS)}")
     return importlib.import_module(f"radclr.data.adapters.{fmt}")

@@ -21,6 +21,7 @@ Policies (documented in ``docs/data.md``; each is tested):
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections import defaultdict
@@ -33,6 +34,7 @@ import pandas as pd
 from radclr.boxes import clip_box
 from radclr.data.dataset import BOX_COLUMNS, NO_FINDING, CXRDataset, Problem
 from radclr.errors import DataError, ImageReadError
+from radclr.io import image_size
 
 BOX_TOLERANCE = 0.01  # px: overshoot clipped without a problem (float rounding of rescaled boxes)
 MAX_LISTED = 5  # examples named in one aggregated problem
@@ -135,8 +137,6 @@ def findings_from_labels(label_lists: Iterable[Sequence[str] | None], log: Probl
     """Sorted distinct labels (minus ``No Finding``). With no declared finding list a typo would silently
     become a finding, so: spellings that differ only in case / ``_`` / ``-`` / spaces -> error Problem (they
     stay separate findings); spellings that are nearly alike (``Nodle`` / ``Nodule``) -> warning Problem."""
-    import difflib
-
     label_lists = list(label_lists)
     counts: dict[str, int] = defaultdict(int)
     for names in label_lists:
@@ -210,8 +210,6 @@ def multi_hot(label_lists: Sequence[Sequence[str] | None], findings: Sequence[st
 def size_lookup(records: pd.DataFrame, log: ProblemLog) -> Callable[[str], tuple[int, int] | None]:
     """``image_id -> (height, width)``: the records' ``height``/``width`` columns when they are numbers,
     else the file header (:func:`radclr.io.image_size`); ``None`` (with an error Problem) if unreadable."""
-    from radclr.io import image_size
-
     declared: dict[str, tuple[int, int]] = {}
     if "width" in records.columns and "height" in records.columns:
         w = pd.to_numeric(records["width"], errors="coerce")
