@@ -138,6 +138,17 @@ def test_seed001_table3_ablation_labels(runs):
     assert list(df["Ablation"]) == ["Full model", "Base", "n/a"]
 
 
+@pytest.mark.parametrize("name, paper_table", [("accuracy-f1-auc", "seed000-table1"),
+                                               ("auc-per-finding", "seed001-table1"),
+                                               ("localization", "seed001-table2"), ("ablation", "seed001-table3"),
+                                               ("accuracy-weighted-f1", "seed004-table2")])
+def test_layouts_are_named_for_what_they_show_and_accept_the_paper_table(runs, name, paper_table):
+    a = make_table([runs["nih"], runs["small"]], name, published=True)
+    b = make_table([runs["nih"], runs["small"]], paper_table, published=True)
+    pd.testing.assert_frame_equal(a, b)
+    assert a.attrs["layout"] == name and a.attrs["paper_table"] == paper_table
+
+
 def test_seed000_and_seed004_layouts_pick_finding(runs):
     df = make_table([runs["small"]], "seed000-table1")
     assert list(df.columns[:3]) == ["Model", "Finding", "Source"]

@@ -2,7 +2,7 @@
 
     from radclr.report import write_report, make_table
     write_report("runs/demo")                       # -> runs/demo/report.html (+ metrics.json if missing)
-    make_table(["runs/a", "runs/b"], "seed001-table1", published=True)
+    make_table(["runs/a", "runs/b"], "auc-per-finding", published=True)
 
 Modules: ``results`` (a run's metrics.json behind one accessor), ``tables`` (``radclr table``), ``published``
 (the papers' own numbers), ``context`` / ``sections`` / ``html`` (``radclr report``), ``build`` (the page).

@@ -154,51 +154,51 @@ def make_table(runs, layout_name: str, *, names: Sequence[str] | None = None, fi
     ``df.attrs["notes"]``.
     """
     lay = layout(layout_name)
-    name = lay.name
+    kind = lay.name
     results = load_results(runs)
     row_names = _names(results, names)
     notes: list[str] = []
-    if name in ("accuracy-f1-auc", "accuracy-weighted-f1"):
-        metrics = ([("Accuracy", "accuracy"), ("F1 score", "f1"), ("AUC", "auc")] if name == "accuracy-f1-auc"
+    if kind in ("accuracy-f1-auc", "accuracy-weighted-f1"):
+        metrics = ([("Accuracy", "accuracy"), ("F1 score", "f1"), ("AUC", "auc")] if kind == "accuracy-f1-auc"
                    else [("Accuracy", "accuracy"), ("F1 score (weighted)", "f1_weighted")])
         columns = [c for c, _ in metrics]
         rows = []
         for r, name in zip(results, row_names):
             f = _pick_finding(r, finding)
             row = {"Model": name, "Finding": f, "Source": _run_source(r)}
-            if name == "accuracy-weighted-f1":
+            if kind == "accuracy-weighted-f1":
                 row["Dataset"] = r.dataset
             for col, key in metrics:
                 _put(row, col, r.classification(key, f))
             rows.append(row)
-        keys = (["Dataset"] if name == "accuracy-weighted-f1" else []) + ["Model", "Finding", "Source"]
+        keys = (["Dataset"] if kind == "accuracy-weighted-f1" else []) + ["Model", "Finding", "Source"]
         if published:
             pub, pnotes = _published(lay, columns)
             for p in pub:
-                if name == "accuracy-weighted-f1":
+                if kind == "accuracy-weighted-f1":
                     p["Dataset"] = p.pop("dataset", "")
-                p["Finding"] = "Pneumonia" if name == "accuracy-f1-auc" else "tumour class"
+                p["Finding"] = "Pneumonia" if kind == "accuracy-f1-auc" else "tumour class"
             rows = pub + rows
             notes += pnotes
         if any(r.get("Finding") == "mean" for r in rows):
             notes.append("Finding 'mean': the unweighted mean over the run's findings")
-    elif name in ("auc-per-finding", "ablation"):
+    elif kind in ("auc-per-finding", "ablation"):
         findings = _finding_columns(results)
         columns = findings + ["Mean"]
         rows = []
         for r, name in zip(results, row_names):
             row = {"Model": name, "Source": _run_source(r)}
-            if name == "ablation":
+            if kind == "ablation":
                 row["Ablation"] = r.ablation_label() or NA
             for f in findings:
                 _put(row, f, r.classification("auc", f) if f in r.findings else Estimate(None))
             _put(row, "Mean", r.classification("auc", "mean"))
             rows.append(row)
-        keys = ["Model"] + (["Ablation"] if name == "ablation" else []) + ["Source"]
+        keys = ["Model"] + (["Ablation"] if kind == "ablation" else []) + ["Source"]
         if published:
             pub, pnotes = _published(lay, columns)
             for p in pub:
-                if name == "ablation":
+                if kind == "ablation":
                     p["Ablation"] = p.pop("ablation", NA)
             rows = pub + rows
             notes += pnotes
@@ -231,7 +231,7 @@ def make_table(runs, layout_name: str, *, names: Sequence[str] | None = None, fi
         if c not in df:
             df[c] = math.nan if c not in keys else ""
     df = df[[c for c in ordered if not (c.endswith(" sd") and df[c].isna().all())]]
-    df.attrs["layout"] = name
+    df.attrs["layout"] = kind
     df.attrs["paper_table"] = lay.paper_table
     df.attrs["title"] = lay.title + " (95 % patient-bootstrap CI in brackets)"
     df.attrs["notes"] = notes
