@@ -44,6 +44,9 @@ def register(sub) -> None:
     y.add_argument("--n", type=int, required=True, metavar="N", help="number of images")
     y.add_argument("--size", type=int, default=128, metavar="S", help="image side in pixels (default 128)")
     y.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    y.add_argument("--box-fraction", type=float, default=1.0, metavar="F",
+                   help="write the boxes of this fraction of the images with a lesion (seeded; the others are "
+                   "unannotated, as in seed 001's semi-supervised setting; default 1: every lesion boxed)")
     y.add_argument("--force", action="store_true", help="write into OUT even if it already holds a dataset")
     y.set_defaults(func=cmd_synth)
 
@@ -110,8 +113,12 @@ def cmd_synth(args) -> int:
         raise DataError(f"{out} already holds a dataset (labels.csv); use --force to overwrite")
     if args.n < 1 or args.size < 32:
         raise DataError(f"--n must be >= 1 and --size >= 32, got --n {args.n} --size {args.size}")
-    ds = write_phantom_dataset(out, n=args.n, size=args.size, seed=args.seed, progress=True)
+    if not 0.0 <= args.box_fraction <= 1.0:
+        raise DataError(f"--box-fraction must be in [0, 1], got {args.box_fraction}")
+    ds = write_phantom_dataset(out, n=args.n, size=args.size, seed=args.seed, progress=True,
+                               box_fraction=args.box_fraction)
     counts = ", ".join(f"{k} {v}" for k, v in ds.label_counts().items())
+    boxed = int(ds.has_boxes().sum())
     print(f"{len(ds)} phantom images ({args.size}x{args.size}, seed {args.seed}) written to {out}: {counts}; "
-          f"{len(ds.boxes)} boxes")
+          f"{len(ds.boxes)} boxes on {boxed} image(s)")
     return 0

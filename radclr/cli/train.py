@@ -16,6 +16,9 @@ def register(sub) -> None:
                    "labels (e.g. 0.01,0.05,0.1,0.2,0.5,1) into RUN/fractions/")
     p.add_argument("--folds", type=int, metavar="K",
                    help="patient-wise K-fold cross-validation: K rounds into RUN/fold<f>/, summary in RUN/cv_summary.json")
+    p.add_argument("--seeds", metavar="S,S,...",
+                   help="one run per training seed into RUN/seed<k>/ (e.g. 0,1,2), summary with mean +- sd over "
+                   "seeds next to each run's bootstrap CIs in RUN/seeds_summary.json")
     p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -36,7 +39,17 @@ def run(args) -> int:
     else:
         if not args.config or not args.out:
             raise RadclrError("usage: radclr train CONFIG --out RUN [key=value ...]  (or --resume RUN)")
-        if args.folds:
+        if sum(bool(x) for x in (args.folds, args.label_fractions, args.seeds)) > 1:
+            raise RadclrError("choose one of --folds, --label-fractions and --seeds")
+        if args.seeds:
+            from radclr.runs.seeds import train_seeds
+
+            try:
+                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+            except ValueError:
+                raise RadclrError(f"--seeds takes integers separated by commas, got {args.seeds!r}") from None
+            out = train_seeds(args.config, args.out, seeds, args.overrides, progress=progress)
+        elif args.folds:
             from radclr.runs.cv import train_cross_validation
 
             out = train_cross_validation(args.config, args.out, args.folds, args.overrides, progress=progress)

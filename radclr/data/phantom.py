@@ -238,15 +238,22 @@ def _draw_labels(rng: np.random.Generator, findings: Sequence[str], p_normal: fl
 
 
 def write_phantom_dataset(out_dir: str | Path, n: int, size: int = 128, seed: int = 0,
-                          findings: Sequence[str] | None = None, p_normal: float = 0.3, progress: bool = False):
+                          findings: Sequence[str] | None = None, p_normal: float = 0.3, progress: bool = False,
+                          box_fraction: float = 1.0):
     """Write ``n`` phantoms in the radclr folder format and return the loaded :class:`CXRDataset`.
 
     About ``p_normal`` of the images are normal; the others have one finding, a quarter of them a second one.
     About one patient in five has two images (patient-wise splits are exercised). ``labels.csv`` is written
     last, so a folder with ``labels.csv`` is complete. ``progress``: a progress bar on stderr.
+
+    ``box_fraction``: the boxes of only ``round(box_fraction x K)`` of the ``K`` images with a lesion are written
+    (a seeded choice independent of the images, so the images and labels are the same for every fraction); the
+    others are unannotated -- seed 001's regime of few annotated images among many labelled ones.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if not 0.0 <= float(box_fraction) <= 1.0:
+        raise ValueError(f"box_fraction must be in [0, 1], got {box_fraction}")
     findings = list(findings) if findings is not None else list(PHANTOM_FINDINGS)
     unknown = [f for f in findings if f not in _LESIONS]
     if unknown or not findings:
@@ -267,6 +274,11 @@ def write_phantom_dataset(out_dir: str | Path, n: int, size: int = 128, seed: in
         Image.fromarray(np.clip(np.rint(img), 0, 255).astype(np.uint8), mode="L").save(out / "images" / name)
         rows.append((name, f"P{patient:0{width}d}", "|".join(labels) or NO_FINDING, img.shape[1], img.shape[0]))
         box_rows += [(name, b.label, b.x, b.y, b.w, b.h) for b in boxes]
+    if float(box_fraction) < 1.0:
+        boxed = sorted({r[0] for r in box_rows})
+        pick = np.random.default_rng([seed, 0xB0C5]).permutation(len(boxed))[: int(round(box_fraction * len(boxed)))]
+        keep = {boxed[i] for i in pick}
+        box_rows = [r for r in box_rows if r[0] in keep]
     (out / "findings.txt").write_text("\n".join(findings) + "\n")
     pd.DataFrame(box_rows, columns=["image", "label", "x", "y", "w", "h"]).to_csv(out / "boxes.csv", index=False)
     pd.DataFrame(rows, columns=["image", "patient_id", "labels", "width", "height"]).to_csv(out / "labels.csv",

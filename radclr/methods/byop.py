@@ -37,13 +37,14 @@ from typing import Literal
 import numpy as np
 import torch
 
-from radclr.boxes import box_changes
+from radclr.boxes import box_changes, boxes_to_masks, pairwise_iou, union_box
 from radclr.cam.boxes import cam_to_boxes, upsample_cam
 from radclr.cam.calibrate import calibrate_cam_threshold
-from radclr.cam.gradcam import grad_cam_from_activations, select_targets, target_scores
+from radclr.cam.gradcam import grad_cam, grad_cam_from_activations, select_targets, target_scores
 from radclr.cam.options import CamOptions
 from radclr.data.hierarchy import DiseaseHierarchy, hard_negative_mask
 from radclr.errors import ConfigError
+from radclr.evaluation.explained import cross_validated_r2
 from radclr.losses import CrossModalNTXentLoss
 from radclr.methods.base import Method, register
 from radclr.methods.options import ClassificationOptions
@@ -79,6 +80,14 @@ class BYOPOptions(ClassificationOptions):
     classifier_warmup_epochs: float = 0.0
     #: epochs of classification alone before the contrastive term (and the loop) start
     contrastive_start_epoch: int = 0
+    #: the image view paired with a region's radiomics: ``global`` -- y_i, the encoder's pooled map (the paper's
+    #: Fig. 2); ``region`` -- the map pooled over that region (the box whose radiomics are the positive; the whole
+    #: image for images without one), so image and radiomics describe the same pixels (§3.1: "the image features
+    #: focus on local regions highlighted by the attention map rather than the whole image")
+    embedding_pool: Literal["global", "region"] = "global"
+    #: log, per step, the gradient norm each loss term sends into the last feature map, and per epoch the CAM-box
+    #: IoU on annotated training images and how much of the image embedding the radiomics explain (R^2)
+    diagnostics: bool = False
 
 
 @register
@@ -148,18 +157,50 @@ class BYOP(RadiomicsViewMixin, Method):
 
     def calibrate(self, data, train_indices) -> dict | None:
         """``cam_threshold: auto``: fit the CAM threshold on the annotated training images with the current
-        weights (called by the training loop at the start of each epoch; the value is checkpointed)."""
-        if not (self.auto_threshold and self.use_byop):  # no CAM boxes in training without the BYOP loop
-            return None
+        weights (called by the training loop at the start of each epoch; the value is checkpointed). With
+        ``diagnostics``, also the CAM-box IoU and the radiomics R^2 of the embedding (:meth:`diagnose`)."""
+        out = {}
         cases = data.annotated_cases(train_indices, limit=256)
-        if cases is None:
-            return None
-        images, targets, gts = cases
+        if cases is not None and self.auto_threshold and self.use_byop:  # CAM boxes only with the BYOP loop
+            images, targets, gts = cases
+            dev = self.cam_threshold_value.device
+            cal = calibrate_cam_threshold(self.encoder, self.parts["classifier"], images.to(dev), targets.to(dev),
+                                          gts, self.cam_options)
+            self.cam_threshold_value.fill_(cal.threshold)
+            out.update(cam_threshold=cal.threshold, cam_calibration_miou=cal.mean_iou)
+        if self.options.diagnostics:
+            out.update(self.diagnose(data, train_indices, cases))
+        return out or None
+
+    @torch.no_grad()
+    def diagnose(self, data, train_indices, cases=None) -> dict:
+        """Per-epoch diagnostics on the annotated training images (ground-truth boxes): ``cam_miou`` -- mean IoU
+        of the Grad-CAM box (current options) with the box; ``r2_global`` / ``r2_region`` -- cross-validated R^2
+        of the embedding (y_i, or the map pooled over the box) explained by the box's radiomics."""
+        out = {}
         dev = self.cam_threshold_value.device
-        cal = calibrate_cam_threshold(self.encoder, self.parts["classifier"], images.to(dev), targets.to(dev), gts,
-                                      self.cam_options)
-        self.cam_threshold_value.fill_(cal.threshold)
-        return {"cam_threshold": cal.threshold, "cam_calibration_miou": cal.mean_iou}
+        if cases is not None:
+            images, targets, gts = cases
+            with torch.enable_grad():
+                cams = grad_cam(self.encoder, self.parts["classifier"], images.to(dev), targets.to(dev),
+                                upsample_to=tuple(images.shape[-2:]))
+            boxes = cam_to_boxes(cams.cpu(), self.cam_options)
+            out["cam_miou"] = float(np.mean([float(pairwise_iou([b[0]], g).max()) if b else 0.0
+                                             for b, g in zip(boxes, gts)]))
+        idx = np.asarray([i for i in train_indices if data.boxes[int(i)]], dtype=np.int64)[:512]
+        if len(idx) >= 10 and data.radiomics is not None:
+            was = self.training
+            self.eval()
+            x = torch.from_numpy(np.asarray(data.store.images[idx], dtype=np.float32)).unsqueeze(1).to(dev) / 255.0
+            fmap = torch.cat([self.encoder.forward_features(x[s:s + 64]) for s in range(0, len(x), 64)])
+            boxes = torch.stack([torch.as_tensor(union_box(data.boxes[int(i)]).as_array()) for i in idx]).to(dev)
+            rad = self.parts["radiomics_encoder"].standardizer(torch.as_tensor(data.radiomics[idx], dtype=torch.float32,
+                                                                               device=dev))
+            self.train(was)
+            r = rad.cpu().numpy()
+            out["r2_global"] = cross_validated_r2(r, self.encoder.pool(fmap).cpu().numpy())
+            out["r2_region"] = cross_validated_r2(r, region_pool(fmap, boxes.float(), int(x.shape[-1])).cpu().numpy())
+        return out
 
     def param_groups(self):
         cls = list(self.parts["classifier"].parameters())
@@ -188,12 +229,16 @@ class BYOP(RadiomicsViewMixin, Method):
             regions, stats = self._regions(batch, fmap, logits, anchors)
             out.update(stats)
             rad = self._region_radiomics(batch, regions, anchors)
-            z_i = self.parts["image_proj"](rep)
+            view = region_pool(fmap, regions, int(x.shape[-1])) if self.options.embedding_pool == "region" else rep
+            z_i = self.parts["image_proj"](view)
             z_r = torch.zeros_like(z_i)
             z_r[anchors] = self.radiomics_embedding(rad[anchors].float()).to(z_i.dtype)
             neg = hard_negative_mask(y, self.ctx.findings, self.hierarchy) if self.hierarchy is not None else None
             l_cl = self.contrast(z_i, z_r, negative_mask=neg, anchor_mask=anchors)
             out["loss_contrastive"] = l_cl.detach()
+            if self.options.diagnostics and self.training:  # what each term asks of the last feature map
+                out["grad_fmap_cls"] = _grad_norm((1 - self.lam) * l_fl, fmap)
+                out["grad_fmap_contrastive"] = _grad_norm(self.lam * l_cl, fmap)
         else:
             l_cl = logits.sum() * 0.0
         out["loss"] = self.lam * l_cl + (1 - self.lam) * l_fl if active else (1 - self.lam) * l_fl + l_cl
@@ -284,3 +329,24 @@ class BYOP(RadiomicsViewMixin, Method):
             self.timings["radiomics"] += time.perf_counter() - t0
             self.timings["regions"] += len(rows)
         return out
+
+
+def region_pool(fmap: torch.Tensor, boxes: torch.Tensor, image_size: int) -> torch.Tensor:
+    """``[B, C]``: the mean of ``fmap [B, C, h, w]`` over each image's box (``[B, 4]`` x, y, w, h in input pixels
+    of an ``image_size`` square input), the box moved to the map's grid by the one box -> pixels rule
+    (:func:`radclr.boxes.boxes_to_masks`: every cell the box touches); a box that covers no cell pools the whole
+    map (global average pooling)."""
+    b, c, h, w = fmap.shape
+    scale = boxes.new_tensor([w / image_size, h / image_size, w / image_size, h / image_size])
+    masks = boxes_to_masks(boxes * scale, (h, w), device=fmap.device)
+    empty = ~masks.flatten(1).any(dim=1)
+    if bool(empty.any()):
+        masks[empty] = True
+    weights = masks.to(fmap.dtype).flatten(1)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    return torch.einsum("bcn,bn->bc", fmap.flatten(2), weights)
+
+
+def _grad_norm(loss: torch.Tensor, fmap: torch.Tensor) -> torch.Tensor:
+    (g,) = torch.autograd.grad(loss, fmap, retain_graph=True, allow_unused=True)
+    return torch.zeros((), device=fmap.device) if g is None else g.detach().float().norm()

@@ -63,8 +63,8 @@ class ClassificationOptions(MethodOptions):
 
     #: ``bce`` (seed 000 eq. 4) or ``focal`` (seed 001 §3.3)
     loss: Literal["bce", "focal"] = "bce"
-    #: focal loss weight of positives (seed 001 gives no value)
-    alpha: float = 0.25
+    #: focal loss weight of positives (seed 001 gives no value); null = no class weighting
+    alpha: float | None = 0.25
     #: focal loss focusing parameter (gamma = 0 is weighted BCE)
     gamma: float = 2.0
 

@@ -16,6 +16,7 @@ from radclr.report.context import ReportContext
 from radclr.report.html import page
 from radclr.report.sections import build_sections
 from radclr.runs.evaluate import evaluate_run
+from radclr.runs.seeds import SUMMARY_FILE, seed_runs
 from radclr.runtime.device import resolve_device
 
 log = logging.getLogger("radclr.report")
@@ -24,8 +25,15 @@ __all__ = ["write_report"]
 
 
 def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> Path:
-    """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``) and return its path."""
+    """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``) and return its path.
+
+    A directory of several training seeds (``radclr train --seeds``) gets the report of its first seed's run, with
+    the across-seeds section, as ``OUT/report.html``."""
     run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").exists() and (run_dir / SUMMARY_FILE).exists():
+        runs = seed_runs(run_dir)
+        if runs:
+            return write_report(runs[0], out or run_dir / "report.html", device=device, progress=progress)
     if not (run_dir / "config.yaml").exists():
         raise RadclrError(f"{run_dir} is not a radclr run directory (no config.yaml)")
     if not (run_dir / "metrics.json").exists():

@@ -16,6 +16,8 @@ id                     content (figure style of)
                        radiomics reference population ``radclr predict`` ranks against
 ``label-efficiency``   test metric vs fraction of training labels (seed 004 Fig. 2; ``fractions/summary.csv``)
 ``linear-eval``        linear evaluation of the frozen representation (seed 003 §V-B / seed 004 Table 1)
+``seeds``              the run's numbers across training seeds (``radclr train --seeds``): mean +- sd over seeds
+                       next to each seed's value and 95 % patient-bootstrap interval
 =====================  ======================================================================================
 """
 
@@ -36,6 +38,7 @@ from radclr.predict import build_radiomics_reference, load_radiomics_reference
 from radclr.report.context import Omit, ReportContext
 from radclr.report.html import esc, figure_uri, img, png_file_uri, table
 from radclr.report.results import IOU_THRESHOLDS, Estimate
+from radclr.runs.seeds import SUMMARY_FILE
 from radclr.training_data import default_cache_dir
 from radclr.training_data.prepare import fixed_radiomics
 from radclr.visualize.curves import label_efficiency_figure, loss_curves_figure, roc_figure
@@ -383,6 +386,30 @@ def linear_eval(ctx: ReportContext) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
+def seeds(ctx: ReportContext) -> str:
+    path = ctx.run_dir.parent / SUMMARY_FILE
+    if not path.exists():
+        raise Omit("one training seed: `radclr train CONFIG --out OUT --seeds 0,1,2` trains several and shows the "
+                   "spread over seeds here")
+    summary = json.loads(path.read_text())
+    wanted = [m for m in summary["metrics"] if m["metric"].split("/")[0] in ("auc", "accuracy", "f1")
+              or m["metric"].startswith("iou_accuracy@0.3/")]
+    seeds_ = summary["seeds"]
+    head = ["metric", f"mean ± sd over {len(seeds_)} seeds"] + [
+        f"seed {s}" + (" (this run)" if ctx.run_dir.name == f"seed{s}" else "") for s in seeds_]
+    rows = []
+    for m in wanted:
+        cells = [m["metric"].replace("iou_accuracy@", "IoU>").replace("/", ": "),
+                 "n/a" if m["mean"] is None else f"{m['mean']:.3f} ± {m['sd'] or 0:.3f}"]
+        for s in seeds_:
+            v, ci = m.get(f"seed{s}"), m.get(f"seed{s}_ci") or [None, None]
+            cells.append(Estimate(v, *(ci[:2] if ci else (None, None))).format() if v is not None else "n/a")
+        rows.append(cells)
+    return (f"<p>{len(seeds_)} training seeds of this configuration ({esc(', '.join(summary['runs']))}); the "
+            "bracket after each seed's value is its 95 % patient-bootstrap interval (test patients), the ± the "
+            "standard deviation over training runs.</p>" + table(head, rows))
+
+
 SECTIONS: list[tuple[str, str, Callable[[ReportContext], str]]] = [
     ("summary", "Run summary", summary),
     ("training", "Training curves", training),
@@ -392,6 +419,7 @@ SECTIONS: list[tuple[str, str, Callable[[ReportContext], str]]] = [
     ("radiomics", "Radiomics panel", radiomics),
     ("label-efficiency", "Label efficiency", label_efficiency),
     ("linear-eval", "Linear evaluation", linear_eval),
+    ("seeds", "Across training seeds", seeds),
 ]
 
 

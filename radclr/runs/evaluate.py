@@ -416,7 +416,9 @@ def _primary_cam_calibration(run_dir: Path, checkpoint_name: str) -> dict | None
 
 def _external_data(cfg: dict, data_path: str, run: LoadedRun, progress: bool) -> PreparedData:
     """Another dataset, relabelled to the run's findings (missing findings = unknown), every image tested."""
-    dcfg = {**cfg["data"], "path": str(data_path), "format": None, "findings": None}
+    # every box of the other dataset is ground truth to score against: the run's box_fraction (which hid boxes
+    # from training) does not apply
+    dcfg = {**cfg["data"], "path": str(data_path), "format": None, "findings": None, "box_fraction": 1.0}
     ds = open_dataset(dcfg).with_findings(run.findings)
     cache = Path(cfg["data"].get("cache_dir") or default_cache_dir())
     if cfg["data"].get("volume") is not None:  # tumour stacks with the run's slice settings
