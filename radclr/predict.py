@@ -210,9 +210,9 @@ def build_radiomics_reference(run_dir, *, max_images: int = 2000, seed: int = 0,
         idx = pick[s:s + batch_size]
         store = np.asarray(data.store.images[idx])
         x = torch.from_numpy(store.astype(np.float32) / 255.0).unsqueeze(1).to(dev)
-        cams, logits = grad_cam(enc, head, x, None, upsample_to=(S, S), return_logits=True)
+        cams, logits = grad_cam(enc, head, x, None, upsample_to=(S, S), return_logits=True, layer=opts.layer)
         top = logits.argmax(dim=1).cpu().numpy()
-        found = cam_to_boxes(cams.cpu(), opts)
+        found = [cam_to_boxes(cam, opts.for_finding(data.findings[t])) for cam, t in zip(cams.cpu(), top)]
         bx = [b[0].as_array() if b else np.array([0.0, 0.0, S, S]) for b in found]
         vals = regions.of_boxes(torch.as_tensor(store, dtype=torch.float64), np.asarray(bx)).cpu().numpy()
         chunks.append(vals)
@@ -386,12 +386,12 @@ class Predictor:
         S = self.size
         x = torch.from_numpy(small.astype(np.float32) / 255.0)[None, None].to(self.device)
         t.lap("preprocess")
-        enc = self.method.encoder
+        enc, layer = self.method.encoder, self.cam_options.layer
         with torch.no_grad():
-            fmap = enc.forward_features(x)
+            fmap = enc.forward_features(x) if layer == "last" else enc.feature_maps(x, layer)[0]
         with torch.enable_grad():
             fmap = fmap.detach().requires_grad_(True)
-            logits = self.head(enc.pool(fmap))
+            logits = self.head(enc.pool(fmap if layer == "last" else enc.forward_from(layer, fmap)))
             probs = torch.sigmoid(logits.detach().float())[0].cpu().numpy().astype(np.float64)
             t.lap("forward")
             order = [int(j) for j in np.argsort(-probs, kind="stable")]
@@ -401,7 +401,7 @@ class Predictor:
             cams = grad_cam_from_activations(fmap, scores, retain_graph=False)[0]  # [K, h, w]
         cams = upsample_cam(cams.cpu(), (S, S))
         t.lap("cam")
-        found = cam_to_boxes(cams, self.cam_options)
+        found = [cam_to_boxes(cam, self.cam_options.for_finding(self.findings[j])) for cam, j in zip(cams, targets)]
         regions, model_boxes = [], []
         for j, boxes in zip(targets, found):
             b = boxes[0].as_array() if boxes else np.array([0.0, 0.0, float(S), float(S)])

@@ -187,3 +187,43 @@ def test_cam_options_equal_the_keywords_and_validate():
         CamOptions(threshold=1.5)
     with pytest.raises(ValueError, match="CAM mode"):
         CamOptions(mode="otsu")
+
+
+class _IdentityEncoder(torch.nn.Module):
+    """Grad-CAM of this encoder + a unit linear head is the (ReLU of the) image itself."""
+
+    def forward_features(self, x):
+        return x
+
+    def pool(self, fmap):
+        return fmap.mean(dim=(2, 3))
+
+
+def test_per_finding_calibration_fits_each_finding_its_own_cut():
+    from radclr.cam.calibrate import calibrate_cam_threshold
+
+    imgs, targets, gts = [], [], []
+    for k in range(6):  # "Small": a bright 4x4 lesion inside a dimmer 12x12 halo -> a high cut
+        a = torch.zeros(24, 24)
+        a[4:16, 4:16] = 0.6
+        a[8 + k % 2:12 + k % 2, 8:12] = 1.0
+        imgs.append(a), targets.append(0), gts.append(np.array([[8.0, 8 + k % 2, 4.0, 4.0]]))
+    for k in range(6):  # "Big": a faint 12x12 lesion with a bright core -> a low cut
+        a = torch.zeros(24, 24)
+        a[4:16, 4:16] = 0.35
+        a[9:11, 9:11] = 1.0
+        imgs.append(a), targets.append(1), gts.append(np.array([[4.0, 4.0, 12.0, 12.0]]))
+    images = torch.stack(imgs)[:, None]
+    head = torch.nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        head.weight.fill_(1.0)
+    cal = calibrate_cam_threshold(_IdentityEncoder(), head, images, torch.tensor(targets), gts, CamOptions(),
+                                  per_finding=True, findings=["Small", "Big"])
+    assert cal.per_finding["Small"]["threshold"] >= 0.7 and cal.per_finding["Small"]["mean_iou"] == 1.0
+    assert cal.per_finding["Big"]["threshold"] == 0.3 and cal.per_finding["Big"]["mean_iou"] == 1.0
+    opts = cal.apply(CamOptions())
+    assert opts.for_finding("Small").threshold >= 0.7 and opts.for_finding("Big").threshold == 0.3
+    assert opts.for_finding("Other").threshold == cal.threshold  # no fit: the pooled threshold
+    few = calibrate_cam_threshold(_IdentityEncoder(), head, images[:8], torch.tensor(targets[:8]), gts[:8],
+                                  CamOptions(), per_finding=True, findings=["Small", "Big"])
+    assert set(few.per_finding) == {"Small"}  # "Big" has 2 < 5 cases: keeps the pooled threshold

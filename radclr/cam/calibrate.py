@@ -4,7 +4,9 @@ Seed 001 §3.2 thresholds Grad-CAM maps with "an ad-hoc threshold". How large th
 depends on the network's receptive field and the map's resolution, so a fixed 0.5 tends to give boxes much
 larger than the lesions (seen on phantoms: mean IoU 0.17 at 0.5, 0.38 at 0.8). radclr can instead choose the
 threshold that maximises the mean IoU with the ground-truth boxes of annotated *training/validation* images
-(``cam_threshold: auto``) -- never on test images.
+(``cam_threshold: auto``) -- never on test images. ``per_finding=True`` also fits one threshold per finding that
+has at least ``min_cases`` annotated cases (``auto_per_finding``): the same relative cut cannot fit an 8-px nodule
+and an effusion filling a lung base; findings with fewer cases keep the pooled threshold.
 """
 
 from __future__ import annotations
@@ -29,20 +31,31 @@ class Calibration:
     mean_iou: float
     n_cases: int
     table: dict = field(default_factory=dict)  # threshold -> mean IoU
+    #: per finding (``per_finding=True``): {finding: {"threshold", "mean_iou", "n_cases"}} for findings with a fit
+    per_finding: dict = field(default_factory=dict)
+
+    def apply(self, options: CamOptions) -> CamOptions:
+        """``options`` with the fitted threshold(s)."""
+        return options.with_threshold(self.threshold, tuple((f, v["threshold"]) for f, v in self.per_finding.items()))
 
     def to_dict(self) -> dict:
-        return {"threshold": self.threshold, "mean_iou": self.mean_iou, "n_cases": self.n_cases,
-                "grid": {f"{k:g}": v for k, v in self.table.items()}}
+        out = {"threshold": self.threshold, "mean_iou": self.mean_iou, "n_cases": self.n_cases,
+               "grid": {f"{k:g}": v for k, v in self.table.items()}}
+        if self.per_finding:
+            out["per_finding"] = self.per_finding
+        return out
 
 
 def calibrate_cam_threshold(encoder, head, images: torch.Tensor, targets: torch.Tensor,
                             gt_boxes: Sequence[np.ndarray], options: CamOptions | None = None, *,
-                            grid: Sequence[float] = DEFAULT_GRID, batch_size: int = 64) -> Calibration:
+                            grid: Sequence[float] = DEFAULT_GRID, batch_size: int = 64, per_finding: bool = False,
+                            findings: Sequence[str] | None = None, min_cases: int = 5) -> Calibration:
     """Threshold from ``grid`` maximising the mean IoU (top-1 box vs the best-matching GT box of the target);
     the other CAM options (mode, selection, fallback) are those of ``options``.
 
     images ``[N, 1, S, S]`` (model input), targets ``[N]`` finding indices, ``gt_boxes[i]`` ``[k, 4]`` x, y, w, h
-    in the same ``S x S`` pixels. Ties go to the higher threshold (tighter boxes).
+    in the same ``S x S`` pixels. Ties go to the higher threshold (tighter boxes). ``per_finding`` (with the
+    ``findings`` names of the target indices): also a threshold per finding with ``>= min_cases`` cases.
     """
     options = options or CamOptions()
     if len(images) != len(targets) or len(images) != len(gt_boxes):
@@ -50,13 +63,29 @@ def calibrate_cam_threshold(encoder, head, images: torch.Tensor, targets: torch.
     if len(images) == 0:
         raise ValueError("no annotated images to calibrate the CAM threshold on")
     size = tuple(images.shape[-2:])
-    cams = torch.cat([grad_cam(encoder, head, images[s:s + batch_size], targets[s:s + batch_size], upsample_to=size)
+    cams = torch.cat([grad_cam(encoder, head, images[s:s + batch_size], targets[s:s + batch_size], upsample_to=size,
+                               layer=options.layer)
                       for s in range(0, len(images), batch_size)])
-    table = {}
-    for thr in grid:
+    ious = np.zeros((len(grid), len(images)))
+    for k, thr in enumerate(grid):
         boxes = cam_to_boxes(cams, options.with_threshold(float(thr)))
-        ious = [float(np.max(iou(np.asarray([b[0].as_array()]), np.asarray(g, dtype=np.float64).reshape(-1, 4))))
-                if b else 0.0 for b, g in zip(boxes, gt_boxes)]  # no box (fallback "none") scores 0
-        table[float(thr)] = float(np.mean(ious))
-    best = max(table, key=lambda t: (round(table[t], 12), t))
-    return Calibration(best, table[best], len(images), table)
+        ious[k] = [float(np.max(iou(np.asarray([b[0].as_array()]), np.asarray(g, dtype=np.float64).reshape(-1, 4))))
+                   if b else 0.0 for b, g in zip(boxes, gt_boxes)]  # no box (fallback "none") scores 0
+    table = {float(t): float(ious[k].mean()) for k, t in enumerate(grid)}
+    best = _best(table)
+    per = {}
+    if per_finding:
+        if findings is None:
+            raise ValueError("per_finding calibration needs the findings' names")
+        t_idx = targets.cpu().numpy()
+        for j in np.unique(t_idx):
+            sel = t_idx == j
+            if sel.sum() >= min_cases:
+                sub = {float(t): float(ious[k, sel].mean()) for k, t in enumerate(grid)}
+                b = _best(sub)
+                per[str(findings[int(j)])] = {"threshold": b, "mean_iou": sub[b], "n_cases": int(sel.sum())}
+    return Calibration(best, table[best], len(images), table, per)
+
+
+def _best(table: dict) -> float:
+    return max(table, key=lambda t: (round(table[t], 12), t))

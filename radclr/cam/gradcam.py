@@ -204,12 +204,14 @@ def grad_cam(
     upsample_to: tuple[int, int] | None = None,
     eval_mode: bool = True,
     return_logits: bool = False,
+    layer: str = "last",
 ):
     """Grad-CAM for evaluation / prediction from an encoder and a linear classifier (seed 001 §3.2, Fig. 5).
 
     ``encoder.forward_features(images) -> fmap [B, C, h, w]`` (the Grad-CAM layer) and
     ``encoder.pool(fmap) -> [B, D]``; ``classifier([B, D]) -> logits [B, F]``. Any callables with these
-    signatures work.
+    signatures work. ``layer="layer3"`` (encoders with ``feature_maps``/``forward_from``): the CAM of that stage's
+    map, the scores computed on through the rest of the network.
 
     ``targets``: ``None`` (the argmax logit of each image), an ``int`` (same finding for all), ``[B]`` (one
     finding per image; ``-1`` = none, zero map) or ``[B, K]`` (K findings per image -> ``[B, K, ...]`` maps).
@@ -232,12 +234,13 @@ def grad_cam(
             for m in modules:
                 m.eval()
         with torch.no_grad():
-            fmap = encoder.forward_features(images)
+            fmap = encoder.forward_features(images) if layer == "last" else encoder.feature_maps(images, layer)[0]
         if fmap.ndim != 4:
             raise ValueError(f"encoder.forward_features must return [B, C, h, w], got shape {tuple(fmap.shape)}")
         with torch.enable_grad():
             fmap = fmap.detach().requires_grad_(True)
-            logits = classifier(encoder.pool(fmap))
+            last = fmap if layer == "last" else encoder.forward_from(layer, fmap)
+            logits = classifier(encoder.pool(last))
             if targets is None:
                 targets = logits.detach().argmax(dim=1)
             scores = target_scores(logits, targets)

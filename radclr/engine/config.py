@@ -85,7 +85,10 @@ DEFAULTS: dict[str, Any] = {
         "linear_eval_folds": 0,  # > 0: also seed 003's patient-wise stratified k-fold CV of the linear evaluation
         "classical_radiomics": False,  # seed 004 baseline: radiomics -> feature selection -> classifier
         "localization": True,
-        "cam_threshold": "auto",  # auto = fit on annotated train/val images (>= 5 cases), else the method's value
+        # auto = fit on annotated train/val images (>= 5 cases), else the method's value; auto_per_finding = also
+        # one threshold per finding with >= 5 such cases; a number; or "method" (the method's own)
+        "cam_threshold": "auto",
+        "cam_layer": "method",  # the Grad-CAM layer scored: the method's own ("method"), "last" or "layer3"
     },
 }
 

@@ -71,20 +71,25 @@ class BYOPOptions(ClassificationOptions):
     include_positive: bool = True
     #: recompute CAM boxes + radiomics every N steps (None: ``radiomics.refresh_every``)
     refresh_every: int | None = None
-    #: CAM -> box threshold: a number, or ``auto`` (fit on annotated training images at every epoch)
-    cam_threshold: float | Literal["auto"] = CamOptions.threshold
+    #: CAM -> box threshold: a number, ``auto`` (fit on annotated training images at every epoch) or
+    #: ``auto_per_finding`` (also one threshold per finding with >= 5 annotated training cases)
+    cam_threshold: float | Literal["auto", "auto_per_finding"] = CamOptions.threshold
     cam_mode: Literal["relative", "absolute", "percentile"] = CamOptions.mode
     cam_select: Literal["largest", "max_mean", "all"] = CamOptions.select
     cam_fallback: Literal["whole", "center", "none"] = CamOptions.fallback
+    #: the Grad-CAM layer of the loop's boxes: ``last`` (the paper's layer4) or ``layer3`` (twice the resolution)
+    cam_layer: Literal["last", "layer3"] = CamOptions.layer
     #: linear learning-rate warm-up of the classifier over this many epochs (§4 "Implementation Details")
     classifier_warmup_epochs: float = 0.0
     #: epochs of classification alone before the contrastive term (and the loop) start
     contrastive_start_epoch: int = 0
     #: the image view paired with a region's radiomics: ``global`` -- y_i, the encoder's pooled map (the paper's
     #: Fig. 2); ``region`` -- the map pooled over that region (the box whose radiomics are the positive; the whole
-    #: image for images without one), so image and radiomics describe the same pixels (§3.1: "the image features
-    #: focus on local regions highlighted by the attention map rather than the whole image")
-    embedding_pool: Literal["global", "region"] = "global"
+    #: image for images without one), so image and radiomics describe the same pixels; ``cam`` -- the map pooled
+    #: with the class activation map of the image's target finding as weights (§3.1: "the image features focus
+    #: on local regions highlighted by the attention map rather than the whole image"), differentiable, so the
+    #: contrast also moves the attention onto the pixels whose radiomics it must match
+    embedding_pool: Literal["global", "region", "cam"] = "global"
     #: log, per step, the gradient norm each loss term sends into the last feature map, and per epoch the CAM-box
     #: IoU on annotated training images and how much of the image embedding the radiomics explain (R^2)
     diagnostics: bool = False
@@ -117,9 +122,10 @@ class BYOP(RadiomicsViewMixin, Method):
             hard_negative_mask(np.zeros((1, ctx.n_findings)), ctx.findings, self.hierarchy)
         rad_cfg = ctx.extra.get("radiomics_cfg") or {}
         self.refresh_every = max(o.refresh_every if o.refresh_every is not None else int(rad_cfg.get("refresh_every", 1)), 1)
-        self.auto_threshold = o.cam_threshold == "auto"
+        self.auto_threshold = o.cam_threshold in ("auto", "auto_per_finding")
+        self.per_finding_threshold = o.cam_threshold == "auto_per_finding"
         self._cam_base = CamOptions(threshold=CamOptions.threshold if self.auto_threshold else o.cam_threshold,
-                                    mode=o.cam_mode, select=o.cam_select, fallback=o.cam_fallback)
+                                    mode=o.cam_mode, select=o.cam_select, fallback=o.cam_fallback, layer=o.cam_layer)
         self.classifier_warmup = o.classifier_warmup_epochs
         self.contrastive_start = o.contrastive_start_epoch
         # best.pt must be a model of the loop, not of the classification-only warm-up before it
@@ -133,6 +139,8 @@ class BYOP(RadiomicsViewMixin, Method):
         self.timings = {"cam": 0.0, "boxing": 0.0, "radiomics": 0.0, "regions": 0}  # seconds, for benchmarks
         self.register_buffer("step_count", torch.zeros((), dtype=torch.long))
         self.register_buffer("cam_threshold_value", torch.tensor(self._cam_base.threshold))
+        if self.per_finding_threshold:  # NaN: no fit for that finding (the pooled threshold applies)
+            self.register_buffer("cam_finding_thresholds", torch.full((ctx.n_findings,), float("nan")))
         self.register_buffer("box_cache", torch.zeros(n, 4))
         self.register_buffer("box_step", torch.full((n,), -1, dtype=torch.long))
         self.register_buffer("rad_cache", torch.zeros(n, r, dtype=torch.float64))
@@ -150,7 +158,11 @@ class BYOP(RadiomicsViewMixin, Method):
     @property
     def cam_options(self) -> CamOptions:
         """CAM -> box options; the threshold is a buffer (calibrated per epoch, checkpointed, used by predict)."""
-        return self._cam_base.with_threshold(float(self.cam_threshold_value))
+        per = ()
+        if self.per_finding_threshold:
+            per = tuple((f, float(t)) for f, t in zip(self.ctx.findings, self.cam_finding_thresholds.tolist())
+                        if t == t)
+        return self._cam_base.with_threshold(float(self.cam_threshold_value), per)
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -165,9 +177,16 @@ class BYOP(RadiomicsViewMixin, Method):
             images, targets, gts = cases
             dev = self.cam_threshold_value.device
             cal = calibrate_cam_threshold(self.encoder, self.parts["classifier"], images.to(dev), targets.to(dev),
-                                          gts, self.cam_options)
+                                          gts, self.cam_options, per_finding=self.per_finding_threshold,
+                                          findings=self.ctx.findings)
             self.cam_threshold_value.fill_(cal.threshold)
             out.update(cam_threshold=cal.threshold, cam_calibration_miou=cal.mean_iou)
+            if self.per_finding_threshold:
+                self.cam_finding_thresholds.fill_(float("nan"))
+                for j, f in enumerate(self.ctx.findings):
+                    if f in cal.per_finding:
+                        self.cam_finding_thresholds[j] = cal.per_finding[f]["threshold"]
+                        out[f"cam_threshold_{f}"] = cal.per_finding[f]["threshold"]
         if self.options.diagnostics:
             out.update(self.diagnose(data, train_indices, cases))
         return out or None
@@ -183,8 +202,9 @@ class BYOP(RadiomicsViewMixin, Method):
             images, targets, gts = cases
             with torch.enable_grad():
                 cams = grad_cam(self.encoder, self.parts["classifier"], images.to(dev), targets.to(dev),
-                                upsample_to=tuple(images.shape[-2:]))
-            boxes = cam_to_boxes(cams.cpu(), self.cam_options)
+                                upsample_to=tuple(images.shape[-2:]), layer=self.cam_options.layer)
+            opts = self.cam_options
+            boxes = [cam_to_boxes(c, opts.for_finding(self.ctx.findings[int(t)])) for c, t in zip(cams.cpu(), targets)]
             out["cam_miou"] = float(np.mean([float(pairwise_iou([b[0]], g).max()) if b else 0.0
                                              for b, g in zip(boxes, gts)]))
         idx = np.asarray([i for i in train_indices if data.boxes[int(i)]], dtype=np.int64)[:512]
@@ -218,7 +238,7 @@ class BYOP(RadiomicsViewMixin, Method):
     # --- the step -----------------------------------------------------------------------------------------
     def training_step(self, batch):
         x, y = batch["image"], batch["label"]
-        fmap = self.encoder.forward_features(x)
+        cam_maps, fmap = self.encoder.feature_maps(x, self._cam_base.layer)  # the Grad-CAM layer, the last block
         rep = self.encoder.pool(fmap)
         logits = self.parts["classifier"](rep)
         l_fl = self.cls_loss(logits, y)
@@ -226,11 +246,10 @@ class BYOP(RadiomicsViewMixin, Method):
         anchors = (y == 1).any(dim=1)
         active = self.lam > 0 and self.epoch >= self.contrastive_start and bool(anchors.any())
         if active:
-            regions, stats = self._regions(batch, fmap, logits, anchors)
+            regions, stats = self._regions(batch, cam_maps, logits, anchors)
             out.update(stats)
             rad = self._region_radiomics(batch, regions, anchors)
-            view = region_pool(fmap, regions, int(x.shape[-1])) if self.options.embedding_pool == "region" else rep
-            z_i = self.parts["image_proj"](view)
+            z_i = self.parts["image_proj"](self._image_view(fmap, rep, regions, logits, y, int(x.shape[-1])))
             z_r = torch.zeros_like(z_i)
             z_r[anchors] = self.radiomics_embedding(rad[anchors].float()).to(z_i.dtype)
             neg = hard_negative_mask(y, self.ctx.findings, self.hierarchy) if self.hierarchy is not None else None
@@ -245,6 +264,16 @@ class BYOP(RadiomicsViewMixin, Method):
         out["logits"] = logits.detach()
         return out
 
+    def _image_view(self, fmap, rep, regions, logits, labels, size: int) -> torch.Tensor:
+        """The image embedding paired with the radiomics (``embedding_pool``)."""
+        pool = self.options.embedding_pool
+        if pool == "region":
+            return region_pool(fmap, regions, size)
+        if pool == "cam":
+            targets = select_targets(labels, logits.detach())
+            return cam_pool(fmap, self.parts["classifier"].fc.weight[targets], fallback=rep)
+        return rep
+
     @torch.no_grad()
     def validation_step(self, batch):
         logits = self.logits(batch["image"])
@@ -252,7 +281,8 @@ class BYOP(RadiomicsViewMixin, Method):
 
     # --- BYOP regions -------------------------------------------------------------------------------------
     def _regions(self, batch, fmap, logits, anchors) -> tuple[torch.Tensor, dict]:
-        """``[B, 4]`` boxes (store pixels) for the batch; only anchor rows are meaningful."""
+        """``[B, 4]`` boxes (store pixels) for the batch; only anchor rows are meaningful. ``fmap``: the
+        activations of the Grad-CAM layer from this step's forward."""
         idx = batch["index"]
         size = int(batch["image"].shape[-1])
         boxes = batch["box"].clone()  # ground-truth union box where annotated; whole image otherwise
@@ -276,7 +306,8 @@ class BYOP(RadiomicsViewMixin, Method):
                                                               dtype=scores.dtype).index_add(0, rows, scores))[rows]
             cam = upsample_cam(cam, (size, size))
             t1 = time.perf_counter()
-            found = cam_to_boxes(cam.cpu(), self.cam_options)
+            opts = self.cam_options
+            found = [cam_to_boxes(c, opts.for_finding(self.ctx.findings[int(t)])) for c, t in zip(cam.cpu(), targets)]
             self.timings["cam"] += t1 - t0
             self.timings["cam_rows"] = self.timings.get("cam_rows", 0) + len(rows)
             self.timings["boxing"] += time.perf_counter() - t1
@@ -345,6 +376,17 @@ def region_pool(fmap: torch.Tensor, boxes: torch.Tensor, image_size: int) -> tor
     weights = masks.to(fmap.dtype).flatten(1)
     weights = weights / weights.sum(dim=1, keepdim=True)
     return torch.einsum("bcn,bn->bc", fmap.flatten(2), weights)
+
+
+def cam_pool(fmap: torch.Tensor, weights: torch.Tensor, *, fallback: torch.Tensor) -> torch.Tensor:
+    """``[B, C]``: ``fmap [B, C, h, w]`` averaged with the class activation map of each image's target as weights,
+    ``cam = ReLU(w . A(u, v))`` with ``weights [B, C]`` the target's classifier row (for global pooling + a linear
+    classifier this is Grad-CAM up to a constant; differentiable, no second-order terms). A map without any
+    positive cell gives ``fallback`` (the global average)."""
+    cam = torch.relu(torch.einsum("bc,bchw->bhw", weights, fmap)).flatten(1)  # [B, h*w]
+    mass = cam.sum(dim=1, keepdim=True)
+    pooled = torch.einsum("bcn,bn->bc", fmap.flatten(2), cam / mass.clamp_min(1e-12))
+    return torch.where(mass > 0, pooled, fallback)
 
 
 def _grad_norm(loss: torch.Tensor, fmap: torch.Tensor) -> torch.Tensor:

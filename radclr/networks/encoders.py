@@ -62,6 +62,24 @@ class ImageEncoder(nn.Module):
         """Feature map of the last convolutional block, ``[B, out_dim, h, w]``."""
         raise NotImplementedError
 
+    #: stages whose output :meth:`feature_maps` can return besides the last block ("last")
+    stages: tuple[str, ...] = ()
+
+    def feature_maps(self, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(map of stage layer, last block's map)`` from one forward -- e.g. a finer Grad-CAM layer than the
+        last block (``layer3`` of a ResNet: twice the resolution). ``layer="last"`` returns the last map twice."""
+        if layer == "last":
+            fmap = self.forward_features(x)
+            return fmap, fmap
+        raise ConfigError(f"{type(self).__name__} has no stage {layer!r} for Grad-CAM (stages: "
+                          f"{['last', *self.stages]})")
+
+    def forward_from(self, layer: str, a: torch.Tensor) -> torch.Tensor:
+        """The last block's map computed from stage ``layer``'s output ``a`` (the rest of the forward)."""
+        if layer == "last":
+            return a
+        raise ConfigError(f"{type(self).__name__} has no stage {layer!r} for Grad-CAM")
+
     def pool(self, fmap: torch.Tensor) -> torch.Tensor:
         """Global average pooling ``[B, C, *spatial] -> [B, C]``."""
         if fmap.dim() < 3:
@@ -105,6 +123,19 @@ class ResNetEncoder(ImageEncoder):
         b = self.backbone
         x = self.stem(x)
         return b.layer4(b.layer3(b.layer2(b.layer1(x))))
+
+    stages = ("layer3",)
+
+    def feature_maps(self, x: torch.Tensor, layer: str) -> tuple[torch.Tensor, torch.Tensor]:
+        if layer != "layer3":
+            return super().feature_maps(x, layer)
+        self.check_input(x)
+        b = self.backbone
+        a3 = b.layer3(b.layer2(b.layer1(self.stem(x))))
+        return a3, b.layer4(a3)
+
+    def forward_from(self, layer: str, a: torch.Tensor) -> torch.Tensor:
+        return self.backbone.layer4(a) if layer == "layer3" else super().forward_from(layer, a)
 
 
 class DenseNetEncoder(ImageEncoder):

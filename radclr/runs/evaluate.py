@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -123,19 +124,23 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         return unscored_examples(run, data, indices, device, figure_dir)
     sizes = {iid: tuple(int(v) for v in data.store.original_hw[ds.index_of(iid)]) for iid in gt_all}
     cam_opts = method.cam_options
+    if run.cfg["evaluation"].get("cam_layer", "method") != "method":
+        cam_opts = replace(cam_opts, layer=run.cfg["evaluation"]["cam_layer"])
     calibration = {"threshold": cam_opts.threshold, "fit_on": "method setting (not fitted)"}
-    if str(run.cfg["evaluation"].get("cam_threshold", "auto")) == "auto":
+    rule = str(run.cfg["evaluation"].get("cam_threshold", "auto"))
+    if rule in ("auto", "auto_per_finding"):
         fit_idx = np.concatenate([data.indices("train"), data.indices("val")])
         fit_idx = np.setdiff1d(fit_idx, indices)  # never the evaluated images
         fit_cases = data.annotated_cases(fit_idx, limit=512)
         if fit_cases is not None and len(fit_cases[1]) >= 5:
             fit_images, fit_targets, fit_gts = fit_cases
             cal = calibrate_cam_threshold(method.encoder, head, fit_images.to(device), fit_targets.to(device), fit_gts,
-                                          cam_opts)
-            cam_opts = cam_opts.with_threshold(cal.threshold)
+                                          cam_opts, per_finding=rule == "auto_per_finding", findings=findings)
+            cam_opts = cal.apply(cam_opts)
             calibration = {**cal.to_dict(), "fit_on": f"annotated train/val images ({cal.n_cases} cases)"}
-        elif saved_calibration is not None:  # another dataset: the threshold fit on the run's own train/val
-            cam_opts = cam_opts.with_threshold(float(saved_calibration["threshold"]))
+        elif saved_calibration is not None:  # another dataset: the threshold(s) fit on the run's own train/val
+            per = {f: v["threshold"] for f, v in (saved_calibration.get("per_finding") or {}).items()}
+            cam_opts = cam_opts.with_threshold(float(saved_calibration["threshold"]), tuple(per.items()))
             calibration = saved_calibration
     elif str(run.cfg["evaluation"].get("cam_threshold")) != "method":
         cam_opts = cam_opts.with_threshold(float(run.cfg["evaluation"]["cam_threshold"]))
@@ -148,9 +153,10 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         images = torch.stack([torch.from_numpy(np.asarray(data.store.images[i], dtype=np.float32)) / 255.0
                               for i, _, _ in chunk]).unsqueeze(1).to(device)
         targets = torch.tensor([findings.index(f) for _, _, f in chunk], device=device)
-        cams, logits = grad_cam(method.encoder, head, images, targets, upsample_to=(S, S), return_logits=True)
+        cams, logits = grad_cam(method.encoder, head, images, targets, upsample_to=(S, S), return_logits=True,
+                                layer=cam_opts.layer)
         probs = torch.sigmoid(logits.detach().float()).cpu()
-        found = cam_to_boxes(cams.cpu(), cam_opts)
+        found = [cam_to_boxes(cam, cam_opts.for_finding(f)) for cam, (_, _, f) in zip(cams.cpu(), chunk)]
         for (i, iid, f), boxes, cam, img, pr in zip(chunk, found, cams.cpu(), images.cpu(), probs):
             h, w = sizes[iid]
             pred = [scale_boxes(b.as_array(), (S, S), (h, w)) for b in boxes[:1]]
@@ -205,7 +211,9 @@ def unscored_examples(run: LoadedRun, data: PreparedData, indices: np.ndarray, d
                           for k in top]).unsqueeze(1).to(device)
     targets = torch.as_tensor(probs[top].argmax(axis=1), device=device)
     cam_opts = method.cam_options
-    cams = grad_cam(method.encoder, method.cam_head(), images, targets, upsample_to=(S, S))
+    if run.cfg["evaluation"].get("cam_layer", "method") != "method":
+        cam_opts = replace(cam_opts, layer=run.cfg["evaluation"]["cam_layer"])
+    cams = grad_cam(method.encoder, method.cam_head(), images, targets, upsample_to=(S, S), layer=cam_opts.layer)
     found = cam_to_boxes(cams.cpu(), cam_opts)
     findings = list(data.findings)
     ex = [OverlayExample(image=images[j, 0].cpu().numpy(), cam=cams[j].cpu().numpy(), gt_boxes=[],
