@@ -46,8 +46,9 @@ STAGES = {"val": 2, "test": 3}  # phantom seed of the evaluation set
 N_EVAL = 120
 THRESHOLDS = ("0.1", "0.3", "0.5")
 
-# name -> (config file under configs/phantom, overrides)
-VARIANTS: dict[str, tuple[str, list[str]]] = {
+# name -> (config file under configs/phantom, overrides[, evaluation overrides]); variants that differ only in
+# evaluation overrides share the trained run (the run directory is cloned with its checkpoints linked)
+VARIANTS: dict[str, tuple] = {
     "supervised": ("supervised", []),
     "byop": ("byop", []),
     # exploration (validation phantoms only)
@@ -64,8 +65,10 @@ def eval_phantoms(root: Path, stage: str) -> Path:
 
 
 def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
-    config, overrides = VARIANTS[name]
-    run = out_dir / "runs" / f"{name}-seed{seed}"
+    config, overrides, *rest = VARIANTS[name]
+    eval_overrides = rest[0] if rest else []
+    trained = next(n for n, v in VARIANTS.items() if v[:2] == (config, overrides) and not (v[2:] and v[2]))
+    run = out_dir / "runs" / f"{trained}-seed{seed}"
     done = run / "wall_time_s.txt"
     if not done.exists():
         if run.exists():
@@ -78,6 +81,8 @@ def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
         t0 = time.time()
         train(cfg, run, progress=False, evaluate=True)
         done.write_text(f"{time.time() - t0:.1f}")
+    if eval_overrides:
+        run = _clone_for_evaluation(run, out_dir / "runs" / f"{name}-seed{seed}", eval_overrides, args)
     target = run / "evaluations" / f"{phantoms.name}.json"
     if not target.exists():
         evaluate_run(run, data_path=str(phantoms), out=target, progress=False, n_boot=args.n_boot)
@@ -89,6 +94,24 @@ def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
             "cam_threshold": (loc.get("cam_threshold") or {}).get("threshold"),
             "cases": str(side / "localization_all.csv"), "predictions": str(side / "predictions_all.csv"),
             "history": str(run / "metrics.csv")}
+
+
+def _clone_for_evaluation(run: Path, clone: Path, overrides: list[str], args) -> Path:
+    """A run directory sharing ``run``'s checkpoints, with other evaluation settings, evaluated on its own data."""
+    import yaml
+
+    if not (clone / "metrics.json").exists():
+        (clone / "checkpoints").mkdir(parents=True, exist_ok=True)
+        for f in (run / "checkpoints").iterdir():
+            link = clone / "checkpoints" / f.name
+            if not link.exists():
+                link.symlink_to(f.resolve())
+        for name in ("splits.csv", "metrics.csv", "wall_time_s.txt"):
+            (clone / name).write_bytes((run / name).read_bytes())
+        cfg = resolve_config(run / "config.yaml", overrides)
+        (clone / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        evaluate_run(clone, progress=False, n_boot=args.n_boot)
+    return clone
 
 
 def summarise(rows: list[dict]) -> dict:

@@ -220,9 +220,9 @@ def test_per_finding_calibration_fits_each_finding_its_own_cut():
     cal = calibrate_cam_threshold(_IdentityEncoder(), head, images, torch.tensor(targets), gts, CamOptions(),
                                   per_finding=True, findings=["Small", "Big"])
     assert cal.per_finding["Small"]["threshold"] >= 0.7 and cal.per_finding["Small"]["mean_iou"] == 1.0
-    assert cal.per_finding["Big"]["threshold"] == 0.3 and cal.per_finding["Big"]["mean_iou"] == 1.0
+    assert cal.per_finding["Big"]["threshold"] <= 0.35 and cal.per_finding["Big"]["mean_iou"] == 1.0
     opts = cal.apply(CamOptions())
-    assert opts.for_finding("Small").threshold >= 0.7 and opts.for_finding("Big").threshold == 0.3
+    assert opts.for_finding("Small").threshold >= 0.7 and opts.for_finding("Big").threshold <= 0.35
     assert opts.for_finding("Other").threshold == cal.threshold  # no fit: the pooled threshold
     few = calibrate_cam_threshold(_IdentityEncoder(), head, images[:8], torch.tensor(targets[:8]), gts[:8],
                                   CamOptions(), per_finding=True, findings=["Small", "Big"])

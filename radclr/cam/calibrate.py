@@ -22,7 +22,9 @@ from radclr.cam.boxes import cam_to_boxes
 from radclr.cam.gradcam import grad_cam
 from radclr.cam.options import CamOptions
 
-DEFAULT_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: relative thresholds tried: 0.1 .. 0.95 in steps of 0.05 (a ReLU Grad-CAM's hot spot can need a cut close to
+#: its maximum -- 0.9, the top of an earlier 0.3..0.9 grid, was chosen on phantoms -- or far below it)
+DEFAULT_GRID = tuple(round(0.05 * k, 2) for k in range(2, 20))
 
 
 @dataclass
