@@ -38,6 +38,8 @@ def register(sub) -> None:
     e.add_argument("--batch-size", type=int, default=None, metavar="N", help="regions per torch batch (default: automatic)")
     e.add_argument("--cache", metavar="DIR", help="feature cache folder: re-runs read rows from it")
     e.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
+    e.add_argument("--follow-links", action="store_true",
+                   help="read image files that symbolic links lead to outside the dataset folder (refused by default)")
     e.add_argument("--out", required=True, metavar="FEATURES.csv", help="CSV to write")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_extract, mode=None)
@@ -89,7 +91,7 @@ def cmd_extract(args) -> int:
     if params is not None and args.engine == "torch":
         params.check_torch()
     mode = "masks" if args.masks_dir else (args.mode or "boxes")
-    ds = load_dataset(args.dataset, format=args.format)
+    ds = load_dataset(args.dataset, format=args.format, follow_links=args.follow_links)
     total = len(dataset_regions(ds, mode, args.masks_dir))
     with tqdm(total=total, desc="radiomics", unit="region", disable=args.no_progress, file=sys.stderr) as bar:
         table = extract_table(

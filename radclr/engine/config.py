@@ -36,7 +36,8 @@ DEFAULTS: dict[str, Any] = {
         "box_fraction": 1.0,  # keep ground-truth boxes for this fraction of patients (the rest: unannotated)
         "pretext_fraction": 1.0,  # fraction of training images the label-free stages see (seed 003: 1/10/100 %)
         "intensity": "auto",  # how files map to the 0..255 store: auto | minmax | none
-        "cache_dir": None,  # default: <user cache>/radclr
+        "cache_dir": None,  # default: $RADCLR_CACHE, else <user cache>/radclr (docs/operation.md)
+        "follow_links": False,  # read image files that symlinks lead to outside the dataset root (docs/data.md)
         "phantom": {"n": 240, "size": 128, "seed": 0},
         # 3-D mode (seed 004): {n_slices: 10, size: 64, window: null | [lo, hi], margin: 0.0, jobs: 1}; null = 2-D
         "volume": None,

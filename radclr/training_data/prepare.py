@@ -75,12 +75,12 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
         for p in data_cfg["path"]:
             if not Path(p).exists():
                 raise DataError(f"data.path entry {p!r} does not exist")
-            parts.append(load_dataset(p))
+            parts.append(load_dataset(p, follow_links=bool(data_cfg.get("follow_links"))))
         ds = concat_datasets(parts)
     else:
         if not Path(path).exists():
             raise DataError(f"data.path {path!r} does not exist")
-        ds = load_dataset(path, format=data_cfg.get("format"))
+        ds = load_dataset(path, format=data_cfg.get("format"), follow_links=bool(data_cfg.get("follow_links")))
     frac = float(data_cfg.get("box_fraction", 1.0))
     if frac < 1.0:
         ds = keep_boxes_of_fraction(ds, frac, int(data_cfg["split"]["seed"]))
@@ -154,7 +154,8 @@ def fixed_radiomics(ds: CXRDataset, store: ImageStore, boxes: list[list[Box]], r
     # box, roi_crop and cam (its starting point): the ground-truth boxes, else the whole image
     regions = None if rad_cfg["region"] == "whole_image" else boxes
     service = RegionRadiomics(rad_cfg)
-    values = service.fixed(store.images, regions, cache=FeatureCache(Path(cache_dir) / "radiomics"), progress=progress)
+    values = service.fixed(store.images, regions, cache=FeatureCache(Path(cache_dir) / "radiomics"), progress=progress,
+                           image_ids=list(ds.image_ids))
     return list(service.names), values
 
 
