@@ -175,7 +175,7 @@ def test_nan_radiomics_name_the_image_and_the_box(tmp_path, capsys, caplog):
                        [("a.png", "Mass", 10, 10, 20, 20), ("b.png", "Mass", 30, 12, 1, 1)])  # a single pixel
     with caplog.at_level(logging.WARNING, logger="radclr"):
         rc, out, _ = cli(capsys, "radiomics", "extract", root, "--out", tmp_path / "f.csv", "--no-progress")
-    assert rc == 0
+    assert rc == 0 and "1 region(s) with NaN features: b.png box 0 (Mass)" in out
     text = caplog.text
     assert "b.png box 0 (Mass at x=30, y=12, w=1, h=1)" in text and "its features are NaN" in text
     assert "region 0" not in text

@@ -76,10 +76,17 @@ def cmd_extract(args) -> int:
     from tqdm import tqdm
 
     from radclr.data import load_dataset
+    from radclr.errors import OutputError
+    from radclr.outputs import atomic_path, writable_dir
     from radclr.radiomics.allocator import tune_malloc
     from radclr.radiomics.params import load_params
     from radclr.radiomics.table import dataset_regions, extract_table
 
+    out = Path(args.out)  # checked before any work: the table is written only at the end
+    if out.is_dir():
+        raise OutputError(out, "--out is a folder; give the CSV file to write, e.g. --out "
+                               f"{out / 'features.csv'}")
+    writable_dir(out.parent, "folder of --out")
     tune_malloc()
     if args.params and (args.bin_width is not None or args.bin_count is not None):
         raise ConfigError("give the binning either in --params or with --bin-width/--bin-count, not both")
@@ -98,13 +105,16 @@ def cmd_extract(args) -> int:
             ds, mode=mode, masks_dir=args.masks_dir, settings=_settings(args), params=params, engine=args.engine,
             device=args.device, batch_size=args.batch_size, jobs=args.jobs, cache=args.cache, progress=bar.update,
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    with atomic_path(out, "feature table") as tmp:
+        table.to_csv(tmp, index=False)
     n_feat = table.shape[1] - 3
-    n_nan = int(table.iloc[:, 3:].isna().all(axis=1).sum())
+    nan_rows = table[table.iloc[:, 3:].isna().all(axis=1)]
+    named = [f"{r.image_id} {'box ' + str(r.region_id) if mode == 'boxes' else mode}"
+             + (f" ({r.label})" if mode == "boxes" and r.label else "") for r in nan_rows.itertuples()]
+    more = f" and {len(named) - 3} more" if len(named) > 3 else ""
     print(f"wrote {out}: {len(table)} region(s) x {n_feat} feature(s) ({args.engine})"
-          + (f"; {n_nan} region(s) with NaN features (see the log)" if n_nan else ""))
+          + (f"; {len(named)} region(s) with NaN features: {', '.join(named[:3])}{more} (reasons in the log)"
+             if named else ""))
     return 0
 
 

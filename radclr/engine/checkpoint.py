@@ -14,18 +14,20 @@ from pathlib import Path
 import torch
 
 from radclr.errors import RadclrError
+from radclr.outputs import atomic_path
 
 FORMAT = "radclr-checkpoint-1"
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, **state}, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``state`` to ``path`` atomically: through ``path.tmp``, fsynced, then renamed. A failed write (disk
+    full, read-only folder) removes the ``.tmp``, keeps the previous checkpoint and raises
+    :class:`~radclr.errors.OutputError` naming the file."""
+    with atomic_path(path, "checkpoint") as tmp:
+        with open(tmp, "wb") as f:  # a Python file: a full disk is an OSError here, not torch's RuntimeError
+            torch.save({"format": FORMAT, **state}, f)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

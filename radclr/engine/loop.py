@@ -46,6 +46,7 @@ from radclr.engine.optim import build_optimizer, build_scheduler
 from radclr.errors import ConfigError, RadclrError
 from radclr.evaluation.metrics import auc_per_finding
 from radclr.methods import Method, MethodContext, method_class
+from radclr.outputs import atomic_path
 from radclr.runtime.device import autocast_context, resolve_device, set_determinism, to_device
 from radclr.runtime.distributed import (DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed)
 from radclr.training_data import PreparedData, TrainingView, collate, prepare_data
@@ -478,7 +479,5 @@ class Trainer:
         return stats
 
     def _write_metrics(self) -> None:
-        path = self.run_dir / "metrics.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        pd.DataFrame(self.history).to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        with atomic_path(self.run_dir / "metrics.csv", "metrics table") as tmp:
+            pd.DataFrame(self.history).to_csv(tmp, index=False)

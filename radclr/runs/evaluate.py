@@ -56,6 +56,7 @@ from radclr.evaluation.localization import (centre_box_baseline, ground_truth_fr
                                             mean_box_sizes, whole_image_baseline)
 from radclr.evaluation.metrics import jsonable
 from radclr.evaluation.thresholds import choose_thresholds
+from radclr.outputs import atomic_path, writable_dir
 from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
 from radclr.training_data import PreparedData, build_store, default_cache_dir, open_dataset, prepare_data
@@ -330,7 +331,9 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     else:
         src = Path(str(data_path if not isinstance(data_path, (list, tuple)) else data_path[0])).name if external else "own"
         side_dir = run_dir / "evaluations" / f"{src}-{Path(ckpt_name).stem}-{split}"
-        side_dir.mkdir(parents=True, exist_ok=True)
+    writable_dir(side_dir, "results folder")  # before any work: a read-only run directory is one message
+    if out:
+        writable_dir(Path(out).parent, "folder of --out")
     if data is None:
         if external:
             data = _external_data(cfg, data_path, run, progress)
@@ -398,7 +401,8 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
                                                            progress=progress)
     results = jsonable(results)
     path = Path(out) if out else side_dir / "metrics.json"
-    path.write_text(json.dumps(results, indent=2))
+    with atomic_path(path, "metrics") as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
     return results
 
 
