@@ -392,7 +392,7 @@ class Predictor:
                        f"model's {self.size} x {self.size} px and carries no real detail; the probabilities and "
                        "box below are not meaningful")
         if full.size and float(full.min()) == float(full.max()):
-            out.append(f"constant image (every pixel the same value): there is nothing to see; the probabilities "
+            out.append("constant image (every pixel the same value): there is nothing to see; the probabilities "
                        "and box below are not meaningful")
         return out
 

@@ -172,8 +172,7 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
         with open(arr_path, "r+b") as f:
             reserve(f.fileno(), os.path.getsize(arr_path), arr_path, "image store")
     except BaseException:
-        del images
-        arr_path.unlink(missing_ok=True)
+        arr_path.unlink(missing_ok=True)  # (the map itself goes with the exception)
         raise
     log.info("image store %s: %d item(s), %.1f MiB (kept for later runs; see docs/operation.md)", arr_path, n,
              os.path.getsize(arr_path) / 2**20)
