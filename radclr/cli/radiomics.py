@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from radclr.errors import ConfigError
 
@@ -73,11 +72,10 @@ def _settings(args):
 def cmd_extract(args) -> int:
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from radclr.data import load_dataset
     from radclr.errors import OutputError
     from radclr.outputs import atomic_path, writable_dir
+    from radclr.progress import progress_bar
     from radclr.radiomics.allocator import tune_malloc
     from radclr.radiomics.params import load_params
     from radclr.radiomics.table import dataset_regions, extract_table
@@ -100,7 +98,7 @@ def cmd_extract(args) -> int:
     mode = "masks" if args.masks_dir else (args.mode or "boxes")
     ds = load_dataset(args.dataset, format=args.format, follow_links=args.follow_links)
     total = len(dataset_regions(ds, mode, args.masks_dir))
-    with tqdm(total=total, desc="radiomics", unit="region", disable=args.no_progress, file=sys.stderr) as bar:
+    with progress_bar(total=total, desc="radiomics", unit="region", enabled=not args.no_progress) as bar:
         table = extract_table(
             ds, mode=mode, masks_dir=args.masks_dir, settings=_settings(args), params=params, engine=args.engine,
             device=args.device, batch_size=args.batch_size, jobs=args.jobs, cache=args.cache, progress=bar.update,

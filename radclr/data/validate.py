@@ -20,13 +20,11 @@ dimensions (a decompression bomb) is an unreadable image: one error among the ot
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from radclr.data.adapters.common import BOX_TOLERANCE
 from radclr.data.dataset import CXRDataset, Problem
@@ -34,6 +32,7 @@ from radclr.data.loading import load_dataset
 from radclr.errors import DataError, ImageReadError
 from radclr.io import read_image, read_mask
 from radclr.io.readers import ImageConversionWarning
+from radclr.progress import progress_bar
 
 
 SMALL_IMAGE_SIDE = 32  # px: an image with a shorter side carries too little detail to classify or localize
@@ -95,7 +94,7 @@ def validate_dataset(source: str | Path | CXRDataset, format: str | None = None,
     if len(ds) == 0 and not any("lists no images" in p.message for p in problems):
         problems.append(Problem(str(ds.root), "no usable image: every record was dropped (see the problems above)"))
     declared = _declared_sizes(ds.records)
-    for i in tqdm(range(len(ds)), desc="validating", unit="img", file=sys.stderr, disable=not progress,
+    for i in progress_bar(range(len(ds)), desc="validating", unit="img", enabled=progress,
                   leave=False):
         path = str(ds.path(i))
         iid = ds.records.at[i, "image_id"]

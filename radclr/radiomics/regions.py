@@ -24,9 +24,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from radclr.boxes import boxes_to_masks
+from radclr.progress import progress_bar
 from radclr.radiomics.base import Settings
 from radclr.radiomics.cache import FeatureCache, array_digest, config_digest, mask_digest
 from radclr.radiomics.extract import extract
@@ -124,7 +124,7 @@ class RegionRadiomics:
             cache = FeatureCache(cache)
         out = np.zeros((n, len(self.names)), dtype=np.float64)
         S = int(images.shape[-1]) if n else 0
-        for s in tqdm(range(0, n, batch_size), desc="radiomics", unit="batch", disable=not progress, leave=False):
+        for s in progress_bar(range(0, n, batch_size), desc="radiomics", unit="batch", enabled=progress):
             chunk = np.asarray(images[s:s + batch_size])
             regs = [None] * len(chunk) if regions is None else [r or None for r in regions[s:s + batch_size]]
             masks = region_masks(regs, S)

@@ -233,6 +233,37 @@ def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool
     return pd_
 
 
+def label_coverage_warnings(data: "PreparedData") -> list[str]:
+    """One line per finding without a positive image in the labelled training images, the validation or the test
+    split, saying what follows (logged once when training starts). The same facts give metrics.json's ``null``
+    AUCs and the 0.5 fallback threshold (:func:`radclr.runs.evaluate.evaluate_run`)."""
+    y = data.dataset.labels
+    parts = {"training labels": data.indices("train", labeled_only=True), "validation": data.indices("val"),
+             "test": data.indices("test")}
+    out = []
+    for j, f in enumerate(data.findings):
+        empty = []
+        for name, idx in parts.items():
+            col = y[idx, j]
+            known = col[~np.isnan(col)]
+            if len(idx) and not (known == 1).any():
+                empty.append((name, len(known)))
+        if not empty:
+            continue
+        where = ", ".join(f"{name} (0 of {n})" for name, n in empty)
+        names = [name for name, _ in empty]
+        effects = []
+        if "training labels" in names:
+            effects.append("the model cannot learn it")
+        if "validation" in names:
+            effects.append("its validation AUC is undefined (empty in metrics.csv, null in metrics.json) and its "
+                           "decision threshold falls back to 0.5")
+        if "test" in names:
+            effects.append("its test AUC and sensitivity are undefined (null in metrics.json)")
+        out.append(f"finding {f!r} has no positive image in: {where} -- {'; '.join(effects)}")
+    return out
+
+
 def build_run_store(cfg: dict, ds: CXRDataset, cache: Path, progress: bool = True) -> ImageStore:
     """The run's image store: ``[N, S, S]`` images, or ``[N, n, S, S]`` tumour stacks when ``data.volume`` is set."""
     data_cfg = cfg["data"]

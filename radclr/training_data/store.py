@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from radclr.data.dataset import CXRDataset
 from radclr.errors import DataError
 from radclr.io import read_image
 from radclr.outputs import reserve, writable_dir
+from radclr.progress import progress_bar
 
 log = logging.getLogger(__name__)
 STORE_VERSION = 1
@@ -177,7 +177,7 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
     log.info("image store %s: %d item(s), %.1f MiB (kept for later runs; see docs/operation.md)", arr_path, n,
              os.path.getsize(arr_path) / 2**20)
     hw = np.zeros((n, 2), dtype=np.int64)
-    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=n, desc=desc, unit="img", enabled=progress)
     if jobs > 1 and n > 64:
         with ProcessPoolExecutor(jobs) as ex:
             for i, (img, hw_i) in enumerate(ex.map(decode, tasks, chunksize=16)):
