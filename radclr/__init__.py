@@ -19,7 +19,7 @@ Package map, bottom-up along the data path (a package imports only from the ones
     cam/            Grad-CAM, CAM -> boxes, CAM options, CAM-threshold calibration (the BYOP box half)
     evaluation/     metrics with bootstrap CIs, thresholds, linear evaluation, localization accuracy
     visualize/      figures: overlays (seed 001 Fig. 5), curves, t-SNE, radiomics panels
-    runtime/        device choice, mixed precision, determinism, DDP collectives
+    runtime/        device choice, mixed precision, determinism, DDP collectives, TensorBoard events
     training_data/  a run's prepared data: split, image store, 3-D stacks, fixed-region radiomics, sample views
     methods/        training methods as small classes over losses and heads (supervised, radiomics_contrastive,
                     byop, simclr, correspondence, hybrid)
