@@ -105,13 +105,18 @@ def test_output_path_through_a_file(tmp_path, capsys):
 
 
 def _failing_save(monkeypatch, fail_at: int):
+    """torch.save failing as it does on a full disk (seen on a full tmpfs): the file's write raises ENOSPC and
+    torch's zip writer, closing, masks it with its own RuntimeError."""
     real, calls = torch.save, []
 
     def save(obj, f, *a, **k):
         calls.append(1)
         if len(calls) == fail_at:
-            f.write(b"half a checkpoint")
-            raise OSError(errno.ENOSPC, "No space left on device")
+            try:
+                f.write(b"half a checkpoint")
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError:
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
         return real(obj, f, *a, **k)
 
     monkeypatch.setattr(torch, "save", save)

@@ -35,6 +35,7 @@ from radclr.data.dataset import CXRDataset
 from radclr.data.phantom import write_phantom_dataset
 from radclr.data.phantom_volumes import PHANTOM_VOLUME_VERSION, write_phantom_volumes
 from radclr.errors import ConfigError, DataError
+from radclr.outputs import writable_dir
 from radclr.radiomics.cache import FeatureCache
 from radclr.radiomics.regions import RegionRadiomics
 from radclr.training_data.store import ImageStore, build_store, default_cache_dir
@@ -42,6 +43,7 @@ from radclr.training_data.volumes import build_volume_store, volume_radiomics, v
 from radclr.transforms import ROICrop
 
 log = logging.getLogger(__name__)
+CACHE_FOLDER = "cache folder (data.cache_dir or RADCLR_CACHE)"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -60,6 +62,7 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
         if (cache / "labels.csv").exists():
             ds = load_dataset(cache, format="folder")
         else:
+            writable_dir(cache.parent, CACHE_FOLDER)
             ds = write_phantom_dataset(cache, n=n, size=size, seed=seed)
     elif path == "phantom_volumes":
         ph = data_cfg.get("phantom") or {}
@@ -69,6 +72,7 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
         if (cache / "labels.csv").exists():
             ds = load_dataset(cache, format="folder")
         else:
+            writable_dir(cache.parent, CACHE_FOLDER)
             ds = write_phantom_volumes(cache, n=n, size=size, seed=seed)
     elif isinstance(data_cfg["path"], (list, tuple)):  # several datasets combined (radclr.data.combine)
         parts = []
