@@ -54,6 +54,7 @@ def test_train_on_a_decompression_bomb_names_the_file(tmp_path, capsys):
     rc, _, err = cli(capsys, "train", REPO / "configs" / "tiny" / "seed000_resnet18.yaml", "--out", tmp_path / "run",
                      f"data.path={root}", f"data.cache_dir={tmp_path / 'cache'}", "data.findings=null")
     assert rc == 2 and "b.png: the header claims an enormous image" in err
+    assert not list((tmp_path / "cache").glob("images-*"))  # the half-built image store was removed
 
 
 # --------------------------------------------------------------------------------------------- label tables

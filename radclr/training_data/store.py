@@ -174,20 +174,25 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
     except BaseException:
         arr_path.unlink(missing_ok=True)  # (the map itself goes with the exception)
         raise
-    log.info("image store %s: %d item(s), %.1f MiB (kept for later runs; see docs/operation.md)", arr_path, n,
-             os.path.getsize(arr_path) / 2**20)
+    log.info("building image store %s: %d item(s), %.1f MiB (kept in the cache folder for later runs; see "
+             "docs/operation.md)", arr_path, n, os.path.getsize(arr_path) / 2**20)
     hw = np.zeros((n, 2), dtype=np.int64)
     bar = progress_bar(total=n, desc=desc, unit="img", enabled=progress)
-    if jobs > 1 and n > 64:
-        with ProcessPoolExecutor(jobs) as ex:
-            for i, (img, hw_i) in enumerate(ex.map(decode, tasks, chunksize=16)):
-                images[i], hw[i] = img, hw_i
+    try:
+        if jobs > 1 and n > 64:
+            with ProcessPoolExecutor(jobs) as ex:
+                for i, (img, hw_i) in enumerate(ex.map(decode, tasks, chunksize=16)):
+                    images[i], hw[i] = img, hw_i
+                    bar.update()
+        else:
+            for i, t in enumerate(tasks):
+                images[i], hw[i] = decode(t)
                 bar.update()
-    else:
-        for i, t in enumerate(tasks):
-            images[i], hw[i] = decode(t)
-            bar.update()
-    bar.close()
+    except BaseException:  # an unreadable image, an interrupt: no half-built store is left taking space
+        arr_path.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
     images.flush()
     del images
     meta_path.write_text(json.dumps({"original_hw": hw.tolist(), "n": n, **(meta or {})}))
