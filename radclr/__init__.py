@@ -6,6 +6,8 @@ Deep image features are trained to agree with radiomic features of the same regi
 Package map, bottom-up along the data path (a package imports only from the ones listed above it):
 
     errors.py       user-facing errors (one line on the command line, no traceback)
+    outputs.py      writing outputs safely: writable-folder checks, atomic writes, disk-full as a message
+    progress.py     progress: a tqdm bar on a terminal, periodic log lines when output goes to a file or pipe
     boxes.py        box geometry: IoU, clipping, scaling between pixel grids, the one box -> pixels rule
     io/             image files -> float32 arrays (+ pixel spacing): PNG/JPEG, DICOM, NIfTI/NRRD
     data/           datasets (one interface for every layout), splits, phantoms, validation, disease hierarchy
@@ -17,7 +19,7 @@ Package map, bottom-up along the data path (a package imports only from the ones
     cam/            Grad-CAM, CAM -> boxes, CAM options, CAM-threshold calibration (the BYOP box half)
     evaluation/     metrics with bootstrap CIs, thresholds, linear evaluation, localization accuracy
     visualize/      figures: overlays (seed 001 Fig. 5), curves, t-SNE, radiomics panels
-    runtime/        device choice, mixed precision, determinism, DDP collectives
+    runtime/        device choice, mixed precision, determinism, DDP collectives, TensorBoard events
     training_data/  a run's prepared data: split, image store, 3-D stacks, fixed-region radiomics, sample views
     methods/        training methods as small classes over losses and heads (supervised, radiomics_contrastive,
                     byop, simclr, correspondence, hybrid)

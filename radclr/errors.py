@@ -31,3 +31,12 @@ class ConfigError(RadclrError):
 
 class SplitError(DataError):
     """A split is invalid, e.g. one patient appears in two parts."""
+
+
+class OutputError(RadclrError):
+    """A file or folder cannot be written (read-only location, disk full, ...). ``path`` names it."""
+
+    def __init__(self, path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

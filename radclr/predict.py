@@ -29,6 +29,10 @@ value v among the n finite reference values: ``100 * (#{r < v} + #{r == v} / 2) 
 When the run's training data are not available to build it, predict still returns the radiomics values, with
 ``percentile: null`` and an explanation line saying why.
 
+Images the model cannot say anything meaningful about -- under 32 px a side (e.g. 1 x 1) or constant -- are still
+predicted, but the result carries ``warnings`` (also logged and printed first by ``radclr predict``), so a
+"positive" finding on them is never reported without one.
+
 Inputs predict refuses (:class:`radclr.errors.RadclrError`): a run without a classifier (e.g. SimCLR pretraining
 alone -- fine-tune or use linear evaluation), a run whose classifier needs more than the image (seed 004 ROI-crop
 runs and the hybrid network need the lesion's box/ROI radiomics), volumes, and unreadable files
@@ -53,6 +57,7 @@ from radclr.boxes import scale_boxes
 from radclr.cam.boxes import cam_to_boxes, upsample_cam
 from radclr.cam.gradcam import grad_cam, grad_cam_from_activations, target_scores
 from radclr.cam.options import CamOptions
+from radclr.data.validate import SMALL_IMAGE_SIDE
 from radclr.errors import DataError, RadclrError
 from radclr.io import read_image
 from radclr.radiomics.regions import RegionRadiomics, radiomics_settings
@@ -378,11 +383,27 @@ class Predictor:
         small = np.clip(np.rint(resize_image(scaled, self.size)), 0, 255).astype(np.uint8)
         return scaled, small
 
+    def usability_warnings(self, full: np.ndarray) -> list[str]:
+        """Why the model's answer for this image is not meaningful (tiny or constant image), or ``[]``."""
+        H, W = full.shape
+        out = []
+        if min(H, W) < SMALL_IMAGE_SIDE:
+            out.append(f"very small image ({W} x {H} px, under {SMALL_IMAGE_SIDE} px a side): it is stretched to the "
+                       f"model's {self.size} x {self.size} px and carries no real detail; the probabilities and "
+                       "box below are not meaningful")
+        if full.size and float(full.min()) == float(full.max()):
+            out.append("constant image (every pixel the same value): there is nothing to see; the probabilities "
+                       "and box below are not meaningful")
+        return out
+
     def predict_one(self, path, out_dir=None, *, stem: str | None = None) -> dict:
         t = _Timer(self.device)
         path = Path(path)
         full, small = self.preprocess(path)
         H, W = full.shape
+        warnings = self.usability_warnings(full)
+        for w in warnings:
+            log.warning("%s: %s", path, w)
         S = self.size
         x = torch.from_numpy(small.astype(np.float32) / 255.0)[None, None].to(self.device)
         t.lap("preprocess")
@@ -439,6 +460,7 @@ class Predictor:
             "probabilities": {f: float(probs[j]) for j, f in enumerate(self.findings)},
             "thresholds": dict(self.thresholds), "threshold_rule": self.threshold_rule,
             "positive_findings": [self.findings[j] for j in positive],
+            "warnings": warnings,
             "top_finding": top["finding"], "box": top["box"], "box_fallback": top["fallback"],
             "overlay": top["overlay"], "radiomics": top["radiomics"], "explanation": top["explanation"],
             "regions": regions,
@@ -472,10 +494,10 @@ def predict(run_dir, paths, out_dir=None, *, device="auto", checkpoint: str = "b
             reference_max_images: int = 2000) -> list[dict]:
     """Predict image files with a trained run (see module docstring); overlays go to ``out_dir`` when given.
 
-    Returns one JSON-ready dict per image: ``probabilities``, ``thresholds``, ``positive_findings``,
-    ``top_finding``, ``box`` (x, y, w, h in the file's pixels), ``overlay`` (path or None), ``radiomics``
-    ``{name: {value, percentile}}``, ``explanation`` (lines), ``regions`` (the same for every positive finding),
-    ``timing_ms`` per step. ``top_only``: CAM, box, radiomics and overlay of the top finding only.
+    Returns one JSON-ready dict per image: ``probabilities``, ``thresholds``, ``positive_findings``, ``warnings``
+    (why the result is not meaningful, e.g. a 1 x 1 image; usually empty), ``top_finding``, ``box`` (x, y, w, h
+    in the file's pixels), ``overlay`` (path or None), ``radiomics`` ``{name: {value, percentile}}``,
+    ``explanation`` (lines), ``regions`` (the same for every positive finding), ``timing_ms`` per step. ``top_only``: CAM, box, radiomics and overlay of the top finding only.
     """
     return Predictor(run_dir, device=device, checkpoint=checkpoint, top_k=top_k, top_only=top_only,
                      progress=progress, reference=reference, reference_max_images=reference_max_images)(paths, out_dir)

@@ -43,6 +43,22 @@ def truncate(path, keep: float = 0.5) -> Path:
     return Path(path)
 
 
+def write_bomb_png(path, width: int = 100_000, height: int = 100_000) -> Path:
+    """A tiny but well-formed PNG whose header claims ``width x height`` pixels (a "decompression bomb": Pillow
+    refuses to open it)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(b"\0" * 16)) + chunk(b"IEND", b""))
+    return path
+
+
 def write_dicom(path, stored: np.ndarray, *, photometric: str = "MONOCHROME2", bits_stored: int = 12,
                 signed: bool = False, slope: float | None = None, intercept: float | None = None,
                 window: tuple[float, float] | None = None, voi_lut: tuple[int, int, list[int]] | None = None,

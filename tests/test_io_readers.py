@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from data_factories import gradient, truncate, write_dicom, write_jpeg, write_png, write_sitk
+from data_factories import gradient, truncate, write_bomb_png, write_dicom, write_jpeg, write_png, write_sitk
 
 from radclr.errors import ImageReadError
 from radclr.io import LoadedImage, image_size, read_image
@@ -94,6 +94,15 @@ def test_corrupt_bytes_missing_unknown_and_directory(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- DICOM
+def test_decompression_bomb_header_is_an_image_read_error(tmp_path):
+    path = write_bomb_png(tmp_path / "bomb.png")
+    for fn in (read_image, image_size, read_mask):
+        with pytest.raises(ImageReadError) as e:
+            fn(path)
+        assert e.value.path == str(path) and "enormous image" in e.value.reason
+        assert "10,000,000,000 pixels" in str(e.value)
+
+
 def test_dicom_plain_values_and_spacing(tmp_path):
     a = gradient(20, 30, 4095, np.uint16)
     img = read_image(write_dicom(tmp_path / "a.dcm", a, pixel_spacing=(0.2, 0.3)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 
 FORMAT_CHOICES = ("folder", "nih", "rsna", "chexpert", "kermany", "covid")
+FOLLOW_LINKS_HELP = ("read image files that symbolic links lead to outside the dataset folder (refused by default, "
+                     "like ../ paths)")
 
 
 def register(sub) -> None:
@@ -15,6 +17,7 @@ def register(sub) -> None:
     s = dsub.add_parser("summary", help="counts of images, patients, labels, boxes")
     s.add_argument("path", help="dataset folder")
     s.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
+    s.add_argument("--follow-links", action="store_true", help=FOLLOW_LINKS_HELP)
     s.add_argument("--json", action="store_true", help="print JSON instead of text")
     s.set_defaults(func=cmd_summary)
 
@@ -23,6 +26,7 @@ def register(sub) -> None:
     sp.add_argument("--out", required=True, metavar="SPLIT.csv",
                     help="CSV to write (image_id, patient_id, split[, fold][, labeled])")
     sp.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
+    sp.add_argument("--follow-links", action="store_true", help=FOLLOW_LINKS_HELP)
     sp.add_argument("--val", type=float, default=None, metavar="F",
                     help="validation fraction (default 0.1; not with --folds)")
     sp.add_argument("--test", type=float, default=None, metavar="F", help="test fraction (default 0.2; 0 with --folds)")
@@ -36,6 +40,7 @@ def register(sub) -> None:
     v = dsub.add_parser("validate", help="read every image, check every record; exit 1 on any error")
     v.add_argument("path", help="dataset folder")
     v.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
+    v.add_argument("--follow-links", action="store_true", help=FOLLOW_LINKS_HELP)
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_validate)
 
@@ -61,7 +66,7 @@ def register(sub) -> None:
 def _load(args):
     from radclr.data import load_dataset
 
-    return load_dataset(args.path, format=args.format)
+    return load_dataset(args.path, format=args.format, follow_links=args.follow_links)
 
 
 def cmd_summary(args) -> int:
@@ -94,7 +99,8 @@ def cmd_validate(args) -> int:
     from radclr.data.validate import has_errors, validate_dataset
 
     logging.getLogger("radclr.data.loading").setLevel(logging.ERROR)  # the problems are printed below anyway
-    problems = validate_dataset(args.path, format=args.format, progress=not args.no_progress)
+    problems = validate_dataset(args.path, format=args.format, progress=not args.no_progress,
+                                follow_links=args.follow_links)
     for p in problems:
         print(p)
     n_err = sum(p.severity == "error" for p in problems)

@@ -34,8 +34,12 @@ def run(args) -> int:
     summary = {"split": res.get("split")}
     if "classification" in res:
         summary["auc"] = res["classification"]["auc"]
-    if "localization" in res:
-        summary["iou_accuracy_mean"] = {t: v.get("mean") for t, v in res["localization"]["iou_accuracy"].items()}
+    loc = res.get("localization") or {}
+    if "iou_accuracy" in loc:
+        summary["iou_accuracy_mean"] = {t: v.get("mean") for t, v in loc["iou_accuracy"].items()}
+    elif loc or "localization_skipped" in res:  # e.g. a dataset without boxes: examples only, nothing scored
+        summary["localization"] = res.get("localization_skipped") or loc.get("reason") or \
+            "not scored: the evaluated images have no ground-truth boxes"
     if "linear_eval" in res and isinstance(res["linear_eval"].get("test"), dict):
         summary["linear_eval_auc"] = res["linear_eval"]["test"].get("auc")
     print(json.dumps(summary, indent=2))

@@ -3,7 +3,8 @@
 Each command group lives in its own module exposing ``register(subparsers)``. The command modules are the one
 place where library imports sit inside functions: a handler imports what its command needs (torch, monai, the
 training engine) when it runs, so that ``radclr --help`` and ``radclr data ...`` start in a fraction of a second. User-facing errors (:class:`RadclrError`) are
-printed as one line without a traceback, exit status 2.
+printed as one line without a traceback, exit status 2; so is an ``OSError`` the library did not turn into one (a
+file that cannot be written or read, named), except under ``-v``, which keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 
 from radclr import __version__
 from radclr.errors import RadclrError
+from radclr.outputs import describe
 
 # command groups, in the order `radclr --help` lists them; each module defines register(subparsers)
 COMMAND_MODULES = [
@@ -71,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as e:  # last resort for a file the library does not check itself (full disk, read-only ...)
+        if args.verbose:  # `radclr -v ...` keeps the traceback (for a bug report)
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"radclr: error: {where}{describe(e)} ({e.strerror or e})", file=sys.stderr)
+        return 2
     return int(rc or 0)
 
 

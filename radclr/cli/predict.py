@@ -29,6 +29,7 @@ def register(sub) -> None:
 
 def _summary(res: dict) -> str:
     lines = [f"{res['image']}  ({res['image_size'][1]} x {res['image_size'][0]} px)"]
+    lines += [f"  WARNING: {w}" for w in res.get("warnings", [])]
     probs = sorted(res["probabilities"].items(), key=lambda kv: -kv[1])
     for f, p in probs:
         t = res["thresholds"][f]
@@ -43,16 +44,16 @@ def _summary(res: dict) -> str:
 
 def run(args) -> int:
     import json
-    from pathlib import Path
 
+    from radclr.outputs import atomic_path, writable_dir
     from radclr.predict import predict
 
+    out = writable_dir(args.out, "output folder (--out)")  # before loading the model: say it first
     results = predict(args.run, args.images, args.out, device=args.device, checkpoint=args.checkpoint,
                       top_k=args.top_k, top_only=args.top_only, progress=not args.no_progress,
                       reference=not args.no_reference, reference_max_images=args.reference_max_images)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "predictions.json").write_text(json.dumps(results, indent=2))
+    with atomic_path(out / "predictions.json", "predictions") as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
     if args.json:
         print(json.dumps(results, indent=2))
     else:

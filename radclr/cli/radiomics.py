@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from radclr.errors import ConfigError
 
@@ -38,6 +37,8 @@ def register(sub) -> None:
     e.add_argument("--batch-size", type=int, default=None, metavar="N", help="regions per torch batch (default: automatic)")
     e.add_argument("--cache", metavar="DIR", help="feature cache folder: re-runs read rows from it")
     e.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
+    e.add_argument("--follow-links", action="store_true",
+                   help="read image files that symbolic links lead to outside the dataset folder (refused by default)")
     e.add_argument("--out", required=True, metavar="FEATURES.csv", help="CSV to write")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_extract, mode=None)
@@ -71,13 +72,19 @@ def _settings(args):
 def cmd_extract(args) -> int:
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from radclr.data import load_dataset
+    from radclr.errors import OutputError
+    from radclr.outputs import atomic_path, writable_dir
+    from radclr.progress import progress_bar
     from radclr.radiomics.allocator import tune_malloc
     from radclr.radiomics.params import load_params
     from radclr.radiomics.table import dataset_regions, extract_table
 
+    out = Path(args.out)  # checked before any work: the table is written only at the end
+    if out.is_dir():
+        raise OutputError(out, "--out is a folder; give the CSV file to write, e.g. --out "
+                               f"{out / 'features.csv'}")
+    writable_dir(out.parent, "folder of --out")
     tune_malloc()
     if args.params and (args.bin_width is not None or args.bin_count is not None):
         raise ConfigError("give the binning either in --params or with --bin-width/--bin-count, not both")
@@ -89,20 +96,23 @@ def cmd_extract(args) -> int:
     if params is not None and args.engine == "torch":
         params.check_torch()
     mode = "masks" if args.masks_dir else (args.mode or "boxes")
-    ds = load_dataset(args.dataset, format=args.format)
+    ds = load_dataset(args.dataset, format=args.format, follow_links=args.follow_links)
     total = len(dataset_regions(ds, mode, args.masks_dir))
-    with tqdm(total=total, desc="radiomics", unit="region", disable=args.no_progress, file=sys.stderr) as bar:
+    with progress_bar(total=total, desc="radiomics", unit="region", enabled=not args.no_progress) as bar:
         table = extract_table(
             ds, mode=mode, masks_dir=args.masks_dir, settings=_settings(args), params=params, engine=args.engine,
             device=args.device, batch_size=args.batch_size, jobs=args.jobs, cache=args.cache, progress=bar.update,
         )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    with atomic_path(out, "feature table") as tmp:
+        table.to_csv(tmp, index=False)
     n_feat = table.shape[1] - 3
-    n_nan = int(table.iloc[:, 3:].isna().all(axis=1).sum())
+    nan_rows = table[table.iloc[:, 3:].isna().all(axis=1)]
+    named = [f"{r.image_id} {'box ' + str(r.region_id) if mode == 'boxes' else mode}"
+             + (f" ({r.label})" if mode == "boxes" and r.label else "") for r in nan_rows.itertuples()]
+    more = f" and {len(named) - 3} more" if len(named) > 3 else ""
     print(f"wrote {out}: {len(table)} region(s) x {n_feat} feature(s) ({args.engine})"
-          + (f"; {n_nan} region(s) with NaN features (see the log)" if n_nan else ""))
+          + (f"; {len(named)} region(s) with NaN features: {', '.join(named[:3])}{more} (reasons in the log)"
+             if named else ""))
     return 0
 
 

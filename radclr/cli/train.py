@@ -56,7 +56,11 @@ def run(args) -> int:
         elif args.label_fractions:
             from radclr.runs.fractions import train_label_fractions
 
-            fractions = [float(f) for f in args.label_fractions.split(",") if f.strip()]
+            try:
+                fractions = [float(f) for f in args.label_fractions.split(",") if f.strip()]
+            except ValueError:
+                raise RadclrError(f"--label-fractions takes numbers separated by commas (e.g. 0.1,0.5,1), got "
+                                  f"{args.label_fractions!r}") from None
             out = train_label_fractions(args.config, args.out, fractions, args.overrides, progress=progress)
         else:
             from radclr.runs.train import train

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from radclr.data.adapters import FORMATS, adapter
+from radclr.data.adapters.common import refuse_outside_links
 from radclr.data.dataset import CXRDataset
 from radclr.errors import ConfigError, DataError
 
@@ -41,8 +42,12 @@ def _root_and_format(path: Path, fmt: str | None) -> tuple[Path, str | None]:
     return path, fmt
 
 
-def load_dataset(path: str | Path, format: str | None = None, **options) -> CXRDataset:  # noqa: A002
+def load_dataset(path: str | Path, format: str | None = None, *, follow_links: bool = False,  # noqa: A002
+                 **options) -> CXRDataset:
     """Load a dataset of any supported layout (auto-detected unless ``format`` is given).
+
+    ``follow_links``: read image files that symbolic links lead to outside the dataset root (by default they are
+    refused like ``..`` paths: dropped, with an error problem; see :mod:`radclr.data.adapters.common`).
 
     ``options`` go to the adapter (e.g. ``findings=[...]`` for folder/nih/covid, ``uncertain="ones"`` for
     chexpert, ``box_space="original"`` for nih); an option the adapter does not have is a :class:`ConfigError`.
@@ -58,7 +63,7 @@ def load_dataset(path: str | Path, format: str | None = None, **options) -> CXRD
     if unknown:
         allowed = [p for p in params if p != "root"]
         raise ConfigError(f"dataset format {fmt!r} has no option(s) {unknown}; its options: {allowed}")
-    ds = mod.load(root, **options)
+    ds = refuse_outside_links(mod.load(root, **options), follow_links)
     if ds.problems:
         n_err = sum(p.severity == "error" for p in ds.problems)
         log.warning("%s: %d problem(s) while loading (%d error(s)); see dataset.problems or run "

@@ -26,7 +26,6 @@ the radclr folder format (8-bit PNG, ``labels.csv``, ``boxes.csv``, ``findings.t
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -34,10 +33,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from scipy.ndimage import gaussian_filter
-from tqdm import tqdm
 
 from radclr.data.dataset import NO_FINDING, Box
 from radclr.data.loading import load_dataset
+from radclr.progress import progress_bar
 
 PHANTOM_FINDINGS = ("Mass", "Nodule", "Effusion", "Infiltration")
 NOISE_SIGMA = 3.0
@@ -264,7 +263,7 @@ def write_phantom_dataset(out_dir: str | Path, n: int, size: int = 128, seed: in
     rows, box_rows = [], []
     patient, images_of_patient = -1, 2
     width = max(4, len(str(n - 1)))
-    for i in tqdm(range(n), desc="phantoms", unit="img", file=sys.stderr, disable=not progress, leave=False):
+    for i in progress_bar(range(n), desc="phantoms", unit="img", enabled=progress):
         if not (images_of_patient == 1 and rng.random() < 0.2):  # else: the same patient's second image
             patient, images_of_patient = patient + 1, 0
         images_of_patient += 1

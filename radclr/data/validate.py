@@ -12,19 +12,19 @@ and checked:
   read -> error (boxes were checked against the declared size);
 * masks: unreadable -> error; shape unlike its image -> error; empty -> warning.
 
-A dataset that cannot be loaded at all (e.g. a label table without its required columns, duplicate ids) gives
-one error problem with the loader's message.
+A dataset that cannot be loaded at all (e.g. a label table without its required columns, duplicate ids, a row
+with more fields than the header) gives one error problem with the loader's message; a dataset without any
+usable image (an empty label table, every record dropped) is an error. An image whose header claims enormous
+dimensions (a decompression bomb) is an unreadable image: one error among the others, and validation goes on.
 """
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from radclr.data.adapters.common import BOX_TOLERANCE
 from radclr.data.dataset import CXRDataset, Problem
@@ -32,6 +32,10 @@ from radclr.data.loading import load_dataset
 from radclr.errors import DataError, ImageReadError
 from radclr.io import read_image, read_mask
 from radclr.io.readers import ImageConversionWarning
+from radclr.progress import progress_bar
+
+
+SMALL_IMAGE_SIDE = 32  # px: an image with a shorter side carries too little detail to classify or localize
 
 
 def _declared_sizes(records: pd.DataFrame) -> np.ndarray | None:
@@ -55,7 +59,7 @@ def check_image(img, path: str) -> list[Problem]:
         out.append(Problem(path, f"{int((~finite).sum())} NaN/infinite pixel value(s)"))
     elif float(a.min()) == float(a.max()):
         out.append(Problem(path, f"constant image (every pixel = {float(a.min()):g})"))
-    if min(a.shape[-2:]) < 32:
+    if min(a.shape[-2:]) < SMALL_IMAGE_SIDE:
         out.append(Problem(path, f"very small image {a.shape[-2:]}", "warning"))
     bits = int(img.meta.get("bit_depth", 0) or 0)
     if img.meta.get("format") in ("png", "jpeg", "tiff", "bmp", "raster") and bits > 8:
@@ -87,8 +91,10 @@ def validate_dataset(source: str | Path | CXRDataset, format: str | None = None,
         except DataError as e:
             return [Problem(str(source), f"cannot load the dataset: {e}")]
     problems = list(ds.problems)
+    if len(ds) == 0 and not any("lists no images" in p.message for p in problems):
+        problems.append(Problem(str(ds.root), "no usable image: every record was dropped (see the problems above)"))
     declared = _declared_sizes(ds.records)
-    for i in tqdm(range(len(ds)), desc="validating", unit="img", file=sys.stderr, disable=not progress,
+    for i in progress_bar(range(len(ds)), desc="validating", unit="img", enabled=progress,
                   leave=False):
         path = str(ds.path(i))
         iid = ds.records.at[i, "image_id"]

@@ -14,18 +14,37 @@ from pathlib import Path
 import torch
 
 from radclr.errors import RadclrError
+from radclr.outputs import atomic_path
 
 FORMAT = "radclr-checkpoint-1"
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": FORMAT, **state}, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Write ``state`` to ``path`` atomically: through ``path.tmp``, fsynced, then renamed. A failed write (disk
+    full, read-only folder) removes the ``.tmp``, keeps the previous checkpoint and raises
+    :class:`~radclr.errors.OutputError` naming the file."""
+    with atomic_path(path, "checkpoint") as tmp:
+        with open(tmp, "wb") as f:  # a Python file: a full disk is an OSError of its write ...
+            try:
+                torch.save({"format": FORMAT, **state}, f)
+            except RuntimeError as e:  # ... which torch's zip writer masks with its own RuntimeError on the way out
+                cause = _os_error_in(e)
+                if cause is None:
+                    raise
+                raise cause from None
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _os_error_in(e: BaseException) -> OSError | None:
+    """The OSError an exception was raised while handling (its ``__context__``/``__cause__`` chain), if any."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError):
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:

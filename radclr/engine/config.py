@@ -7,6 +7,13 @@ A config describes one experiment: the data, the radiomics view, the model, and 
 Overrides are parsed with YAML (``lr=1e-3`` is a float, ``classes=[glcm,glrlm]`` a list, ``weights=null``
 None). An override of an unknown top-level key or of a key missing from a section is refused (typos must not
 silently do nothing); ``+key=value`` adds a new key deliberately.
+
+Types are checked against :data:`DEFAULTS` (:func:`check_types`, part of :func:`resolve_config`, so before any
+run directory exists): a whole number where the default is one (``trainer.epochs=1.5`` or ``=abc`` is refused,
+``2.0`` is read as 2), a number where the default is a float, true/false for flags, text, lists and sections where
+the default is one; keys whose default is ``null`` take anything. Stage keys are checked like the ``trainer``
+keys they override, and each stage's method options by the method's own options class. A ``base:`` chain that
+comes back to a file already in it is refused, naming the chain.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 import yaml
 
 from radclr.errors import ConfigError
+from radclr.methods import method_class
 from radclr.training_data.volumes import volume_settings
 
 log = logging.getLogger("radclr.config")
@@ -36,7 +44,8 @@ DEFAULTS: dict[str, Any] = {
         "box_fraction": 1.0,  # keep ground-truth boxes for this fraction of patients (the rest: unannotated)
         "pretext_fraction": 1.0,  # fraction of training images the label-free stages see (seed 003: 1/10/100 %)
         "intensity": "auto",  # how files map to the 0..255 store: auto | minmax | none
-        "cache_dir": None,  # default: <user cache>/radclr
+        "cache_dir": None,  # default: $RADCLR_CACHE, else <user cache>/radclr (docs/operation.md)
+        "follow_links": False,  # read image files that symlinks lead to outside the dataset root (docs/data.md)
         "phantom": {"n": 240, "size": 128, "seed": 0},
         # 3-D mode (seed 004): {n_slices: 10, size: 64, window: null | [lo, hi], margin: 0.0, jobs: 1}; null = 2-D
         "volume": None,
@@ -106,10 +115,14 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def load_yaml(path: str | Path) -> dict:
+def load_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     path = Path(path)
     if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
+        raise ConfigError(f"config file not found: {path}" + (f" (base of {_chain[-1]})" if _chain else ""))
+    real = path.resolve()
+    if real in _chain:
+        loop = " -> ".join(str(p) for p in (*_chain[_chain.index(real):], real))
+        raise ConfigError(f"{path}: 'base:' chain loops back to a file already in it: {loop}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -118,7 +131,9 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     base = data.pop("base", None)  # configs may extend another config (path relative to this file)
     if base:
-        data = deep_merge(load_yaml(path.parent / base), data)
+        if not isinstance(base, str):
+            raise ConfigError(f"{path}: base must be a file name, got {base!r}")
+        data = deep_merge(load_yaml(path.parent / base, (*_chain, real)), data)
     return data
 
 
@@ -203,6 +218,9 @@ def validate_config(cfg: dict) -> None:
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise ConfigError(f"unknown top-level config key(s): {sorted(unknown)}; known: {sorted(DEFAULTS)}")
+    for section in ("data", "radiomics", "model", "trainer", "evaluation"):
+        if not isinstance(cfg[section], dict):
+            raise ConfigError(f"'{section}' must be a section (mapping), got {cfg[section]!r}")
     for section, keys in RETIRED_KEYS.items():
         for key in keys:
             if isinstance(cfg.get(section), dict) and key in cfg[section]:
@@ -227,6 +245,7 @@ def validate_config(cfg: dict) -> None:
         raise ConfigError(f"data.label_fraction must be in (0, 1], got {frac!r}")
     if cfg["radiomics"]["region"] not in ("box", "whole_image", "roi_crop", "cam"):
         raise ConfigError(f"radiomics.region must be box|whole_image|roi_crop|cam, got {cfg['radiomics']['region']!r}")
+    check_types(cfg)
     volume_settings(cfg)  # data.volume: ConfigError naming the key
     for i in range(len(stages)):
         eff = stage_settings(cfg, i)
@@ -236,3 +255,67 @@ def validate_config(cfg: dict) -> None:
 
 def dump_config(cfg: dict, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+# keys whose default is text but which also take these types (``amp: off`` is YAML for false)
+OTHER_TYPES: dict[str, tuple[type, ...]] = {
+    "data.path": (list,),  # several datasets combined
+    "evaluation.cam_threshold": (int, float),  # auto | method | a number
+    "trainer.amp": (bool, type(None)),
+}
+# element types of list-valued keys
+ELEMENT_TYPES: dict[str, type] = {"trainer.keep_epochs": int, "model.radiomics_hidden": int}
+_TYPE_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text", list: "a list",
+               dict: "a section (mapping)"}
+
+
+def _kind(default) -> type | None:
+    for t in (bool, int, float, str, list, dict):
+        if isinstance(default, t):
+            return t
+    return None
+
+
+def _checked(key: str, value, default, element: str | None = None):
+    """``value`` converted to the type of ``default`` (a whole-number float -> int), or ConfigError naming ``key``."""
+    kind = _kind(default)
+    if kind is None or isinstance(value, OTHER_TYPES.get(key, ())):
+        return value
+    ok = {bool: lambda v: isinstance(v, bool),
+          int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+          float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          str: lambda v: isinstance(v, str),
+          list: lambda v: isinstance(v, list),
+          dict: lambda v: isinstance(v, dict)}[kind]
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if not ok(value):
+        hint = " (fractions are not truncated)" if kind is int and isinstance(value, float) else ""
+        raise ConfigError(f"{key} must be {_TYPE_WORDS[kind]}, got {value!r}{hint}"
+                          + (f" (default {default!r})" if element is None else f" (an element of {element})"))
+    if kind is list and key in ELEMENT_TYPES:
+        for k, v in enumerate(value):
+            value[k] = _checked(f"{key}.{k}", v, ELEMENT_TYPES[key](), element=key)
+    return value
+
+
+def _check_section(prefix: str, values: dict, defaults: dict) -> None:
+    for k, default in defaults.items():
+        if k not in values:
+            continue
+        key = f"{prefix}.{k}" if prefix else k
+        values[k] = _checked(key, values[k], default)
+        if isinstance(default, dict) and default and isinstance(values[k], dict):
+            _check_section(key, values[k], default)
+
+
+def check_types(cfg: dict) -> None:
+    """Check (and normalise whole-number floats of) every known key against the type of its default; stage keys
+    against the trainer's; each stage's method options with the method's options class (see module docstring)."""
+    _check_section("", cfg, DEFAULTS)
+    for i, st in enumerate(cfg["stages"]):
+        _check_section(f"stages.{i}", st, DEFAULTS["trainer"])
+        if not isinstance(st.get("name", ""), str):
+            raise ConfigError(f"stages.{i}.name must be text, got {st['name']!r}")
+        eff = stage_settings(cfg, i)
+        method_class(st["method"]).Options.from_config(eff["options"], st["method"])

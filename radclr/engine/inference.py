@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from radclr.methods import Method
+from radclr.progress import progress_bar
 from radclr.runtime.device import to_device
 from radclr.training_data import PreparedData, TrainingView, collate
 
@@ -25,7 +25,7 @@ def run_inference(method: Method, data: PreparedData, indices: np.ndarray, devic
     method.eval()
     view = TrainingView(data, data.dataset.labels, augment=None, views=1, seed=0, roi_crop=data.roi_crop)
     logits, feats = [], []
-    for s in tqdm(range(0, len(indices), batch_size), disable=not progress, desc="inference", leave=False):
+    for s in progress_bar(range(0, len(indices), batch_size), enabled=progress, desc="inference", unit="batch"):
         batch = to_device(collate([view[i] for i in indices[s:s + batch_size]]), device)
         if want_logits:
             lg = method.batch_logits(batch)

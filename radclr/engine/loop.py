@@ -7,6 +7,7 @@ it afterwards, several seeds -- is :mod:`radclr.runs.train`)::
     RUN/splits.csv           patient-wise split (+ which training images are labelled)
     RUN/metrics.csv          one row per epoch: stage, epoch, training losses, validation metrics, lr, time
     RUN/train.log            log
+    RUN/events.out.tfevents.*  TensorBoard events of the same numbers (only with tensorboard installed)
     RUN/checkpoints/last.pt  latest state (resume point; also written every ``checkpoint_every_steps``)
     RUN/checkpoints/best.pt  best epoch of the last stage by its monitored validation quantity
     RUN/checkpoints/stage-<name>.pt   state at the end of each stage
@@ -38,7 +39,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import dump_config, stage_settings
@@ -46,10 +46,13 @@ from radclr.engine.optim import build_optimizer, build_scheduler
 from radclr.errors import ConfigError, RadclrError
 from radclr.evaluation.metrics import auc_per_finding
 from radclr.methods import Method, MethodContext, method_class
+from radclr.outputs import atomic_path
+from radclr.progress import progress_bar
 from radclr.runtime.device import autocast_context, resolve_device, set_determinism, to_device
 from radclr.runtime.distributed import (DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed)
+from radclr.runtime.events import EventLog
 from radclr.training_data import PreparedData, TrainingView, collate, prepare_data
-from radclr.training_data.prepare import pretext_subset
+from radclr.training_data.prepare import label_coverage_warnings, pretext_subset
 from radclr.training_data.sampling import EpochBatches
 from radclr.transforms import CXRAugment
 
@@ -128,6 +131,7 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.history: list[dict] = []
         self.parts = nn.ModuleDict()
+        self.events = EventLog(None)  # TensorBoard events (main rank, when tensorboard is installed)
 
     # --- setup --------------------------------------------------------------------------------------------
     def _setup_run_dir(self) -> None:
@@ -140,6 +144,7 @@ class Trainer:
             logging.getLogger("radclr").addHandler(fh)
             logging.getLogger("radclr").setLevel(logging.INFO)
             self._log_handler = fh
+            self.events = EventLog.open(self.run_dir)
         if self.dist.enabled:
             torch.distributed.barrier()
 
@@ -181,6 +186,9 @@ class Trainer:
                                                progress=self.progress and self.dist.is_main)
         if self.dist.enabled and self.dist.is_main:
             torch.distributed.barrier()
+        if self.dist.is_main:
+            for line in label_coverage_warnings(self.data):  # said once, before the first epoch
+                log.warning("%s", line)
         try:
             with _StopRequested() as stop:
                 self.stop = stop
@@ -191,6 +199,7 @@ class Trainer:
                     self._run_stage(index, state if state is not None and index == state["stage"] else None)
                     state = None
         finally:
+            self.events.close()
             if self.dist.is_main and hasattr(self, "_log_handler"):
                 logging.getLogger("radclr").removeHandler(self._log_handler)
                 self._log_handler.close()
@@ -265,6 +274,7 @@ class Trainer:
                    **val_stats, "lr": optimizer.param_groups[0]["lr"], "train_time_s": round(t_train, 3),
                    "time_s": round(time.time() - t0, 3)}
             self.history.append(row)
+            self.events.epoch(row, len(self.history))
             improved = epoch >= method.monitor_from_epoch and self._is_better(row.get(monitor), best["value"], mode)
             if improved:
                 best = {"value": float(row[monitor]), "epoch": epoch + 1}
@@ -339,8 +349,8 @@ class Trainer:
         method.train()
         sums = dict(accum)  # (carries the calibration values into the epoch's metrics row)
         every = int(stage.settings["checkpoint_every_steps"] or 0)
-        bar = tqdm(total=len(batches), initial=start_step, disable=not (self.progress and self.dist.is_main),
-                   desc=f"{stage.name} {epoch + 1}/{stage.epochs}", unit="step", leave=False)
+        bar = progress_bar(total=len(batches), initial=start_step, enabled=self.progress and self.dist.is_main,
+                           desc=f"{stage.name} {epoch + 1}/{stage.epochs}", unit="step")
         step = start_step
         for batch in loader:
             batch = to_device(batch, self.device)
@@ -368,8 +378,10 @@ class Trainer:
                 if torch.is_tensor(v) and v.dim() == 0 and not k.startswith("_"):
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
                     sums["#" + k] = sums.get("#" + k, 0.0) + 1
+            loss_value = float(loss.detach())
             bar.update()
-            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            bar.set_postfix(loss=f"{loss_value:.4f}")
+            self.events.step(stage.name, epoch * len(batches) + step, loss_value)
             if self.on_step is not None:
                 self.on_step(stage.name, epoch, step)
             stop = self.stop.requested
@@ -478,7 +490,5 @@ class Trainer:
         return stats
 
     def _write_metrics(self) -> None:
-        path = self.run_dir / "metrics.csv"
-        tmp = path.with_suffix(".csv.tmp")
-        pd.DataFrame(self.history).to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        with atomic_path(self.run_dir / "metrics.csv", "metrics table") as tmp:
+            pd.DataFrame(self.history).to_csv(tmp, index=False)

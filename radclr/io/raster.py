@@ -7,10 +7,15 @@
   ITU-R BT.601 luma ``0.299 R + 0.587 G + 0.114 B`` (the weights Pillow uses), computed in float so that no
   rounding is added. Alpha is dropped.
 * Spacing is ``None``: PNG/JPEG resolution tags describe print resolution, not detector pixel size.
+* A header claiming more than twice Pillow's ``MAX_IMAGE_PIXELS`` (Pillow's decompression-bomb limit, about
+  179 million pixels; a 16k x 11k image is still read) is refused with :class:`ImageReadError` -- this module is
+  the one place radclr opens image files with Pillow, so every command (validate, radiomics, train, predict)
+  reports it the same way.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -31,10 +36,18 @@ class ImageConversionWarning(UserWarning):
 def _open(path: Path):
     try:
         return Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(path, f"the header claims an enormous image ({_bomb_pixels(e)}); refused as a corrupt "
+                                   "header or a decompression bomb") from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not a readable PNG/JPEG image (unrecognised or corrupt header)") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(path, f"corrupt or truncated image file (header unreadable): {e}") from None
+
+
+def _bomb_pixels(e: Exception) -> str:
+    m = re.search(r"\((\d+) pixels\) exceeds limit of (\d+)", str(e))
+    return f"{int(m.group(1)):,} pixels, limit {int(m.group(2)):,}" if m else str(e)
 
 
 def _format_name(im) -> str:

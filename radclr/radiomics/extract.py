@@ -22,7 +22,7 @@ from radclr.errors import ConfigError, DataError
 from radclr.radiomics.base import Settings
 from radclr.radiomics.discretize import bounding_boxes, prepare
 from radclr.radiomics.params import RadiomicsParams, load_params
-from radclr.radiomics.pyradiomics_engine import extract_pyradiomics
+from radclr.radiomics.pyradiomics_engine import extract_pyradiomics, region_name
 from radclr.radiomics.registry import feature_class, feature_names, resolve_classes
 
 __all__ = ["extract", "feature_names"]
@@ -81,6 +81,7 @@ def extract(
     params=None,
     jobs: int = 1,
     profile: dict | None = None,
+    region_names=None,
 ) -> tuple[list[str], torch.Tensor]:
     """PyRadiomics features of B 2-D regions -> ``(names, float64 [B, F])``.
 
@@ -97,6 +98,8 @@ def extract(
     params: a :class:`radclr.radiomics.params.RadiomicsParams` (or a path to a PyRadiomics YAML); replaces
         ``bin_width``/``bin_count``/``classes``/``settings``.
     profile: optional dict that receives seconds spent per stage (``prepare`` and each class).
+    region_names: optional name of each region (e.g. ``"img.png box 2 (Mass at x=..)"``) used in the logged
+        reasons of NaN rows instead of the region's index in this batch.
 
     Values are returned on the device the torch engine ran on (CPU for the pyradiomics engine). Rows of regions
     PyRadiomics refuses (single pixel, 1-pixel-wide line, NaN intensities) are NaN and the reason is logged;
@@ -120,6 +123,7 @@ def extract(
             spacing=spacing,
             params=params,
             jobs=jobs,
+            region_names=region_names,
         )
     if int(jobs) != 1:
         raise ConfigError("jobs applies to engine='pyradiomics'; the torch engine runs batched in one process")
@@ -182,7 +186,7 @@ def extract(
         block = torch.stack(cols, 1) if cols else torch.zeros(len(idx), 0, dtype=torch.float64, device=device)
         for local, reason in batch.undefined.items():
             block[local] = float("nan")
-            log.warning("radiomics: region %d: %s; its features are NaN", int(idx[local]), reason)
+            log.warning("radiomics: %s: %s; its features are NaN", region_name(region_names, int(idx[local])), reason)
         out[torch.as_tensor(idx, device=device)] = block
     return names, out
 

@@ -233,7 +233,7 @@ class PyRadiomicsEngine:
             if progress:
                 progress(len(part))
 
-    def extract(self, images, masks, spacing=None, progress: Callable[[int], None] | None = None):
+    def extract(self, images, masks, spacing=None, progress: Callable[[int], None] | None = None, region_names=None):
         """``images``/``masks`` ``[B, H, W]`` -> ``(names, float64 numpy [B, F])`` (see :func:`extract_pyradiomics`)."""
         images = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
         masks = masks.detach().cpu().numpy() if isinstance(masks, torch.Tensor) else np.asarray(masks)
@@ -255,7 +255,8 @@ class PyRadiomicsEngine:
             inside = images[i][masks[i]]
             if not np.isfinite(inside).all():
                 results[i] = None
-                log.warning("radiomics: region %d: NaN or infinite intensity inside the region; its features are NaN", i)
+                log.warning("radiomics: %s: NaN or infinite intensity inside the region; its features are NaN",
+                            region_name(region_names, i))
                 if progress:
                     progress(1)
                 continue
@@ -263,7 +264,7 @@ class PyRadiomicsEngine:
         for index, values, reason in self._map(tasks, progress):
             results[index] = values
             if values is None:
-                log.warning("radiomics: region %d: %s; its features are NaN", index, reason)
+                log.warning("radiomics: %s: %s; its features are NaN", region_name(region_names, index), reason)
             elif self.names is None:
                 self.names = list(values)
         names = self.names
@@ -326,6 +327,11 @@ class PyRadiomicsEngine:
         return feature_names(classes or None)
 
 
+def region_name(names, index: int) -> str:
+    """How a logged reason names region ``index``: ``names[index]`` when the caller named its regions."""
+    return str(names[index]) if names is not None else f"region {index}"
+
+
 def extract_pyradiomics(
     images,
     masks,
@@ -336,11 +342,12 @@ def extract_pyradiomics(
     params=None,
     jobs: int = 1,
     progress: Callable[[int], None] | None = None,
+    region_names=None,
 ) -> tuple[list[str], torch.Tensor]:
     """PyRadiomics features of B 2-D regions -> ``(names, float64 [B, F])`` (the ``extract`` contract)."""
     d = pyradiomics_params(settings, classes, params)
     with PyRadiomicsEngine(d, jobs=jobs) as engine:
-        names, values = engine.extract(images, masks, spacing, progress)
+        names, values = engine.extract(images, masks, spacing, progress, region_names)
     return names, torch.from_numpy(values)
 
 

@@ -24,9 +24,9 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from radclr.boxes import boxes_to_masks
+from radclr.progress import progress_bar
 from radclr.radiomics.base import Settings
 from radclr.radiomics.cache import FeatureCache, array_digest, config_digest, mask_digest
 from radclr.radiomics.extract import extract
@@ -86,9 +86,11 @@ class RegionRadiomics:
         return len(self.names)
 
     # --- regions given by boxes -----------------------------------------------------------------------------
-    def of_masks(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """float64 ``[B, R]`` of ``masks`` (bool ``[B, S, S]``) on ``images`` (``[B, S, S]``, 0..255)."""
-        names, values = extract(images, masks, settings=self.settings, classes=self.classes)
+    def of_masks(self, images: torch.Tensor, masks: torch.Tensor, region_names=None) -> torch.Tensor:
+        """float64 ``[B, R]`` of ``masks`` (bool ``[B, S, S]``) on ``images`` (``[B, S, S]``, 0..255);
+        ``region_names`` name the regions in logged reasons for NaN rows."""
+        names, values = extract(images, masks, settings=self.settings, classes=self.classes,
+                                region_names=region_names)
         if list(names) != self.names:  # pragma: no cover - extract names by the same rule
             raise RuntimeError("radiomics: extract returned other feature names than the run's")
         return values
@@ -107,12 +109,13 @@ class RegionRadiomics:
 
     # --- every image's fixed region, cached ------------------------------------------------------------------
     def fixed(self, images, regions: Sequence | None, *, cache: FeatureCache | str | Path | None = None,
-              batch_size: int = 64, progress: bool = True) -> np.ndarray:
+              batch_size: int = 64, progress: bool = True, image_ids: Sequence[str] | None = None) -> np.ndarray:
         """float64 ``[N, R]`` radiomics of each image's fixed region.
 
         images: uint8/float ``[N, S, S]`` store images (a memory map is read ``batch_size`` at a time);
         regions: per image a list of boxes (their union; an empty list or None = the whole image), or None for
-        the whole image of every image; cache: rows found there are not recomputed, new rows are written.
+        the whole image of every image; cache: rows found there are not recomputed, new rows are written;
+        image_ids: names of the images for the logged reasons of NaN rows.
         """
         n = len(images)
         if regions is not None and len(regions) != n:
@@ -121,7 +124,7 @@ class RegionRadiomics:
             cache = FeatureCache(cache)
         out = np.zeros((n, len(self.names)), dtype=np.float64)
         S = int(images.shape[-1]) if n else 0
-        for s in tqdm(range(0, n, batch_size), desc="radiomics", unit="batch", disable=not progress, leave=False):
+        for s in progress_bar(range(0, n, batch_size), desc="radiomics", unit="batch", enabled=progress):
             chunk = np.asarray(images[s:s + batch_size])
             regs = [None] * len(chunk) if regions is None else [r or None for r in regions[s:s + batch_size]]
             masks = region_masks(regs, S)
@@ -137,7 +140,12 @@ class RegionRadiomics:
             if not todo:
                 continue
             sel = torch.as_tensor(todo)
-            values = self.of_masks(torch.as_tensor(chunk[todo], dtype=torch.float64), masks[sel]).cpu().numpy()
+            named = None
+            if image_ids is not None:
+                named = [f"{image_ids[s + k]} ({'whole image' if regs[k] is None else 'its boxes'}, store pixels)"
+                         for k in todo]
+            values = self.of_masks(torch.as_tensor(chunk[todo], dtype=torch.float64), masks[sel],
+                                   region_names=named).cpu().numpy()
             for j, k in enumerate(todo):
                 out[s + k] = values[j]
                 if cache is not None:

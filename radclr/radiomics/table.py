@@ -97,6 +97,17 @@ def dataset_regions(ds, mode: str = "boxes", masks_dir: str | Path | None = None
     return regions
 
 
+def describe_region(region: Region) -> str:
+    """``"a.png box 1 (Mass at x=10, y=12, w=20, h=15)"``, ``"a.png (whole image)"``, ``"a.png (mask m.png)"``."""
+    if region.box is not None:
+        x, y, w, h = region.box
+        return (f"{region.image_id} box {region.region_id} ({region.label or 'unlabelled'} at x={x:g}, y={y:g}, "
+                f"w={w:g}, h={h:g})")
+    if region.mask_path is not None:
+        return f"{region.image_id} (mask {region.mask_path})"
+    return f"{region.image_id} (whole image)"
+
+
 def _region_mask(region: Region, shape: tuple[int, int]) -> np.ndarray:
     if region.box is not None:
         return boxes_to_masks([region.box], shape)[0].numpy()
@@ -163,8 +174,7 @@ def extract_table(
                 array, spacing, digest = images[reg.index]
                 mask = _region_mask(reg, array.shape)
                 if not mask.any():
-                    raise DataError(f"{reg.image_id}: region {reg.region_id} ({reg.label or 'box'} {reg.box}) "
-                                    "covers no pixel of the image")
+                    raise DataError(f"{describe_region(reg)} covers no pixel of the image")
                 if cache is not None:
                     keys[r] = cache.key(digest, mask_digest(mask), config)
                     hit = cache.get(keys[r])
@@ -191,16 +201,17 @@ def extract_table(
                     batch_mask[k, : mask.shape[0], : mask.shape[1]] = mask
                     if sp is not None and len(sp) == 2:
                         spacing[k] = sp
+                named = [describe_region(regions[r]) for r, _ in group]
                 if engine_obj is not None:
-                    got, values = engine_obj.extract(batch_img, batch_mask, spacing,
-                                                     progress=progress)
+                    got, values = engine_obj.extract(batch_img, batch_mask, spacing, progress=progress,
+                                                     region_names=named)
                 else:
                     got, values_t = extract(
                         torch.from_numpy(batch_img), torch.from_numpy(batch_mask),
                         settings=None if params is not None else settings,
                         classes=None if params is not None else classes,
                         spacing=torch.from_numpy(spacing), engine="torch", device=device,
-                        batch_size=batch_size, params=params,
+                        batch_size=batch_size, params=params, region_names=named,
                     )
                     values = values_t.cpu().numpy()
                     if progress:

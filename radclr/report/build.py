@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from radclr.errors import RadclrError
+from radclr.outputs import atomic_path, writable_dir
 from radclr.report.context import ReportContext
 from radclr.report.html import page
 from radclr.report.sections import build_sections
@@ -36,9 +37,13 @@ def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> 
             return write_report(runs[0], out or run_dir / "report.html", device=device, progress=progress)
     if not (run_dir / "config.yaml").exists():
         raise RadclrError(f"{run_dir} is not a radclr run directory (no config.yaml)")
+    writable_dir(Path(out).parent if out else run_dir, "report folder")  # before evaluating: say it first
     if not (run_dir / "metrics.json").exists():
         log.info("%s has no metrics.json: evaluating the run first", run_dir)
         evaluate_run(run_dir, device=device, progress=progress)
+    if not any((run_dir / "checkpoints").glob("*.pt")):
+        log.warning("%s has no checkpoints (training did not finish an epoch, or they were deleted): sections that "
+                    "need the model are omitted", run_dir)
     if isinstance(device, str):
         device = resolve_device(device)
     ctx = ReportContext(run_dir, device=device, progress=progress)
@@ -48,8 +53,6 @@ def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> 
     subtitle = (f"{methods} run on {(ctx.cfg.get('data') or {}).get('path', '?')}; "
                 f"findings: {', '.join(r.findings)}")
     out = Path(out) if out else run_dir / "report.html"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(page(f"radclr report: {r.name}", subtitle, sections), encoding="utf-8")
-    tmp.replace(out)
+    with atomic_path(out, "report") as tmp:
+        tmp.write_text(page(f"radclr report: {r.name}", subtitle, sections), encoding="utf-8")
     return out

@@ -40,14 +40,20 @@ class ReportContext:
     # --- model and data (lazy) ----------------------------------------------------------------------------
     @functools.cached_property
     def run(self):
-        """The evaluated checkpoint (the one metrics.json names), on the report's device."""
-        return load_run(self.run_dir, self.metrics.get("checkpoint", "best.pt"), self.device)
+        """The evaluated checkpoint (the one metrics.json names), on the report's device; :class:`Omit` naming the
+        missing checkpoint when the run has none (e.g. its training never finished an epoch)."""
+        which = self.metrics.get("checkpoint", "best.pt")
+        try:
+            return load_run(self.run_dir, which, self.device)
+        except RadclrError as e:
+            raise Omit(f"the run's model is not available (checkpoint {which}): {e}") from None
 
     @functools.cached_property
     def data(self):
         """The run's prepared data (its own split); :class:`Omit` when the dataset is not available."""
+        run = self.run  # a missing checkpoint is reported as such, not as missing data
         try:
-            return prepare_data(self.run.cfg, self.run_dir, need_radiomics=False, progress=self.progress)
+            return prepare_data(run.cfg, self.run_dir, need_radiomics=False, progress=self.progress)
         except RadclrError as e:
             raise Omit(f"the run's data ({self.cfg.get('data', {}).get('path')}) is not available: {e}") from None
 

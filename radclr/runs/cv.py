@@ -21,6 +21,7 @@ import pandas as pd
 from radclr.data.splits import check_patient_disjoint, kfold_patients
 from radclr.engine.config import resolve_config
 from radclr.errors import ConfigError, RadclrError
+from radclr.outputs import writable_dir
 from radclr.runs.train import train
 from radclr.training_data import open_dataset
 
@@ -50,7 +51,7 @@ def train_cross_validation(config, out, k: int, overrides=(), *, progress=None) 
         raise RadclrError(f"{out} already holds a cross-validation; choose another --out")
     cfg = resolve_config(config, overrides)
     ds = open_dataset(cfg["data"])
-    out.mkdir(parents=True, exist_ok=True)
+    writable_dir(out, "output folder")
     rows = []
     for f, table in enumerate(fold_tables(ds, k, int(cfg["data"]["split"]["seed"]))):
         run = out / f"fold{f}"

@@ -33,15 +33,14 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-
 from scipy.special import expit
-from tqdm import tqdm
 
 from radclr.boxes import iou, scale_boxes
 from radclr.cam.boxes import cam_to_boxes
@@ -53,10 +52,17 @@ from radclr.errors import DataError, RadclrError
 from radclr.evaluation.bootstrap import classification_report
 from radclr.evaluation.classical import classical_radiomics_eval
 from radclr.evaluation.linear import linear_eval, linear_eval_cv
-from radclr.evaluation.localization import (centre_box_baseline, ground_truth_from_dataset, iou_accuracy,
-                                            mean_box_sizes, whole_image_baseline)
+from radclr.evaluation.localization import (
+    centre_box_baseline,
+    ground_truth_from_dataset,
+    iou_accuracy,
+    mean_box_sizes,
+    whole_image_baseline,
+)
 from radclr.evaluation.metrics import jsonable
 from radclr.evaluation.thresholds import choose_thresholds
+from radclr.outputs import atomic_path, writable_dir
+from radclr.progress import progress_bar
 from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
 from radclr.training_data import PreparedData, build_store, default_cache_dir, open_dataset, prepare_data
@@ -148,7 +154,7 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
     S = data.store.size
     preds: dict[str, dict[str, list]] = {}
     rows, examples = [], []
-    for s in tqdm(range(0, len(cases), 32), desc="localization", disable=not progress, leave=False):
+    for s in progress_bar(range(0, len(cases), 32), desc="localization", unit="batch", enabled=progress):
         chunk = cases[s:s + 32]
         images = torch.stack([torch.from_numpy(np.asarray(data.store.images[i], dtype=np.float32)) / 255.0
                               for i, _, _ in chunk]).unsqueeze(1).to(device)
@@ -318,6 +324,7 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     tested with the run's saved thresholds and calibrated CAM threshold). See the module docstring for where
     the results go."""
     run_dir = Path(run_dir)
+    in_training = data is not None  # called by radclr.runs.train right after training
     device = resolve_device(device or "auto") if not isinstance(device, torch.device) else device
     run = load_run(run_dir, checkpoint, device)
     cfg, method = run.cfg, run.method
@@ -338,7 +345,9 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     else:
         src = Path(str(data_path if not isinstance(data_path, (list, tuple)) else data_path[0])).name if external else "own"
         side_dir = run_dir / "evaluations" / f"{src}-{Path(ckpt_name).stem}-{split}"
-        side_dir.mkdir(parents=True, exist_ok=True)
+    writable_dir(side_dir, "results folder")  # before any work: a read-only run directory is one message
+    if out:
+        writable_dir(Path(out).parent, "folder of --out")
     if data is None:
         if external:
             data = _external_data(cfg, data_path, run, progress)
@@ -364,12 +373,17 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
             p_val = _sigmoid(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"])
             if split != "val":
                 predictions_table(data, val_idx, p_val).to_csv(side_dir / "predictions_val.csv", index=False)
-            thresholds = choose_thresholds(data.dataset.labels[val_idx], p_val, findings, rule=rule, fallback=None)
+            with warnings.catch_warnings():  # the fallback is said once below, in the words metrics.json keeps
+                warnings.simplefilter("ignore", UserWarning)
+                thresholds = choose_thresholds(data.dataset.labels[val_idx], p_val, findings, rule=rule,
+                                               fallback=None)
             fallback = sorted(f for f, t in thresholds.items() if t is None or not np.isfinite(float(t)))
             thresholds = {f: (0.5 if f in fallback else float(t)) for f, t in thresholds.items()}
             rule_text = f"{rule} (fit on the validation split)"
             if fallback:
                 rule_text += f"; 0.5 for {', '.join(fallback)} (one class only in validation)"
+                # training already said why at its start; a stand-alone evaluation says it here
+                log.log(logging.INFO if in_training else logging.WARNING, "thresholds: %s", rule_text)
             if split == "val":
                 rule_text += "; reported on that same split, so the thresholded metrics are optimistic"
             (side_dir / "thresholds.json").write_text(json.dumps(jsonable(
@@ -406,7 +420,8 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
                                                            progress=progress)
     results = jsonable(results)
     path = Path(out) if out else side_dir / "metrics.json"
-    path.write_text(json.dumps(results, indent=2))
+    with atomic_path(path, "metrics") as tmp:
+        tmp.write_text(json.dumps(results, indent=2))
     return results
 
 

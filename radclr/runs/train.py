@@ -12,6 +12,7 @@ from pathlib import Path
 from radclr.engine.config import resolve_config
 from radclr.engine.loop import StepCallback, Trainer
 from radclr.errors import RadclrError
+from radclr.outputs import writable_dir
 from radclr.runs.evaluate import evaluate_run
 from radclr.runtime.distributed import shutdown_distributed
 
@@ -31,12 +32,13 @@ def train(config: str | Path | dict | None, out: str | Path, overrides: list[str
         if not (out / "checkpoints" / "last.pt").exists():
             raise RadclrError(f"--resume: {out} has no checkpoints/last.pt to resume from")
         cfg = resolve_config(out / "config.yaml", overrides)
+        writable_dir(out, "run directory")
     else:
         if (out / "checkpoints" / "last.pt").exists():
             raise RadclrError(f"{out} already holds a run; use --resume {out} or another --out")
         cfg = resolve_config(config if not isinstance(config, dict) else None, overrides,
                              base=config if isinstance(config, dict) else None)
-        out.mkdir(parents=True, exist_ok=True)
+        writable_dir(out, "run directory")  # after the config checks: a refused config leaves no directory
     trainer = Trainer(cfg, out, resume=resume, progress=progress, on_step=on_step)
     try:
         trainer.run()

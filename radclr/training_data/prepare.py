@@ -35,6 +35,7 @@ from radclr.data.dataset import CXRDataset
 from radclr.data.phantom import write_phantom_dataset
 from radclr.data.phantom_volumes import PHANTOM_VOLUME_VERSION, write_phantom_volumes
 from radclr.errors import ConfigError, DataError
+from radclr.outputs import writable_dir
 from radclr.radiomics.cache import FeatureCache
 from radclr.radiomics.regions import RegionRadiomics
 from radclr.training_data.store import ImageStore, build_store, default_cache_dir
@@ -42,6 +43,7 @@ from radclr.training_data.volumes import build_volume_store, volume_radiomics, v
 from radclr.transforms import ROICrop
 
 log = logging.getLogger(__name__)
+CACHE_FOLDER = "cache folder (data.cache_dir or RADCLR_CACHE)"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -60,6 +62,7 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
         if (cache / "labels.csv").exists():
             ds = load_dataset(cache, format="folder")
         else:
+            writable_dir(cache.parent, CACHE_FOLDER)
             ds = write_phantom_dataset(cache, n=n, size=size, seed=seed)
     elif path == "phantom_volumes":
         ph = data_cfg.get("phantom") or {}
@@ -69,18 +72,19 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
         if (cache / "labels.csv").exists():
             ds = load_dataset(cache, format="folder")
         else:
+            writable_dir(cache.parent, CACHE_FOLDER)
             ds = write_phantom_volumes(cache, n=n, size=size, seed=seed)
     elif isinstance(data_cfg["path"], (list, tuple)):  # several datasets combined (radclr.data.combine)
         parts = []
         for p in data_cfg["path"]:
             if not Path(p).exists():
                 raise DataError(f"data.path entry {p!r} does not exist")
-            parts.append(load_dataset(p))
+            parts.append(load_dataset(p, follow_links=bool(data_cfg.get("follow_links"))))
         ds = concat_datasets(parts)
     else:
         if not Path(path).exists():
             raise DataError(f"data.path {path!r} does not exist")
-        ds = load_dataset(path, format=data_cfg.get("format"))
+        ds = load_dataset(path, format=data_cfg.get("format"), follow_links=bool(data_cfg.get("follow_links")))
     frac = float(data_cfg.get("box_fraction", 1.0))
     if frac < 1.0:
         ds = keep_boxes_of_fraction(ds, frac, int(data_cfg["split"]["seed"]))
@@ -154,7 +158,8 @@ def fixed_radiomics(ds: CXRDataset, store: ImageStore, boxes: list[list[Box]], r
     # box, roi_crop and cam (its starting point): the ground-truth boxes, else the whole image
     regions = None if rad_cfg["region"] == "whole_image" else boxes
     service = RegionRadiomics(rad_cfg)
-    values = service.fixed(store.images, regions, cache=FeatureCache(Path(cache_dir) / "radiomics"), progress=progress)
+    values = service.fixed(store.images, regions, cache=FeatureCache(Path(cache_dir) / "radiomics"), progress=progress,
+                           image_ids=list(ds.image_ids))
     return list(service.names), values
 
 
@@ -230,6 +235,37 @@ def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool
     if need_radiomics:
         pd_.radiomics_names, pd_.radiomics = fixed_radiomics(ds, store, boxes, cfg["radiomics"], cache, progress=progress)
     return pd_
+
+
+def label_coverage_warnings(data: "PreparedData") -> list[str]:
+    """One line per finding without a positive image in the labelled training images, the validation or the test
+    split, saying what follows (logged once when training starts). The same facts give metrics.json's ``null``
+    AUCs and the 0.5 fallback threshold (:func:`radclr.runs.evaluate.evaluate_run`)."""
+    y = data.dataset.labels
+    parts = {"training labels": data.indices("train", labeled_only=True), "validation": data.indices("val"),
+             "test": data.indices("test")}
+    out = []
+    for j, f in enumerate(data.findings):
+        empty = []
+        for name, idx in parts.items():
+            col = y[idx, j]
+            known = col[~np.isnan(col)]
+            if len(idx) and not (known == 1).any():
+                empty.append((name, len(known)))
+        if not empty:
+            continue
+        where = ", ".join(f"{name} (0 of {n})" for name, n in empty)
+        names = [name for name, _ in empty]
+        effects = []
+        if "training labels" in names:
+            effects.append("the model cannot learn it")
+        if "validation" in names:
+            effects.append("its validation AUC is undefined (empty in metrics.csv, null in metrics.json) and its "
+                           "decision threshold falls back to 0.5")
+        if "test" in names:
+            effects.append("its test AUC and sensitivity are undefined (null in metrics.json)")
+        out.append(f"finding {f!r} has no positive image in: {where} -- {'; '.join(effects)}")
+    return out
 
 
 def build_run_store(cfg: dict, ds: CXRDataset, cache: Path, progress: bool = True) -> ImageStore:

@@ -34,11 +34,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from radclr.data.dataset import CXRDataset
 from radclr.errors import DataError
 from radclr.io import read_image
+from radclr.outputs import reserve, writable_dir
+from radclr.progress import progress_bar
 
 log = logging.getLogger(__name__)
 STORE_VERSION = 1
@@ -152,7 +153,7 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
     (it runs in ``jobs`` worker processes when ``jobs > 1`` and there are more than 64 tasks).
     """
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    cache.mkdir(parents=True, exist_ok=True)
+    writable_dir(cache, "cache folder (data.cache_dir or RADCLR_CACHE)")
     arr_path, meta_path, done = cache / f"images-{key}.npy", cache / f"images-{key}.json", cache / f"images-{key}.done"
     n = len(tasks)
     shape = (n, *(int(v) for v in item_shape))
@@ -167,18 +168,31 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
         log.warning("image store %s is unreadable or stale; rebuilding", arr_path)
     done.unlink(missing_ok=True)
     images = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.uint8, shape=shape)
+    try:  # claim the disk space now: a full disk is a message here, not a SIGBUS while writing the map
+        with open(arr_path, "r+b") as f:
+            reserve(f.fileno(), os.path.getsize(arr_path), arr_path, "image store")
+    except BaseException:
+        arr_path.unlink(missing_ok=True)  # (the map itself goes with the exception)
+        raise
+    log.info("building image store %s: %d item(s), %.1f MiB (kept in the cache folder for later runs; see "
+             "docs/operation.md)", arr_path, n, os.path.getsize(arr_path) / 2**20)
     hw = np.zeros((n, 2), dtype=np.int64)
-    bar = tqdm(total=n, desc=desc, unit="img", disable=not progress, leave=False)
-    if jobs > 1 and n > 64:
-        with ProcessPoolExecutor(jobs) as ex:
-            for i, (img, hw_i) in enumerate(ex.map(decode, tasks, chunksize=16)):
-                images[i], hw[i] = img, hw_i
+    bar = progress_bar(total=n, desc=desc, unit="img", enabled=progress)
+    try:
+        if jobs > 1 and n > 64:
+            with ProcessPoolExecutor(jobs) as ex:
+                for i, (img, hw_i) in enumerate(ex.map(decode, tasks, chunksize=16)):
+                    images[i], hw[i] = img, hw_i
+                    bar.update()
+        else:
+            for i, t in enumerate(tasks):
+                images[i], hw[i] = decode(t)
                 bar.update()
-    else:
-        for i, t in enumerate(tasks):
-            images[i], hw[i] = decode(t)
-            bar.update()
-    bar.close()
+    except BaseException:  # an unreadable image, an interrupt: no half-built store is left taking space
+        arr_path.unlink(missing_ok=True)
+        raise
+    finally:
+        bar.close()
     images.flush()
     del images
     meta_path.write_text(json.dumps({"original_hw": hw.tolist(), "n": n, **(meta or {})}))

@@ -34,10 +34,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from radclr.errors import ConfigError, DataError
 from radclr.io import read_image, read_mask
+from radclr.progress import progress_bar
 from radclr.radiomics.cache import FeatureCache, config_digest
 from radclr.radiomics.pyradiomics_engine import PyRadiomicsEngine, pyradiomics_params
 from radclr.radiomics.regions import radiomics_settings
@@ -295,8 +295,7 @@ def volume_radiomics(dataset, rad_cfg: dict, cache_dir, *, jobs: int = 1, progre
     rows: list = [cache.get(k) for k in keys]
     names = next((r[0] for r in rows if r is not None), None)
     todo = [i for i, r in enumerate(rows) if r is None or r[0] != names]
-    bar = tqdm(total=len(todo), desc="3-D radiomics (PyRadiomics)", unit="vol", disable=not progress or not todo,
-               leave=False)
+    bar = progress_bar(total=len(todo), desc="3-D radiomics (PyRadiomics)", unit="vol", enabled=progress and bool(todo))
     if todo:
         with PyRadiomicsEngine(params, jobs=int(jobs)) as engine:
             crop = engine.crop  # Original image type only: the tumour's bounding box is all PyRadiomics uses

@@ -5,9 +5,16 @@ Policies (documented in ``docs/data.md``; each is tested):
 
 * **Required columns** missing from a CSV -> :class:`DataError` naming the columns and the file.
 * **Duplicate image ids** -> :class:`DataError` naming the ids and their CSV lines.
+* **Label tables**: a row with more fields than the header -> :class:`DataError` naming the line (empty trailing
+  fields, e.g. a trailing comma, are ignored).
 * **Image paths escaping the root** (absolute, or ``..`` leading outside after normalisation) -> the record is
-  refused (dropped) with an error :class:`Problem`. Normalisation is lexical, so a symlinked ``images/`` folder
-  the user set up is fine.
+  refused (dropped) with an error :class:`Problem`.
+* **Symbolic links** are judged by where they lead: a file that resolves outside the (resolved) dataset root --
+  a link, or a file under a linked folder -- is refused like a ``..`` path (records dropped, one error
+  :class:`Problem` with the count and examples), unless the caller passes ``follow_links=True`` (``radclr data
+  ... --follow-links``, ``data.follow_links: true``). Links that stay inside the root are fine, and so is a
+  dataset root that is itself a link. Applied by :func:`radclr.data.load_dataset` to every layout
+  (:func:`refuse_outside_links`); folder walks never loop on a link to a parent folder.
 * **Missing image file** -> record dropped, error Problem (the official-layout adapters of large collections
   report missing files as one warning with a count instead: a partial download is normal there).
 * **Unknown label names** (not among the declared findings) -> error Problem naming the label, its count and
@@ -21,9 +28,11 @@ Policies (documented in ``docs/data.md``; each is tested):
 
 from __future__ import annotations
 
+import csv
 import difflib
 import os
 import re
+import warnings
 from collections import defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Sequence
@@ -73,15 +82,48 @@ def read_csv(path: str | Path, required: Iterable[str], *, what: str = "table") 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} not found")
+    kw = dict(dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        with warnings.catch_warnings():
+            # index_col=False: a first data row with more fields than the header must not turn the first column
+            # into the index (pandas' default); pandas then warns about the dropped fields, which we check
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, index_col=False, **kw)
+    except (pd.errors.ParserWarning, pd.errors.ParserError) as e:
+        extra = _rows_with_extra_fields(path)
+        if extra is None:
+            raise DataError(f"{path}: not a readable CSV {what}: {str(e).strip()}") from None
+        if extra:
+            line, n_fields, n_header = extra[0]
+            raise DataError(f"{path}:{line}: row has {n_fields} fields but the header has {n_header} "
+                            f"({len(extra)} such row(s)); fix the row (a value containing a comma must be quoted)"
+                            ) from None
+        with warnings.catch_warnings():  # only empty trailing fields (e.g. trailing commas): nothing is lost
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)
+            df = pd.read_csv(path, index_col=False, **kw)
+    except (pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not a readable CSV {what}: {str(e).strip()}") from None
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing required column(s) {missing}; found columns {list(df.columns)}")
     return df
+
+
+def _rows_with_extra_fields(path: Path) -> list[tuple[int, int, int]] | None:
+    """``(line, fields, header fields)`` of rows with non-empty fields beyond the header (``[]`` when the extra
+    fields are all empty), or None when the file does not parse as CSV at all."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.reader(f, skipinitialspace=True)
+            header = next(reader, [])
+            out = []
+            for row in reader:
+                if len(row) > len(header) and any(v.strip() for v in row[len(header):]):
+                    out.append((reader.line_num, len(row), len(header)))
+            return out
+    except (csv.Error, UnicodeDecodeError, OSError):
+        return None
 
 
 def inside_root(rel: str) -> tuple[str | None, str | None]:
@@ -98,12 +140,19 @@ def inside_root(rel: str) -> tuple[str | None, str | None]:
 
 
 def list_files(folder: Path, suffixes: Iterable[str] | None = None) -> dict[str, Path]:
-    """``relative posix path -> Path`` of the files under ``folder`` (recursive, symlinks followed)."""
+    """``relative posix path -> Path`` of the files under ``folder`` (recursive, symlinks followed -- where they
+    lead is judged by :func:`refuse_outside_links`; each resolved folder is walked once)."""
     out: dict[str, Path] = {}
     if not folder.is_dir():
         return out
     suffixes = tuple(s.lower() for s in suffixes) if suffixes else None
+    seen: set[str] = set()  # resolved folders already walked: a link to a parent folder must not loop
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel_dir = os.path.relpath(dirpath, folder)
         for f in filenames:
@@ -207,6 +256,26 @@ def multi_hot(label_lists: Sequence[Sequence[str] | None], findings: Sequence[st
 # ---------------------------------------------------------------------------------------------------------
 # sizes and boxes
 # ---------------------------------------------------------------------------------------------------------
+def check_declared_sizes(records: pd.DataFrame, log: ProblemLog, where_column: str = "_where") -> pd.DataFrame:
+    """The ``width``/``height`` policy: a value that is not a positive whole number of pixels (text, ``0``,
+    ``-64``, ``64.5``) -> error :class:`Problem` naming the line, and the value is blanked (the file's own size is
+    used instead, read from its header when needed). Blank = not declared."""
+    out = records
+    for col in ("width", "height"):
+        if col not in records.columns:
+            continue
+        text = records[col].astype(str).str.strip()
+        num = pd.to_numeric(text.where(text != ""), errors="coerce")
+        bad = (text != "") & ~(np.isfinite(num) & (num > 0) & (num == np.round(num)))
+        if bad.any():
+            for where, value in zip(records.loc[bad, where_column], text[bad]):
+                log.error(where, f"{col} {value!r} is not a positive whole number of pixels; ignored (the file's own "
+                                 "size is used)")
+            out = out.copy() if out is records else out
+            out.loc[bad, col] = ""
+    return out
+
+
 def size_lookup(records: pd.DataFrame, log: ProblemLog) -> Callable[[str], tuple[int, int] | None]:
     """``image_id -> (height, width)``: the records' ``height``/``width`` columns when they are numbers,
     else the file header (:func:`radclr.io.image_size`); ``None`` (with an error Problem) if unreadable."""
@@ -329,6 +398,57 @@ def attach_paths(df: pd.DataFrame, rel_column: str, base: Path, log: ProblemLog,
     out["path"] = paths
     mask = np.asarray(keep, dtype=bool)
     return out[mask]
+
+
+def outside_links(paths: Iterable[str], root) -> list[tuple[str, str]]:
+    """``(path, resolved path)`` of the ``paths`` whose file resolves outside the resolved ``root`` (through a link
+    to the file or to a folder above it). One ``lstat`` per file; folders are resolved once each."""
+    real_root = os.path.realpath(root)
+    prefix = real_root.rstrip(os.sep) + os.sep
+    real_dirs: dict[str, str] = {}
+    out = []
+    for p in paths:
+        p = str(p)
+        d, name = os.path.split(p)
+        rd = real_dirs.get(d)
+        if rd is None:
+            rd = real_dirs[d] = os.path.realpath(d)
+        full = os.path.join(rd, name)
+        if os.path.islink(full):
+            full = os.path.realpath(full)
+        if full != real_root and not full.startswith(prefix):
+            out.append((p, full))
+    return out
+
+
+def refuse_outside_links(ds: CXRDataset, follow_links: bool = False) -> CXRDataset:
+    """The symlink policy (module docstring): drop the records (and masks) whose file resolves outside the
+    dataset root, with one error :class:`Problem`; with ``follow_links=True`` keep them (no problem recorded)."""
+    if follow_links or len(ds) == 0:
+        return ds
+    bad = outside_links(ds.records["path"], ds.root)
+    bad_masks = outside_links(ds.masks.values(), ds.root) if ds.masks else []
+    if not bad and not bad_masks:
+        return ds
+    hint = "refused like a '..' path; pass --follow-links (data.follow_links: true) to read files outside the root"
+    problems = list(ds.problems)
+    if bad:
+        problems.append(Problem(str(ds.root), f"{len(bad)} image file(s) resolve outside the dataset root through "
+                                              f"symbolic links ({_examples([f'{p} -> {r}' for p, r in bad], 3)}); "
+                                              f"{hint}; those records are dropped"))
+    masks = dict(ds.masks)
+    if bad_masks:
+        outside = {p for p, _ in bad_masks}
+        masks = {k: v for k, v in masks.items() if str(v) not in outside}
+        problems.append(Problem(str(ds.root), f"{len(bad_masks)} mask file(s) resolve outside the dataset root "
+                                              f"through symbolic links ({_examples([f'{p} -> {r}' for p, r in bad_masks], 3)}); "
+                                              f"{hint}; those masks are ignored"))
+    drop = {p for p, _ in bad}
+    keep = np.flatnonzero([str(p) not in drop for p in ds.records["path"]])
+    out = ds.subset(keep)
+    out.masks = {k: v for k, v in masks.items() if k in set(out.records["image_id"])}
+    out.problems = problems
+    return out
 
 
 def make_dataset(name: str, fmt: str, root: Path, findings: list[str], records: pd.DataFrame, labels: np.ndarray,

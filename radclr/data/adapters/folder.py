@@ -12,8 +12,10 @@
 * Findings: the caller's ``findings=[...]``, else ``findings.txt``, else the sorted labels seen (minus
   ``No Finding``). A label outside a declared list is an error Problem (see :mod:`.common`); to study a subset of
   findings load everything and call :meth:`CXRDataset.with_findings`.
+* A header-only ``labels.csv`` (no rows) is an error problem (``radclr data validate`` fails; training refuses it).
 * Extra columns are kept as metadata (numbers parsed). ``width``/``height`` (when given) are used to check boxes
-  without opening the files; ``radclr data validate`` checks them against the files.
+  without opening the files; ``radclr data validate`` checks them against the files. A value that is not a
+  positive whole number (text, negative, fractional) is an error problem and is ignored (the file's size is used).
 * ``mask``: optional column with a mask path relative to the root; otherwise ``masks/<same stem>.*``.
 """
 
@@ -109,7 +111,10 @@ def load(root: str | Path, *, findings: list[str] | None = None, aliases: dict[s
     log = C.ProblemLog()
     labels_csv = root / LABELS_FILE
     df = C.read_csv(labels_csv, REQUIRED, what="label table")
+    if len(df) == 0:
+        log.error(labels_csv, "lists no images (a header and no rows): the dataset is empty")
     df["_where"] = [C.csv_line(labels_csv, i) for i in range(len(df))]
+    df = C.check_declared_sizes(df, log)
     df["image"] = df["image"].map(_normalised_id)  # "./a.png" and "a.png" are one image (and one duplicate)
     C.check_unique(df["image"], labels_csv)
 

@@ -1,0 +1,231 @@
+"""Issue 13, run side: wrong-type or looping configs are refused before a run directory exists; a read-only
+output folder or a full disk is one message (no ``*.tmp`` left, earlier checkpoints intact); evaluate, radiomics
+extract, predict and report say what is wrong instead of a traceback or a misleading reason."""
+
+from __future__ import annotations
+
+import errno
+import json
+import re
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import REPO
+from data_factories import small_folder, write_bomb_png, write_png
+from run_factories import byop_run
+
+from radclr import outputs
+from radclr.cli.main import main
+from radclr.engine.checkpoint import load_checkpoint, save_checkpoint
+from radclr.engine.config import load_yaml, resolve_config
+from radclr.errors import ConfigError, OutputError
+
+TINY = REPO / "configs" / "tiny" / "seed000_resnet18.yaml"
+
+
+def cli(capsys, *argv):
+    rc = main([*map(str, argv)])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    return rc, out.out, out.err
+
+
+# --------------------------------------------------------------------------------------------- config types
+@pytest.mark.parametrize("override, message", [
+    ("trainer.epochs=abc", "trainer.epochs must be a whole number, got 'abc'"),
+    ("trainer.epochs=1.5", "trainer.epochs must be a whole number, got 1.5 (fractions are not truncated)"),
+    ("trainer.optimizer.lr=fast", "trainer.optimizer.lr must be a number, got 'fast'"),
+    ("trainer.deterministic=maybe", "trainer.deterministic must be true or false, got 'maybe'"),
+    ("stages.0.batch_size=big", "stages.0.batch_size must be a whole number, got 'big'"),
+    ("trainer.keep_epochs=[1,x]", "trainer.keep_epochs.1 must be a whole number, got 'x'"),
+    ("data.split=0.2", "data.split must be a section (mapping), got 0.2"),
+    ("stages.0.loss=3", "method 'supervised': option 'loss' must be one of"),
+])
+def test_wrong_type_overrides_are_refused_before_the_run_directory_exists(tmp_path, capsys, override, message):
+    out = tmp_path / "run"
+    rc, _, err = cli(capsys, "train", TINY, "--out", out, override)
+    assert rc == 2 and message in err
+    assert not out.exists()
+
+
+def test_whole_number_floats_and_other_accepted_types():
+    cfg = resolve_config(TINY, ["trainer.epochs=2.0", "evaluation.cam_threshold=0.3", "trainer.amp=off",
+                                "data.path=[a,b]", "radiomics.bin_width=25"])
+    assert cfg["trainer"]["epochs"] == 2 and isinstance(cfg["trainer"]["epochs"], int)
+    assert cfg["evaluation"]["cam_threshold"] == 0.3 and cfg["trainer"]["amp"] is False
+
+
+def test_base_that_refers_to_itself_or_loops(tmp_path, capsys):
+    (tmp_path / "self.yaml").write_text("base: self.yaml\ntrainer: {epochs: 1}\n")
+    with pytest.raises(ConfigError, match=r"'base:' chain loops back .*self.yaml -> .*self.yaml"):
+        load_yaml(tmp_path / "self.yaml")
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: sub/c.yaml\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.yaml").write_text("base: ../a.yaml\n")
+    rc, _, err = cli(capsys, "train", tmp_path / "a.yaml", "--out", tmp_path / "run")
+    assert rc == 2 and "a.yaml -> " in err and "b.yaml -> " in err and "c.yaml -> " in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_label_fractions_that_are_not_numbers(tmp_path, capsys):
+    rc, _, err = cli(capsys, "train", TINY, "--out", tmp_path / "run", "--label-fractions", "0.1,half")
+    assert rc == 2 and "--label-fractions takes numbers" in err
+
+
+# --------------------------------------------------------------------------------------------- read-only / disk full
+def _refuse_writes(monkeypatch, code=errno.EROFS):
+    def refuse(path, *a, **k):
+        raise OSError(code, "simulated", str(path))
+
+    monkeypatch.setattr(outputs, "open", refuse, raising=False)  # the probe file of writable_dir
+
+
+def test_read_only_run_directory_is_said_before_any_work(tmp_path, capsys, monkeypatch):
+    _refuse_writes(monkeypatch)
+    rc, _, err = cli(capsys, "train", TINY, "--out", tmp_path / "run", f"data.cache_dir={tmp_path / 'cache'}")
+    assert rc == 2 and f"{tmp_path / 'run'}: cannot write to the run directory: read-only file system" in err
+    assert not (tmp_path / "cache").exists()  # nothing was prepared
+
+
+def test_permission_denied_names_the_folder(tmp_path):
+    # what a user without write permission sees (root bypasses chmod, so the OS answer is simulated)
+    with pytest.MonkeyPatch.context() as mp:
+        _refuse_writes(mp, errno.EACCES)
+        with pytest.raises(OutputError, match="cannot write to the results folder: permission denied"):
+            outputs.writable_dir(tmp_path / "x", "results folder")
+
+
+def test_output_path_through_a_file(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    rc, _, err = cli(capsys, "train", TINY, "--out", tmp_path / "file" / "run")
+    assert rc == 2 and "cannot write to the run directory: a part of the path is a file, not a folder" in err
+
+
+def _failing_save(monkeypatch, fail_at: int):
+    """torch.save failing as it does on a full disk (seen on a full tmpfs): the file's write raises ENOSPC and
+    torch's zip writer, closing, masks it with its own RuntimeError."""
+    real, calls = torch.save, []
+
+    def save(obj, f, *a, **k):
+        calls.append(1)
+        if len(calls) == fail_at:
+            try:
+                f.write(b"half a checkpoint")
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError:
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+def test_full_disk_while_saving_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"epoch": 1, "w": torch.ones(3)}, path)
+    _failing_save(monkeypatch, 1)
+    with pytest.raises(OutputError) as e:
+        save_checkpoint({"epoch": 2, "w": torch.zeros(3)}, path)
+    assert str(e.value) == f"{path}: cannot write the checkpoint: no space left on the device (the previous file is unchanged)"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+    assert load_checkpoint(path)["epoch"] == 1
+
+
+def test_full_disk_during_training(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    _failing_save(monkeypatch, 3)  # epoch 1 writes last.pt and best.pt; epoch 2's last.pt hits the full disk
+    rc, _, err = cli(capsys, "train", TINY, "--out", out, "trainer.epochs=2", "--no-eval",
+                     f"data.cache_dir={tmp_path / 'cache'}")
+    assert rc == 2 and f"{out / 'checkpoints' / 'last.pt'}: cannot write the checkpoint: no space left" in err
+    assert not list(out.rglob("*.tmp"))
+    assert load_checkpoint(out / "checkpoints" / "last.pt")["epoch"] == 1  # resumable from epoch 1
+    assert load_checkpoint(out / "checkpoints" / "best.pt")["epoch"] == 1
+
+
+def test_full_disk_for_the_image_store_is_said_before_decoding(tmp_path, monkeypatch):
+    from radclr.data import load_dataset
+    from radclr.training_data.store import build_store
+
+    def no_room(fd, offset, size):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("os.posix_fallocate", no_room)
+    ds = load_dataset(small_folder(tmp_path / "ds"))
+    with pytest.raises(OutputError, match=r"images-[0-9a-f]+\.npy: cannot write the image store .*no space left"):
+        build_store(ds, 32, tmp_path / "cache", progress=False)
+    assert not list((tmp_path / "cache").glob("images-*"))
+
+
+def test_atomic_path_removes_the_tmp_on_any_failure(tmp_path):
+    target = tmp_path / "m.json"
+    target.write_text("old")
+    with pytest.raises(KeyError):
+        with outputs.atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise KeyError("bug")
+    assert target.read_text() == "old" and not (tmp_path / "m.json.tmp").exists()
+
+
+# --------------------------------------------------------------------------------------------- radiomics --out
+def test_radiomics_out_that_is_a_folder_is_refused_before_the_work(tmp_path, capsys, monkeypatch):
+    import radclr.radiomics.table as table
+
+    monkeypatch.setattr(table, "extract_table", lambda *a, **k: pytest.fail("extracted before checking --out"))
+    (tmp_path / "outdir").mkdir()
+    rc, _, err = cli(capsys, "radiomics", "extract", small_folder(tmp_path / "ds"), "--out", tmp_path / "outdir")
+    assert rc == 2 and "outdir: --out is a folder; give the CSV file to write" in err
+
+
+# --------------------------------------------------------------------------------------------- finished runs
+@pytest.fixture(scope="module")
+def run_copy(tmp_path_factory):
+    """A private copy of the session's tiny BYOP run (tests here may break it)."""
+    dst = tmp_path_factory.mktemp("hostile") / "run"
+    shutil.copytree(byop_run(tmp_path_factory), dst)
+    return dst
+
+
+def test_evaluate_on_another_dataset_without_boxes(run_copy, tmp_path, capsys):
+    from radclr.data.phantom import write_phantom_dataset
+
+    other = tmp_path / "other"
+    write_phantom_dataset(other, n=12, size=64, seed=5)
+    (other / "boxes.csv").unlink()
+    rc, out, _ = cli(capsys, "evaluate", run_copy, "--data", other, "--n-boot", "5", "--no-progress")
+    summary = json.loads(out)
+    assert rc == 0 and summary["split"] == "all" and "auc" in summary
+    assert summary["localization"].startswith("no evaluated image has a ground-truth box")
+    saved = json.loads((run_copy / "evaluations" / "other-best-all" / "metrics.json").read_text())
+    assert saved["localization"]["scored"] is False
+
+
+def test_predict_warns_on_unusable_images(run_copy, tmp_path, capsys):
+    tiny = write_png(tmp_path / "tiny.png", np.array([[200]], dtype=np.uint8))
+    flat = write_png(tmp_path / "flat.png", np.full((64, 64), 90, dtype=np.uint8))
+    rc, out, _ = cli(capsys, "predict", run_copy, tiny, flat, "--no-reference", "--out", tmp_path / "pred",
+                     "--no-progress")
+    assert rc == 0 and "WARNING: very small image (1 x 1 px" in out and "WARNING: constant image" in out
+    res = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    assert [len(r["warnings"]) for r in res] == [2, 1]  # 1x1 is also constant
+
+
+def test_predict_on_a_decompression_bomb(run_copy, tmp_path, capsys):
+    rc, _, err = cli(capsys, "predict", run_copy, write_bomb_png(tmp_path / "bomb.png"), "--no-reference",
+                     "--out", tmp_path / "pred", "--no-progress")
+    assert rc == 2 and "bomb.png: the header claims an enormous image" in err
+
+
+def test_report_without_checkpoints_names_them_not_the_data(run_copy, tmp_path, caplog):
+    from radclr.report import write_report
+
+    run = tmp_path / "run"
+    shutil.copytree(run_copy, run)
+    shutil.rmtree(run / "checkpoints")
+    text = write_report(run).read_text(encoding="utf-8")
+    reasons = re.findall(r'<p class="reason">(.*?)</p>', text)
+    model = [r for r in reasons if "model is not available (checkpoint best.pt)" in r]
+    assert len(model) == 2 and all("no checkpoint &#x27;best.pt&#x27;" in r for r in model)  # t-SNE, radiomics
+    assert not [r for r in reasons if "data" in r and "not available" in r]  # not blamed on the data
+    assert "has no checkpoints" in caplog.text
