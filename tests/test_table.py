@@ -141,6 +141,7 @@ def test_seed001_table3_ablation_labels(runs):
 @pytest.mark.parametrize("name, paper_table", [("accuracy-f1-auc", "seed000-table1"),
                                                ("auc-per-finding", "seed001-table1"),
                                                ("localization", "seed001-table2"), ("ablation", "seed001-table3"),
+                                               ("weighted-f1", "seed004-table1"),
                                                ("accuracy-weighted-f1", "seed004-table2")])
 def test_layouts_are_named_for_what_they_show_and_accept_the_paper_table(runs, name, paper_table):
     a = make_table([runs["nih"], runs["small"]], name, published=True)
@@ -219,3 +220,38 @@ def test_table_of_a_trained_run(tmp_path_factory):
     assert df.loc[0, "Mean"] == pytest.approx(r.metrics["classification"]["auc"]["mean"])
     loc = make_table([run], "seed001-table2")
     assert len(loc) == 7 and loc["Mean"].notna().all()
+
+
+def _multiclass_run(root, name, seed=0, n=48):
+    from radclr.runs.evaluate import multiclass_section
+
+    rng = np.random.default_rng(seed)
+    classes = ["ccRCC", "pRCC", "chRCC", "oncocytoma"]
+    y = np.eye(4)[rng.integers(0, 4, n)]
+    p = rng.dirichlet(np.ones(4), n) + 0.4 * y
+    p /= p.sum(1, keepdims=True)
+    cls = multiclass_section(y, p, classes, np.arange(n) // 2, 40, seed, "test")
+    run = _write_run(root, name, {"findings": classes, "classification": cls})
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["data"]["task"] = "multiclass"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return run, cls
+
+
+def test_seed004_tables_show_multiclass_accuracy_and_weighted_f1(tmp_path, runs):
+    run, cls = _multiclass_run(tmp_path / "kidney", "kidney-finetune")
+    assert RunResults(run).task == "multiclass"
+    df = make_table([run, runs["small"]], "seed004-table2", published=True)
+    row = df[df["Model"] == "kidney-finetune"].iloc[0]
+    assert row["Finding"] == "all classes" and row["Accuracy"] == pytest.approx(cls["accuracy"])
+    assert (row["F1 score (weighted) ci_low"], row["F1 score (weighted) ci_high"]) == \
+        pytest.approx(tuple(cls["ci"]["f1_weighted"]))
+    assert "single-label multi-class run" in to_markdown(df)
+    t1 = make_table([run], "seed004-table1", published=True)
+    assert list(t1.columns[:4]) == ["Dataset", "Model", "Finding", "Source"]
+    ours = t1[t1["Model"] == "kidney-finetune"].iloc[0]
+    assert ours["F1 score (weighted)"] == pytest.approx(cls["f1_weighted"])
+    assert "0.520 ± 0.028" in to_markdown(t1)  # the paper's kidney row (5-fold mean +- sd)
+    # the per-class view: one-vs-rest AUC per class
+    auc = make_table([run], "seed001-table1")
+    assert auc.loc[0, "pRCC"] == pytest.approx(cls["auc"]["pRCC"])

@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
         "path": "demo",  # "demo" = embedded Kermany sample; "phantom" = synthetic; or a dataset folder
         "format": None,  # auto-detected
         "findings": None,  # None = every finding of the dataset
+        # multilabel: independent findings (sigmoid + BCE, thresholds); multiclass: one class per image (softmax +
+        # cross-entropy, arg-max; seed 004's 4-class kidney task). The findings are then the classes.
+        "task": "multilabel",
         "image_size": 224,
         "split": {"val": 0.1, "test": 0.2, "seed": 0, "file": None, "protocol": "random"},
         "label_fraction": 1.0,  # fraction of training labels kept (whole patients; the rest unlabelled)
@@ -222,6 +225,8 @@ def validate_config(cfg: dict) -> None:
     frac = cfg["data"]["label_fraction"]
     if not (isinstance(frac, (int, float)) and 0 < frac <= 1):
         raise ConfigError(f"data.label_fraction must be in (0, 1], got {frac!r}")
+    if cfg["data"]["task"] not in ("multilabel", "multiclass"):
+        raise ConfigError(f"data.task must be multilabel|multiclass, got {cfg['data']['task']!r}")
     if cfg["radiomics"]["region"] not in ("box", "whole_image", "roi_crop", "cam"):
         raise ConfigError(f"radiomics.region must be box|whole_image|roi_crop|cam, got {cfg['radiomics']['region']!r}")
     volume_settings(cfg)  # data.volume: ConfigError naming the key

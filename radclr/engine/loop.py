@@ -44,7 +44,7 @@ from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import dump_config, stage_settings
 from radclr.engine.optim import build_optimizer, build_scheduler
 from radclr.errors import ConfigError, RadclrError
-from radclr.evaluation.metrics import auc_per_finding
+from radclr.evaluation.metrics import auc_per_finding, probabilities
 from radclr.methods import Method, MethodContext, method_class
 from radclr.runtime.device import autocast_context, resolve_device, set_determinism, to_device
 from radclr.runtime.distributed import (DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed)
@@ -156,7 +156,7 @@ class Trainer:
                              seed=int(self.cfg["seed"]), world_size=self.dist.world_size, rank=self.dist.rank,
                              dataset_size=len(d.store), gather_negatives=bool(self.cfg["trainer"]["gather_negatives"]),
                              extra={"radiomics_cfg": self.cfg["radiomics"], "augment_geometric": geometric},
-                             in_channels=self.data.store.channels)
+                             in_channels=self.data.store.channels, task=self.cfg["data"]["task"])
 
     def _build_method(self, index: int) -> Method:
         st = stage_settings(self.cfg, index)
@@ -473,7 +473,10 @@ class Trainer:
         stats = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
         if logits:
             kept = np.concatenate(chunks)
-            aucs = auc_per_finding(self.data.dataset.labels[kept], np.concatenate(logits), self.data.findings)
+            scores = np.concatenate(logits)
+            if self.cfg["data"]["task"] == "multiclass":  # one-vs-rest AUC of the softmax probabilities
+                scores = probabilities(scores, "multiclass")
+            aucs = auc_per_finding(self.data.dataset.labels[kept], scores, self.data.findings)
             stats.update({f"val_auc_{k}": v for k, v in aucs.items()})
         return stats
 

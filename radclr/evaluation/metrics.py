@@ -31,6 +31,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy.special import expit, softmax
 from scipy.stats import rankdata
 
 from radclr.errors import DataError
@@ -44,6 +45,7 @@ __all__ = [
     "binary_metrics",
     "multilabel_metrics",
     "multiclass_metrics",
+    "probabilities",
     "class_indices",
     "confusion_counts",
     "metrics_from_confusion",
@@ -57,6 +59,18 @@ BINARY_METRICS = ("auc", "accuracy", "f1", "f1_weighted", "sensitivity", "specif
 #: the ones that need a decision threshold
 THRESHOLD_METRICS = ("accuracy", "f1", "f1_weighted", "sensitivity", "specificity")
 DEFAULT_THRESHOLD = 0.5
+
+
+# --------------------------------------------------------------------------------------------------------------
+def probabilities(logits, task: str = "multilabel") -> np.ndarray:
+    """Model outputs ``[N, F]`` as probabilities: a sigmoid per finding (``multilabel``) or a softmax over the
+    classes (``multiclass``, ``data.task``; each row sums to 1)."""
+    x = _as_float_array(logits, "logits")
+    if task == "multiclass":
+        return softmax(x, axis=-1)
+    if task != "multilabel":
+        raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
+    return expit(x)
 
 
 # --------------------------------------------------------------------------------------------------------------

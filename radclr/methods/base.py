@@ -43,6 +43,7 @@ class MethodContext:
     gather_negatives: bool = True
     extra: dict = field(default_factory=dict)
     in_channels: int = 1  # image channels: 1, or seed 004's n slices of a 3-D tumour stack (data.volume)
+    task: str = "multilabel"  # data.task: multilabel (sigmoid per finding) | multiclass (softmax over classes)
 
     @property
     def n_findings(self) -> int:
@@ -69,11 +70,17 @@ class Method(nn.Module):
     uses_labels: ClassVar[bool] = False
     #: DDP: some steps leave trained parameters without a gradient (e.g. a batch without a BYOP anchor)
     find_unused_parameters: ClassVar[bool] = False
+    #: label tasks (``data.task``) the method can train: label-free methods and those whose classification loss
+    #: knows both declare ``("multilabel", "multiclass")``
+    label_tasks: ClassVar[tuple[str, ...]] = ("multilabel",)
 
     def __init__(self, parts: nn.ModuleDict, ctx: MethodContext, options: dict | MethodOptions | None = None):
         super().__init__()
         self.parts = parts
         self.ctx = ctx
+        if ctx.task not in self.label_tasks:
+            raise ConfigError(f"method {self.name!r} supports data.task {' | '.join(self.label_tasks)}, not "
+                              f"{ctx.task!r}")
         self.options = self.Options.from_config(options, self.name)
         self.frozen: set[str] = set(self.options.freeze)
         #: epochs (0-based) before this one are not candidates for ``best.pt`` (e.g. a warm-up phase)

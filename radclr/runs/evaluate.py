@@ -22,6 +22,17 @@ writes its side files (predictions, thresholds, localization table, figures) to
                       "rule": ..., "baselines": {"centre_box": {...}, "whole_image": {...}}},
      "linear_eval": {...}}
 
+A multi-class run (``data.task: multiclass``, seed 004's kidney task) predicts the arg-max class of the softmax
+(no thresholds, no ``thresholds.json``)::
+
+    {"classification": {"task": "multiclass", "split": "test", "accuracy": x, "f1_weighted": x, "f1_macro": x,
+                        "auc": {"<class>": x, "mean": x}, "recall": {"<class>": x},
+                        "ci": {"accuracy": [lo, hi], "f1_weighted": [lo, hi], "f1_macro": [lo, hi], "auc": {...}},
+                        "multiclass": {"accuracy", "f1_weighted", "f1_macro", "recall": {...}, "per_class": {...},
+                                       "confusion_matrix": [[...]], "classes": [...]}, "report": {...}}}
+
+and ``predictions_*.csv`` add ``true_class`` and ``predicted_class``.
+
 Localization (seed 001 §4): for every test image with ground-truth boxes and every finding it is annotated for,
 Grad-CAM of that finding's logit on the last block, thresholded into one box (the method's CAM options), moved
 from the model's pixel grid to the image's own pixels, compared with the finding's ground-truth boxes
@@ -39,7 +50,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from scipy.special import expit
 from tqdm import tqdm
 
 from radclr.boxes import iou, scale_boxes
@@ -49,12 +59,12 @@ from radclr.cam.gradcam import grad_cam
 from radclr.data.splits import apply_label_fraction
 from radclr.engine.inference import run_inference
 from radclr.errors import DataError, RadclrError
-from radclr.evaluation.bootstrap import classification_report
+from radclr.evaluation.bootstrap import classification_report, multiclass_report
 from radclr.evaluation.classical import classical_radiomics_eval
 from radclr.evaluation.linear import linear_eval, linear_eval_cv
 from radclr.evaluation.localization import (centre_box_baseline, ground_truth_from_dataset, iou_accuracy,
                                             mean_box_sizes, whole_image_baseline)
-from radclr.evaluation.metrics import jsonable
+from radclr.evaluation.metrics import jsonable, probabilities
 from radclr.evaluation.thresholds import choose_thresholds
 from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
@@ -71,16 +81,20 @@ def _short(image_id: str, n: int = 18) -> str:
     return stem if len(stem) <= n else f"{stem[:6]}...{stem[-(n - 9):]}"
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return expit(x)
-
-
-def predictions_table(data: PreparedData, indices: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+def predictions_table(data: PreparedData, indices: np.ndarray, probs: np.ndarray, task: str = "multilabel") -> pd.DataFrame:
+    """``image_id, patient_id, y_<finding>, p_<finding>`` (label, probability); a multi-class task adds
+    ``true_class`` (empty when unlabelled) and ``predicted_class`` (the arg-max)."""
     rec = data.dataset.records.iloc[indices]
     table = pd.DataFrame({"image_id": rec["image_id"].to_numpy(), "patient_id": rec["patient_id"].to_numpy()})
     for j, f in enumerate(data.findings):
         table[f"y_{f}"] = data.dataset.labels[indices, j]
         table[f"p_{f}"] = probs[:, j]
+    if task == "multiclass":
+        y = data.dataset.labels[indices]
+        has = (y == 1).any(axis=1)
+        names = np.asarray(data.findings, dtype=object)
+        table["true_class"] = np.where(has, names[np.argmax(y == 1, axis=1)], "")
+        table["predicted_class"] = names[np.argmax(probs, axis=1)]
     return table
 
 
@@ -101,6 +115,33 @@ def classification_section(y_true, probs, findings, patient_ids, thresholds, rul
                "thresholds": thresholds, "threshold_rule": rule, "ci": {}}
     for metric in ("auc", "accuracy", "f1", "f1_weighted", "sensitivity", "specificity"):
         section[metric], section["ci"][metric] = _flat_metric(report, metric, list(findings))
+    section["report"] = report
+    return section
+
+
+def multiclass_section(y_true, probs, classes, patient_ids, n_boot, seed, split) -> dict:
+    """A single-label multi-class task (``data.task: multiclass``; seed 004's kidney tumour types): the arg-max
+    class, accuracy, weighted and macro F1 with patient-bootstrap CIs (``ci.accuracy = [low, high]`` ...),
+    one-vs-rest AUC per class, and ``multiclass`` = per-class recall / precision / F1 and the confusion matrix
+    (rows: true class, columns: predicted class, in ``classes`` order)."""
+    report = multiclass_report(y_true, probs, list(classes), patient_ids=patient_ids, n_boot=n_boot, seed=seed)
+    mean, per = report["mean"], report["per_finding"]
+
+    def ci(entry):
+        return [entry.get("ci_low"), entry.get("ci_high")]
+
+    section = {"task": "multiclass", "split": split, "n_images": report["n_images"], "n_patients": report["n_patients"],
+               "decision_rule": report["decision_rule"], "ci": {}}
+    for metric in ("accuracy", "f1_weighted", "f1_macro"):
+        section[metric] = mean[metric]["value"]
+        section["ci"][metric] = ci(mean[metric])
+    section["auc"] = {**{c: per[c]["auc"]["value"] for c in classes}, "mean": mean["auc"]["value"]}
+    section["ci"]["auc"] = {**{c: ci(per[c]["auc"]) for c in classes}, "mean": ci(mean["auc"])}
+    section["recall"] = {c: per[c]["recall"]["value"] for c in classes}
+    section["ci"]["recall"] = {c: ci(per[c]["recall"]) for c in classes}
+    mc = report.pop("multiclass")
+    mc["confusion_matrix_axes"] = "rows: true class, columns: predicted class (in the order of 'classes')"
+    section["multiclass"] = mc
     section["report"] = report
     return section
 
@@ -149,7 +190,7 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
                               for i, _, _ in chunk]).unsqueeze(1).to(device)
         targets = torch.tensor([findings.index(f) for _, _, f in chunk], device=device)
         cams, logits = grad_cam(method.encoder, head, images, targets, upsample_to=(S, S), return_logits=True)
-        probs = torch.sigmoid(logits.detach().float()).cpu()
+        probs = torch.from_numpy(probabilities(logits.detach().float().cpu().numpy(), run.task))
         found = cam_to_boxes(cams.cpu(), cam_opts)
         for (i, iid, f), boxes, cam, img, pr in zip(chunk, found, cams.cpu(), images.cpu(), probs):
             h, w = sizes[iid]
@@ -198,7 +239,7 @@ def unscored_examples(run: LoadedRun, data: PreparedData, indices: np.ndarray, d
     method = run.method
     if figure_dir is None or len(indices) == 0:
         return None
-    probs = _sigmoid(run_inference(method, data, indices, device, 64)["logits"])
+    probs = probabilities(run_inference(method, data, indices, device, 64)["logits"], run.task)
     top = np.argsort(-probs.max(axis=1))[:n]
     S = data.store.size
     images = torch.stack([torch.from_numpy(np.asarray(data.store.images[indices[k]], dtype=np.float32)) / 255.0
@@ -231,14 +272,19 @@ def linear_section(run: LoadedRun, data: PreparedData, device, *, n_boot: int, s
     y = data.dataset.labels
     res = linear_eval(feats["train"], y[idx["train"]], feats["val"], y[idx["val"]], feats["test"], y[idx["test"]],
                       findings=list(data.findings), patient_ids_test=data.dataset.patient_ids[idx["test"]],
-                      n_boot=n_boot, seed=seed)
+                      n_boot=n_boot, seed=seed, task=_linear_task(run))
     k = int(run.cfg["evaluation"].get("linear_eval_folds") or 0)
     if k > 1:  # seed 003 §V-B: patient-wise stratified k-fold over every labelled image (frozen features)
         pool = np.concatenate([idx["train"], idx["val"], idx["test"]])
         x = np.concatenate([feats["train"], feats["val"], feats["test"]])
         res["cv"] = linear_eval_cv(x, y[pool], data.dataset.patient_ids[pool], n_splits=k,
-                                   findings=list(data.findings), seed=seed)
+                                   findings=list(data.findings), seed=seed, task=_linear_task(run))
     return res
+
+
+def _linear_task(run: LoadedRun) -> str | None:
+    """The label task of a run's linear evaluations: its ``data.task`` when multi-class, else inferred."""
+    return "multiclass" if run.task == "multiclass" else None
 
 
 def classical_section(cfg: dict, run_dir: Path, data: PreparedData, *, n_boot: int, seed: int, progress: bool) -> dict:
@@ -253,7 +299,8 @@ def classical_section(cfg: dict, run_dir: Path, data: PreparedData, *, n_boot: i
     y, R = data.dataset.labels, data.radiomics
     return classical_radiomics_eval(R[idx["train"]], y[idx["train"]], R[idx["val"]], y[idx["val"]], R[idx["test"]],
                                     y[idx["test"]], findings=list(data.findings),
-                                    patient_ids_test=data.dataset.patient_ids[idx["test"]], n_boot=n_boot, seed=seed)
+                                    patient_ids_test=data.dataset.patient_ids[idx["test"]], n_boot=n_boot, seed=seed,
+                                    task="multiclass" if cfg["data"].get("task") == "multiclass" else None)
 
 
 def linear_eval_fractions(run_dir, fractions, *, progress=None) -> list[dict]:
@@ -346,14 +393,24 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     results: dict = {"run": str(run_dir), "checkpoint": run.checkpoint.name, "split": split,
                      "method": method.name, "findings": findings}
     results["results_dir"] = str(side_dir)
-    if method.classifies:
-        probs = _sigmoid(run_inference(method, data, idx, device, bs, progress=progress)["logits"])
+    task = run.task
+    if method.classifies and task == "multiclass":  # arg-max of the softmax: no thresholds to fit
+        probs = probabilities(run_inference(method, data, idx, device, bs, progress=progress)["logits"], task)
+        predictions_table(data, idx, probs, task).to_csv(side_dir / f"predictions_{split}.csv", index=False)
+        val_idx = data.indices("val") if not external else np.array([], dtype=int)
+        if len(val_idx) and split != "val":
+            p_val = probabilities(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"], task)
+            predictions_table(data, val_idx, p_val, task).to_csv(side_dir / "predictions_val.csv", index=False)
+        results["classification"] = multiclass_section(data.dataset.labels[idx], probs, findings,
+                                                       data.dataset.patient_ids[idx], n_boot, seed, split)
+    elif method.classifies:
+        probs = probabilities(run_inference(method, data, idx, device, bs, progress=progress)["logits"])
         predictions_table(data, idx, probs).to_csv(side_dir / f"predictions_{split}.csv", index=False)
         rule = cfg["evaluation"]["threshold_rule"]
         val_idx = data.indices("val") if not external else np.array([], dtype=int)
         saved, saved_rule = saved_thresholds(run_dir, ckpt_name)
         if len(val_idx):
-            p_val = _sigmoid(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"])
+            p_val = probabilities(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"])
             if split != "val":
                 predictions_table(data, val_idx, p_val).to_csv(side_dir / "predictions_val.csv", index=False)
             thresholds = choose_thresholds(data.dataset.labels[val_idx], p_val, findings, rule=rule, fallback=None)
