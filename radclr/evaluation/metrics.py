@@ -64,8 +64,12 @@ DEFAULT_THRESHOLD = 0.5
 # --------------------------------------------------------------------------------------------------------------
 def probabilities(logits, task: str = "multilabel") -> np.ndarray:
     """Model outputs ``[N, F]`` as probabilities: a sigmoid per finding (``multilabel``) or a softmax over the
-    classes (``multiclass``, ``data.task``; each row sums to 1)."""
-    x = _as_float_array(logits, "logits")
+    classes (``multiclass``, ``data.task``; each row sums to 1). The logits' float precision is kept."""
+    if hasattr(logits, "detach"):
+        logits = logits.detach().cpu().numpy()
+    x = np.asarray(logits)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
     if task == "multiclass":
         return softmax(x, axis=-1)
     if task != "multilabel":
