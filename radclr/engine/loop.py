@@ -401,7 +401,9 @@ class Trainer:
         method = stage.method
         if n <= 0 or "encoder" in method.frozen:
             return
-        bns = [m for m in method.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        held = {id(x) for fm in method.frozen_modules() for x in fm.modules()}  # frozen sub-modules keep theirs
+        bns = [m for m in method.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+               and m.track_running_stats and id(m) not in held]
         if not bns:
             return
         view = TrainingView(self.data, self.data.labels_for_training(), augment=None, views=1,
@@ -416,6 +418,8 @@ class Trainer:
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the batches below
         method.encoder.train()
+        for fm in method.frozen_modules():
+            fm.eval()
         for b in batches:
             method.encoder(to_device(collate([view[i] for i in b]), self.device)["image"])
         for m, mom in zip(bns, momenta):
