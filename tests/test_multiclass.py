@@ -5,13 +5,14 @@ end to end from the CLI."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from data_factories import make_folder
+from data_factories import KIDNEY, kidney_like_folder, make_folder
 from radclr.cli.main import main
 from radclr.data import load_dataset
 from radclr.data.phantom_classes import write_single_label_phantoms
@@ -20,21 +21,7 @@ from radclr.methods import MethodContext, method_class
 from radclr.methods.supervised import masked_cross_entropy
 from radclr.training_data import open_dataset
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
-KIDNEY = {"Mass": "ccRCC", "Nodule": "pRCC", "Effusion": "chRCC", "Infiltration": "oncocytoma"}
-
-
-def kidney_like_folder(root, n: int = 48, seed: int = 1):
-    """A 4-class folder dataset: single-lesion phantoms whose classes are renamed like seed 004's tumour types."""
-    write_single_label_phantoms(root, n=n, size=64, seed=seed)
-    labels = pd.read_csv(root / "labels.csv")
-    labels["labels"] = labels["labels"].map(KIDNEY)
-    labels.to_csv(root / "labels.csv", index=False)
-    boxes = pd.read_csv(root / "boxes.csv")
-    boxes["label"] = boxes["label"].map(KIDNEY)
-    boxes.to_csv(root / "boxes.csv", index=False)
-    (root / "findings.txt").write_text("\n".join(KIDNEY.values()) + "\n")
-    return root
+REPO = Path(__file__).resolve().parents[1]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
         "encoder_options": {},  # e.g. {no_max_pool: true, width: 0.5} (see radclr.networks.build_image_encoder)
         "weights": None,  # user-supplied encoder weights file (nothing is ever downloaded)
         "init_from": None,  # a radclr checkpoint whose parts initialise this run (e.g. a pretraining run)
+        # parts to take from init_from: null = every part whose layers and shapes fit (the rest reported, e.g. a
+        # classifier for other findings); or a list, e.g. [encoder, image_proj] (each must fit)
+        "init_parts": None,
         "proj_dim": 128,
         "proj_hidden": 512,
         "radiomics_hidden": [256, 256],

@@ -43,7 +43,7 @@ from tqdm import tqdm
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import dump_config, stage_settings
 from radclr.engine.optim import build_optimizer, build_scheduler
-from radclr.errors import ConfigError, RadclrError
+from radclr.errors import RadclrError
 from radclr.evaluation.metrics import auc_per_finding, probabilities
 from radclr.methods import Method, MethodContext, method_class
 from radclr.runtime.device import autocast_context, resolve_device, set_determinism, to_device
@@ -290,20 +290,11 @@ class Trainer:
             torch.distributed.barrier()
 
     def _init_parts_from(self, path: str) -> None:
-        """Load the parts this run shares with a checkpoint (e.g. the encoder of a pretraining run)."""
-        state = ckpt.load_checkpoint(path)["model"]
-        loaded = []
-        for pname, part in self.parts.items():
-            sub = {k[len(f"parts.{pname}."):]: v for k, v in state.items() if k.startswith(f"parts.{pname}.")}
-            if sub:
-                try:
-                    part.load_state_dict(sub)
-                except RuntimeError as e:
-                    raise ConfigError(f"model.init_from {path}: part {pname!r} does not match: {e}") from None
-                loaded.append(pname)
-        if "encoder" not in loaded:
-            raise ConfigError(f"model.init_from {path}: no encoder weights found in that checkpoint")
-        log.info("initialised part(s) %s from %s", loaded, path)
+        """Load the parts this run shares with a checkpoint (``model.init_parts``: all that fit, or those named)."""
+        rep = ckpt.init_parts_from(self.parts, path, self.cfg["model"].get("init_parts"), list(self.data.findings))
+        log.info("initialised part(s) %s from %s", rep["loaded"], path)
+        for pname, why in rep["skipped"].items():
+            log.warning("model.init_from: part %r keeps its initialisation: %s", pname, why)
 
     @staticmethod
     def _is_better(value, best, mode) -> bool:

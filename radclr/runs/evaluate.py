@@ -13,6 +13,11 @@ writes its side files (predictions, thresholds, localization table, figures) to
 ``RUN/evaluations/<data>-<checkpoint>-<split>/`` and its metrics to ``--out`` (default: that folder's
 ``metrics.json``), so it never overwrites what the primary evaluation wrote.
 
+``transfer_linear_eval(RUN, data_path=OTHER)`` (``radclr evaluate RUN --linear-eval --data OTHER``) probes the run's
+frozen encoder on another dataset with its own findings (seeds 003 and 004 evaluate frozen features on other
+tasks): logistic regression over the C grid on the representations, patient-wise stratified k-fold; it writes
+``RUN/evaluations/<data>-<checkpoint>-linear/metrics.json``.
+
 ``metrics.json`` layout (other keys may be added)::
 
     {"classification": {"split": "test", "auc": {"<finding>": x, "mean": x}, "accuracy": {...}, "f1": {...},
@@ -70,6 +75,7 @@ from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
 from radclr.training_data import PreparedData, build_store, default_cache_dir, open_dataset, prepare_data
 from radclr.training_data.prepare import build_run_store, fixed_radiomics, store_boxes
+from radclr.transforms import ROICrop
 from radclr.visualize.overlays import OverlayExample, overlay_grid
 
 log = logging.getLogger("radclr.evaluate")
@@ -485,3 +491,79 @@ def _external_data(cfg: dict, data_path: str, run: LoadedRun, progress: bool) ->
     if run.method.needs_radiomics:
         data.radiomics_names, data.radiomics = fixed_radiomics(ds, store, data.boxes, cfg["radiomics"], cache, progress)
     return data
+
+
+# --------------------------------------------------------------------------------------------------------------
+def transfer_linear_eval(run_dir, data_path=None, *, checkpoint: str = "best", folds: int = 5,
+                         findings: list[str] | None = None, task: str | None = None, device=None,
+                         out: str | Path | None = None, progress: bool = True) -> dict:
+    """Linear evaluation of a run's **frozen** encoder on a dataset with its own findings (seed 003 §V-B; seed 004
+    Table 1 evaluates frozen features the same way).
+
+    The images of ``data_path`` (default: the run's own data) are read with the run's image size, intensity rule
+    and input mode (3-D stacks for volume runs; ROI crops, resized to the mean size of that dataset's boxes, for
+    ROI-crop runs), passed once through the run's encoder (eval mode, no augmentation), and the representations
+    y_i = f_i(x) of every labelled image are classified by :func:`radclr.evaluation.linear.linear_eval_cv`:
+    logistic regression (standardised, balanced class weights) over the C grid, chosen by validation AUC inside
+    each of ``folds`` patient-wise stratified folds, reported per fold and as mean +- sd. ``findings`` restricts
+    the dataset's findings; ``task="multiclass"`` treats it as single-label (one multinomial model; accuracy,
+    weighted F1). Nothing of the run is trained or changed. Writes
+    ``RUN/evaluations/<data>-<checkpoint>-linear/metrics.json`` (or ``out``) and returns the result.
+    """
+    run_dir = Path(run_dir)
+    device = resolve_device(device or "auto") if not isinstance(device, torch.device) else device
+    run = load_run(run_dir, checkpoint, device)
+    cfg = run.cfg
+    own = data_path is None or _same_data(data_path, cfg["data"]["path"])
+    path = cfg["data"]["path"] if data_path is None else data_path
+    if task is None:
+        task = run.task if own else "multilabel"
+    dcfg = {**cfg["data"], "path": path if isinstance(path, (list, tuple)) else str(path), "task": task,
+            "findings": findings if findings is not None else (cfg["data"].get("findings") if own else None),
+            "format": cfg["data"].get("format") if own else None, "box_fraction": 1.0}
+    ds = open_dataset(dcfg)
+    if len(ds) == 0:
+        raise RadclrError(f"dataset {path} has no images")
+    if task == "multiclass":
+        y = ds.class_index()
+        labelled = ~np.isnan(y)
+    else:
+        y = ds.labels
+        labelled = ~np.isnan(y).all(axis=1)
+    cache = Path(cfg["data"].get("cache_dir") or default_cache_dir())
+    if cfg["data"].get("volume") is not None:
+        store = build_run_store(cfg, ds, cache, progress=progress)
+    else:
+        store = build_store(ds, run.image_size, cache, rule=cfg["data"].get("intensity", "auto"), progress=progress)
+    split = pd.DataFrame({"image_id": ds.image_ids, "patient_id": ds.patient_ids, "split": "test", "labeled": True})
+    data = PreparedData(ds, store, split, store_boxes(ds, store))
+    input_note = "whole images"
+    if cfg["radiomics"].get("region") == "roi_crop" and store.volume is None:  # the encoder learnt ROI crops
+        sizes = [(b.w, b.h) for bx in data.boxes for b in bx]
+        if not sizes:
+            raise DataError(f"{path}: the run's encoder was trained on ROI crops (radiomics.region: roi_crop); "
+                            "the dataset needs boxes (boxes.csv) to cut them")
+        w, h = np.mean(np.asarray(sizes), axis=0)
+        data.roi_crop = ROICrop(output_size=(max(int(round(h)), 8), max(int(round(w)), 8)))
+        input_note = f"ROI crops resized to the dataset's mean box size {data.roi_crop.size}"
+    idx = np.flatnonzero(labelled)
+    if len(idx) == 0:
+        raise DataError(f"{path}: no labelled image to evaluate on")
+    feats = run_inference(run.method, data, idx, device, int(cfg["trainer"]["eval_batch_size"]), want_logits=False,
+                          want_features=True, progress=progress)["features"]
+    res = linear_eval_cv(feats, y[idx], ds.patient_ids[idx], n_splits=int(folds), findings=list(ds.findings),
+                         seed=int(cfg["seed"]), task=task if task == "multiclass" else None)
+    name = "own" if own else Path(str(path if not isinstance(path, (list, tuple)) else path[0])).name
+    side_dir = run_dir / "evaluations" / f"{name}-{Path(run.checkpoint.name).stem}-linear"
+    side_dir.mkdir(parents=True, exist_ok=True)
+    results = jsonable({
+        "run": str(run_dir), "checkpoint": run.checkpoint.name, "method": run.method.name, "data": str(path),
+        "findings": list(ds.findings), "task": task, "n_images": int(len(idx)),
+        "representation": f"y_i = f_i(x) of the run's frozen encoder ({input_note}; eval mode, no augmentation)",
+        "protocol": f"patient-wise stratified {int(folds)}-fold cross-validation of a logistic regression on the "
+                    "frozen representation (seed 003 §V-B)",
+        "results_dir": str(side_dir), "linear_eval": res})
+    target = Path(out) if out else side_dir / "metrics.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(results, indent=2))
+    return results
