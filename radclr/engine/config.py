@@ -81,6 +81,9 @@ DEFAULTS: dict[str, Any] = {
         "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9},
         "schedule": {"name": "none", "step_size": 5, "gamma": 0.1, "warmup_epochs": 0},
         "augment": {"enabled": True},
+        # stop a stage when `monitor` (a metrics.csv column of the stage) has not improved for `patience` epochs
+        # (0 = off; seed 000: "early stopped if the loss did not decrease")
+        "early_stopping": {"patience": 0, "monitor": "train_loss", "mode": "min", "min_delta": 0.0},
         "gather_negatives": True,  # DDP: contrast against negatives from every rank
     },
     "stages": [{"name": "train", "method": "supervised"}],

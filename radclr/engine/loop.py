@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import dump_config, stage_settings
-from radclr.engine.optim import build_optimizer, build_scheduler
+from radclr.engine.optim import build_optimizer, build_scheduler, early_stop_due
 from radclr.errors import RadclrError
 from radclr.evaluation.metrics import auc_per_finding, probabilities
 from radclr.methods import Method, MethodContext, method_class
@@ -255,6 +255,10 @@ class Trainer:
                          batch_size=batch_size, epochs=epochs, best=best, monitor=monitor, mode=mode)
         keep = {int(k) for k in (st.get("keep_epochs") or [])}
         for epoch in range(start_epoch, epochs):
+            stop, why = early_stop_due(self.history, name, st.get("early_stopping"))
+            if stop:
+                log.info("stage %s: early stopping before epoch %d: %s", name, epoch + 1, why)
+                break
             t0 = time.time()
             train_stats = self._train_epoch(stage, epoch, start_step if epoch == start_epoch else 0,
                                             accum if epoch == start_epoch else {})
