@@ -90,6 +90,10 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
     frac = float(data_cfg.get("box_fraction", 1.0))
     if frac < 1.0:
         ds = keep_boxes_of_fraction(ds, frac, int(data_cfg["split"]["seed"]))
+    # before any restriction to data.findings: the image has no positive label among ALL of its dataset's findings
+    # (NIH "No Finding"); an image with only an unstudied finding (e.g. Emphysema) is not normal by this flag
+    # (seed 001 hard negatives, byop negatives_normal: no_finding)
+    ds.records["no_finding"] = ~np.any(ds.labels == 1, axis=1)
     findings = data_cfg.get("findings")
     if findings:
         unknown = [f for f in findings if f not in ds.findings]
