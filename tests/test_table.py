@@ -255,3 +255,30 @@ def test_seed004_tables_show_multiclass_accuracy_and_weighted_f1(tmp_path, runs)
     # the per-class view: one-vs-rest AUC per class
     auc = make_table([run], "seed001-table1")
     assert auc.loc[0, "pRCC"] == pytest.approx(cls["auc"]["pRCC"])
+
+
+def test_multiclass_linear_evaluation_fills_table1_and_the_report_section(tmp_path):
+    """A run without a classifier (pretraining alone) on a single-label task: its multinomial linear evaluation
+    (with patient-bootstrap CIs) is what the seed 004 Table 1 layout and the report's linear-eval section show."""
+    from radclr.evaluation.linear import linear_eval
+    from radclr.report.sections import linear_eval as linear_section
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 90)
+    x = rng.normal(size=(90, 5)) + np.eye(3)[y] @ rng.normal(size=(3, 5)) * 2
+    pid = np.arange(30) // 2
+    lin = linear_eval(x[:40], y[:40], x[40:60], y[40:60], x[60:], y[60:], findings=["a", "b", "c"],
+                      patient_ids_test=pid, n_boot=30, task="multiclass")
+    assert lin["task"] == "multiclass" and lin["test_ci"]["task"] == "multiclass"
+    run = _write_run(tmp_path / "pre", "pretrain-only", {"findings": ["a", "b", "c"], "linear_eval": lin},
+                     stages=[{"name": "pretrain", "method": "correspondence"}])
+    row = make_table([run], "seed004-table1").iloc[0]
+    assert row["Finding"] == "all classes" and row["F1 score (weighted)"] == pytest.approx(lin["test"]["f1_weighted"])
+    assert row["F1 score (weighted) ci_low"] == pytest.approx(lin["test_ci"]["mean"]["f1_weighted"]["ci_low"])
+    assert "linear evaluation of the frozen encoder" in row["Source"]
+
+    class Ctx:
+        metrics = {"linear_eval": lin}
+
+    html = linear_section(Ctx())
+    assert "Confusion matrix" in html and "Multinomial logistic regression" in html
