@@ -42,7 +42,7 @@ class TrainingView(torch.utils.data.Dataset):
         self.radiomics = None if data.radiomics is None else torch.as_tensor(data.radiomics, dtype=torch.float32)
         records = data.dataset.records
         self.no_finding = None if "no_finding" not in records else \
-            torch.as_tensor(records["no_finding"].to_numpy(dtype=bool)) & ~torch.isnan(self.labels).all(dim=1)
+            torch.tensor(records["no_finding"].to_numpy(dtype=bool, copy=True)) & ~torch.isnan(self.labels).all(dim=1)
 
     def __len__(self) -> int:
         return len(self.data.store)
