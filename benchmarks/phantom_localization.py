@@ -43,6 +43,7 @@ from radclr.engine.config import resolve_config  # noqa: E402
 from radclr.runs import evaluate_run, train  # noqa: E402
 
 STAGES = {"val": 2, "test": 3}  # phantom seed of the evaluation set
+EVAL_VERSION = "2"  # bumped when the evaluation protocol changes (2: CAM-threshold grid 0.1..0.95)
 N_EVAL = 120
 THRESHOLDS = ("0.1", "0.3", "0.5")
 
@@ -54,6 +55,16 @@ VARIANTS: dict[str, tuple] = {
     # exploration (validation phantoms only)
     "byop-diag": ("byop", ["stages.0.diagnostics=true"]),
     "byop-region-diag": ("byop", ["stages.0.diagnostics=true", "stages.0.embedding_pool=region"]),
+    "byop-bce": ("byop", ["stages.0.diagnostics=true", "stages.0.loss=bce"]),
+    "byop-bce-l0.1": ("byop", ["stages.0.diagnostics=true", "stages.0.loss=bce", "stages.0.lambda=0.1"]),
+    "byop-bce-l0.1-cam": ("byop", ["stages.0.diagnostics=true", "stages.0.loss=bce", "stages.0.lambda=0.1",
+                                   "stages.0.embedding_pool=cam"]),
+    "byop-bce-l0.1-region": ("byop", ["stages.0.diagnostics=true", "stages.0.loss=bce", "stages.0.lambda=0.1",
+                                      "stages.0.embedding_pool=region"]),
+    "supervised-perfinding": ("supervised", [], ["evaluation.cam_threshold=auto_per_finding"]),
+    "supervised-layer3": ("supervised", [], ["evaluation.cam_layer=layer3"]),
+    "supervised-layer3-perfinding": ("supervised", [], ["evaluation.cam_layer=layer3",
+                                                         "evaluation.cam_threshold=auto_per_finding"]),
 }
 
 
@@ -84,8 +95,13 @@ def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
     if eval_overrides:
         run = _clone_for_evaluation(run, out_dir / "runs" / f"{name}-seed{seed}", eval_overrides, args)
     target = run / "evaluations" / f"{phantoms.name}.json"
+    stamp = run / "evaluated_with.txt"  # the code that evaluated it: re-evaluate runs evaluated by older code
+    if target.exists() and (not stamp.exists() or stamp.read_text() != EVAL_VERSION):
+        evaluate_run(run, progress=False, n_boot=args.n_boot)  # the primary evaluation (CAM calibration)
+        target.unlink()
     if not target.exists():
         evaluate_run(run, data_path=str(phantoms), out=target, progress=False, n_boot=args.n_boot)
+        stamp.write_text(EVAL_VERSION)
     m = json.loads(target.read_text())
     side = Path(m["results_dir"])
     loc = m.get("localization") or {}

@@ -7,9 +7,11 @@ run wrote to ``predictions_test.csv``:
 1. **read** (PNG/JPEG/DICOM, :func:`radclr.io.read_image`; DICOM MONOCHROME1 inverted) -> **store scale** 0..255
    (:func:`radclr.training_data.store.to_store_scale` with the run's ``data.intensity`` rule) -> **resize** to the
    run's ``S x S`` (:func:`radclr.training_data.store.resize_image`) -> rounded to uint8 as the image store keeps it -> /255.
-2. **forward**: ``fmap = f_i.forward_features(x)``, ``logits = head(pool(fmap))``; probabilities = sigmoid.
+2. **forward**: ``fmap = f_i.forward_features(x)``, ``logits = head(pool(fmap))``; probabilities = sigmoid
+   (multi-label) or softmax over the classes (``data.task: multiclass``).
 3. **thresholds** from ``RUN/thresholds.json`` (fit on the validation split by ``radclr evaluate``); a finding is
-   positive when ``p >= threshold``.
+   positive when ``p >= threshold``. A multi-class run has no thresholds: it predicts **one class**, the arg-max,
+   with its probability (``predicted_class``, ``probability``), and explains that class only.
 4. **Grad-CAM** (seed 001 §3.2) of the top finding and of every positive finding, on the last block, one backward
    through the head per target (:func:`radclr.cam.gradcam.grad_cam_from_activations`).
 5. **box**: CAM upsampled to ``S x S`` -> :func:`radclr.cam.boxes.cam_to_boxes` with the CAM options the run's
@@ -59,6 +61,7 @@ from radclr.cam.gradcam import grad_cam, grad_cam_from_activations, target_score
 from radclr.cam.options import CamOptions
 from radclr.data.validate import SMALL_IMAGE_SIDE
 from radclr.errors import DataError, RadclrError
+from radclr.evaluation.metrics import probabilities
 from radclr.io import read_image
 from radclr.radiomics.regions import RegionRadiomics, radiomics_settings
 from radclr.runs.evaluate import saved_thresholds
@@ -329,6 +332,7 @@ class Predictor:
         self.regions = RegionRadiomics(self.run.cfg["radiomics"])
         self.top_k = int(top_k)
         self.top_only = bool(top_only)
+        self.task = self.run.task
         self.thresholds, self.threshold_rule = self._thresholds()
         self.reference: RadiomicsReference | None = None
         self.reference_note: str | None = None
@@ -338,6 +342,8 @@ class Predictor:
             self.reference_note = "no reference population requested"
 
     def _thresholds(self) -> tuple[dict[str, float], str]:
+        if self.task == "multiclass":  # one class per image: the arg-max, nothing to threshold
+            return {}, "arg-max of the class probabilities (single-label multi-class task, no thresholds)"
         thr, rule = saved_thresholds(self.run_dir, self.run.checkpoint.name)
         if thr is None:
             log.warning("%s: %s; using 0.5 for every finding", self.run_dir, rule)
@@ -413,10 +419,13 @@ class Predictor:
         with torch.enable_grad():
             fmap = fmap.detach().requires_grad_(True)
             logits = self.head(enc.pool(fmap if layer == "last" else enc.forward_from(layer, fmap)))
-            probs = torch.sigmoid(logits.detach().float())[0].cpu().numpy().astype(np.float64)
+            probs = probabilities(logits.detach().float().cpu().numpy(), self.task)[0].astype(np.float64)
             t.lap("forward")
             order = [int(j) for j in np.argsort(-probs, kind="stable")]
-            positive = [j for j in order if probs[j] >= self.thresholds[self.findings[j]]]
+            if self.task == "multiclass":  # the one predicted class
+                positive = [order[0]]
+            else:
+                positive = [j for j in order if probs[j] >= self.thresholds[self.findings[j]]]
             targets = [order[0]] + ([] if self.top_only else [j for j in positive if j != order[0]])
             scores = target_scores(logits, torch.tensor([targets], device=logits.device))
             cams = grad_cam_from_activations(fmap, scores, retain_graph=False)[0]  # [K, h, w]
@@ -428,7 +437,8 @@ class Predictor:
             b = boxes[0].as_array() if boxes else np.array([0.0, 0.0, float(S), float(S)])
             model_boxes.append(b)
             regions.append({"finding": self.findings[j], "probability": float(probs[j]),
-                            "above_threshold": bool(probs[j] >= self.thresholds[self.findings[j]]),
+                            "above_threshold": bool(j in positive) if self.task == "multiclass"
+                            else bool(probs[j] >= self.thresholds[self.findings[j]]),
                             "box": [round(float(v), 2) for v in scale_boxes(b, (S, S), (H, W))],
                             "box_model": [round(float(v), 2) for v in b],
                             "fallback": bool(not boxes or boxes[0].fallback)})
@@ -454,9 +464,11 @@ class Predictor:
                 r["overlay"] = None
         t.lap("overlay")
         top = regions[0]
+        single = {"predicted_class": top["finding"], "probability": top["probability"]} \
+            if self.task == "multiclass" else {}
         return {
             "image": str(path), "image_size": [int(H), int(W)], "model_input_size": int(S),
-            "run": str(self.run_dir), "checkpoint": self.run.checkpoint.name,
+            "run": str(self.run_dir), "checkpoint": self.run.checkpoint.name, "task": self.task, **single,
             "probabilities": {f: float(probs[j]) for j, f in enumerate(self.findings)},
             "thresholds": dict(self.thresholds), "threshold_rule": self.threshold_rule,
             "positive_findings": [self.findings[j] for j in positive],
@@ -494,10 +506,12 @@ def predict(run_dir, paths, out_dir=None, *, device="auto", checkpoint: str = "b
             reference_max_images: int = 2000) -> list[dict]:
     """Predict image files with a trained run (see module docstring); overlays go to ``out_dir`` when given.
 
-    Returns one JSON-ready dict per image: ``probabilities``, ``thresholds``, ``positive_findings``, ``warnings``
-    (why the result is not meaningful, e.g. a 1 x 1 image; usually empty), ``top_finding``, ``box`` (x, y, w, h
-    in the file's pixels), ``overlay`` (path or None), ``radiomics`` ``{name: {value, percentile}}``,
-    ``explanation`` (lines), ``regions`` (the same for every positive finding), ``timing_ms`` per step. ``top_only``: CAM, box, radiomics and overlay of the top finding only.
+    Returns one JSON-ready dict per image: ``task``, ``probabilities``, ``thresholds``, ``positive_findings``,
+    (multi-class runs: ``predicted_class`` and its ``probability``; no thresholds), ``warnings`` (why the result
+    is not meaningful, e.g. a 1 x 1 image; usually empty), ``top_finding``, ``box`` (x, y, w, h in the file's
+    pixels), ``overlay`` (path or None), ``radiomics`` ``{name: {value, percentile}}``, ``explanation`` (lines),
+    ``regions`` (the same for every positive finding), ``timing_ms`` per step. ``top_only``: CAM, box, radiomics
+    and overlay of the top finding only.
     """
     return Predictor(run_dir, device=device, checkpoint=checkpoint, top_k=top_k, top_only=top_only,
                      progress=progress, reference=reference, reference_max_images=reference_max_images)(paths, out_dir)

@@ -280,3 +280,26 @@ def make_covid(root) -> Path:
             name = r[12]
             (write_jpeg if name.endswith(("jpg", "jpeg")) else write_png)(root / "images" / name, gradient(40, 48))
     return root
+
+
+# ---------------------------------------------------------------------------------------------------------
+# a single-label (multi-class) folder dataset
+# ---------------------------------------------------------------------------------------------------------
+KIDNEY = {"Mass": "ccRCC", "Nodule": "pRCC", "Effusion": "chRCC", "Infiltration": "oncocytoma"}
+
+
+def kidney_like_folder(root, n: int = 48, seed: int = 1, size: int = 64) -> Path:
+    """A 4-class folder dataset: single-lesion phantoms (one lesion type per image, exact boxes) whose classes are
+    renamed like seed 004's kidney tumour types (ccRCC, pRCC, chRCC, oncocytoma)."""
+    from radclr.data.phantom_classes import write_single_label_phantoms
+
+    root = Path(root)
+    write_single_label_phantoms(root, n=n, size=size, seed=seed)
+    labels = pd.read_csv(root / "labels.csv")
+    labels["labels"] = labels["labels"].map(KIDNEY)
+    labels.to_csv(root / "labels.csv", index=False)
+    boxes = pd.read_csv(root / "boxes.csv")
+    boxes["label"] = boxes["label"].map(KIDNEY)
+    boxes.to_csv(root / "boxes.csv", index=False)
+    (root / "findings.txt").write_text("\n".join(KIDNEY.values()) + "\n")
+    return root

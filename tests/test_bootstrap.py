@@ -17,12 +17,13 @@ from radclr.evaluation.bootstrap import (
     classification_report,
     compare_models,
     group_index,
+    multiclass_report,
     paired_bootstrap_diff,
     resample_counts,
     tpr_at_fpr,
     weighted_auc,
 )
-from radclr.evaluation.metrics import binary_metrics, multilabel_metrics, roc_auc_masked
+from radclr.evaluation.metrics import binary_metrics, multiclass_metrics, multilabel_metrics, roc_auc_masked
 
 
 def _patients(n_patients=150, per_patient=3, f=3, seed=0, signal=0.4):
@@ -214,3 +215,38 @@ def test_bad_bootstrap_input():
         bootstrap_ci(roc_auc_masked, [0, 1], [0.1, 0.2], groups=None, ci=95)
     with pytest.raises(ValueError, match="same length"):
         bootstrap_ci(roc_auc_masked, [0, 1, 1], [0.1, 0.2], groups=None)
+
+
+# ------------------------------------------------------------------------------------------------- multi-class
+def _multiclass_task(n=90, k=4, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n).astype(float)
+    p = rng.dirichlet(np.ones(k), n) + 0.5 * np.eye(k)[y.astype(int)]
+    return y, p / p.sum(1, keepdims=True), np.arange(n) // 3  # three images per patient
+
+
+def test_multiclass_report_equals_explicit_patient_resampling():
+    """The weighted confusion matrices and vectorised AUCs give exactly the intervals of recomputing
+    multiclass_metrics on every explicitly resampled patient set (same seed -> same draws)."""
+    y, p, pid = _multiclass_task()
+    rep = multiclass_report(y, p, ["a", "b", "c", "d"], patient_ids=pid, n_boot=60, seed=5)
+    assert rep["task"] == "multiclass" and rep["mean"]["accuracy"]["value"] == multiclass_metrics(y, p)["accuracy"]
+    for key in ("accuracy", "f1_weighted", "f1_macro", "auc"):
+        ref = bootstrap_ci(lambda yy, pp, key=key: multiclass_metrics(yy, pp)[key], y, p, groups=pid, n_boot=60, seed=5)
+        got = rep["mean"][key]
+        assert (got["ci_low"], got["ci_high"]) == pytest.approx((ref.low, ref.high), rel=1e-12), key
+    ref = bootstrap_ci(lambda yy, pp: multiclass_metrics(yy, pp)["per_class"]["1"]["recall"], y, p, groups=pid,
+                       n_boot=60, seed=5)
+    assert rep["per_finding"]["b"]["recall"]["ci_low"] == pytest.approx(ref.low)
+    assert rep["multiclass"]["confusion_matrix"] == multiclass_metrics(y, p)["confusion_matrix"]
+    json.dumps(rep, allow_nan=False)
+
+
+def test_multiclass_report_unknown_rows_and_absent_class():
+    y, p, pid = _multiclass_task(n=30, k=3, seed=1)
+    y[y == 2] = 0  # class 2 never occurs: its AUC and recall are undefined and left out of the means
+    y[:3] = np.nan
+    rep = multiclass_report(y, p, None, patient_ids=pid, n_boot=20)
+    assert rep["per_finding"]["2"]["auc"]["value"] is None and "2" in rep["mean"]["excluded"]["auc"]
+    assert rep["mean"]["n_findings"]["auc"] == 2 and rep["per_finding"]["0"]["n_unknown"] == 3
+    assert rep["mean"]["f1_macro"]["value"] == pytest.approx(multiclass_metrics(y, p)["f1_macro"])

@@ -23,6 +23,9 @@ CASES = {
 # checkpoint after every step; the kill comes after step 2 of the second epoch, before that step's checkpoint is
 # written, so the resumed run must replay step 2 from the step-1 checkpoint (every tiny config has >= 2 steps)
 OVERRIDES = ["trainer.epochs=2", "trainer.checkpoint_every_steps=1", "trainer.num_workers=0"]
+# seed 000 trains on the original X-rays (no augmentation); the supervised case turns the CXR augmentation on so
+# that resuming is also checked with per-sample random augmentations
+CASE_OVERRIDES = {"supervised": ["trainer.augment.enabled=true"]}
 # trains like `radclr train CONFIG --out RUN OVERRIDES...`, with an on_step callback that SIGKILLs the process
 KILL_AFTER_STEP = """
 import os, signal, sys
@@ -50,9 +53,10 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(case, tmp_path):
     cfg = str(REPO / "configs" / "tiny" / CASES[case])
     cache = tmp_path / "cache"
     full, killed = tmp_path / "full", tmp_path / "killed"
-    r = _train([cfg, "--out", str(full), *OVERRIDES], cache=cache)
+    overrides = OVERRIDES + CASE_OVERRIDES.get(case, [])
+    r = _train([cfg, "--out", str(full), *overrides], cache=cache)
     assert r.returncode == 0, r.stderr[-2000:]
-    r = subprocess.run([sys.executable, "-c", KILL_AFTER_STEP, cfg, str(killed), *OVERRIDES], cwd=REPO,
+    r = subprocess.run([sys.executable, "-c", KILL_AFTER_STEP, cfg, str(killed), *overrides], cwd=REPO,
                        env=_env(cache), capture_output=True, text=True, timeout=600)
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr[-2000:])
     mid = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)

@@ -45,11 +45,27 @@ def test_tiny_config_trains_and_evaluates(config, tmp_path):
         assert "linear_eval" in res and "test" in res["linear_eval"]
         cv = res["linear_eval"]["cv"]  # seed 003's patient-wise k-fold (linear_eval_folds: 5)
         assert cv["n_splits"] == 5 and len(cv["mean"]["folds"]) == 5
+    if config.stem in ("seed004_finetune_partial", "seed004_linear_eval"):  # frozen parts kept their pretraining
+        _check_frozen_after_pretraining(run, config.stem)
     if config.stem.startswith("seed004"):  # seed 004's classical radiomics baseline rides along
         classical = res["classical_radiomics"]
         assert "test" in classical or "skipped" in classical
     diffs = check_against_golden(config.stem, run)  # every number as recorded (tests/golden_metrics.py)
     assert not diffs, "\n".join(diffs[:20])
+
+
+def _check_frozen_after_pretraining(run: Path, stem: str) -> None:
+    """Weights (and BatchNorm statistics) of what the last stage froze equal the pretraining checkpoint's."""
+    pre = torch.load(run / "checkpoints" / "stage-pretrain.pt", weights_only=True)["model"]
+    last = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["model"]
+    frozen = (("parts.encoder.", "parts.image_proj.", "parts.radiomics_encoder.") if stem == "seed004_linear_eval"
+              else ("parts.encoder.backbone.layer4.", "parts.radiomics_encoder.mlp.2.", "parts.radiomics_encoder.mlp.4."))
+    keys = [k for k in pre if k.startswith(frozen)]
+    assert keys and all(torch.equal(pre[k], last[k]) for k in keys)
+    trained = [k for k in pre if k.startswith(("parts.encoder.backbone.layer1.", "parts.radiomics_encoder.mlp.0."))]
+    assert any(not torch.equal(pre[k], last[k]) for k in trained) == (stem == "seed004_finetune_partial")
+    res = json.loads((run / "metrics.json").read_text())
+    assert res["classification"]["task"] == "multiclass"  # 4 single-label phantom classes (kidney stand-in)
 
 
 def test_train_refuses_existing_run_and_bad_resume(tmp_path, capsys):

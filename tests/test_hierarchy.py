@@ -55,6 +55,49 @@ def test_paper_example_pneumonia_anchor():
     assert not mask.diagonal().any()
 
 
+def test_normal_means_no_finding_at_all_when_flagged(tmp_path):
+    """Seed 001 §3.1's "normal chest X-rays": with the run studying [Mass, Nodule], an NIH image with only
+    Cardiomegaly/Emphysema has every studied finding 0 -- normal under no_studied_finding, not under no_finding
+    (the dataset's own "No Finding", recorded before data.findings restricts the labels)."""
+    from data_factories import make_nih
+    from radclr.methods.byop import BYOPOptions
+    from radclr.training_data import open_dataset
+
+    cfg = {"path": str(make_nih(tmp_path / "nih", image_size=64)), "findings": ["Mass", "Nodule"], "format": None,
+           "box_fraction": 1.0, "split": {"seed": 0}}
+    ds = open_dataset(cfg)
+    assert ds.findings == ["Mass", "Nodule"]
+    assert ds.is_normal().tolist() == [True, True, True, False, False]  # all studied findings 0
+    assert ds.records["no_finding"].tolist() == [False, False, True, False, False]  # only "No Finding"
+    anchor = ds.labels[4]  # Nodule
+    y = np.vstack([ds.labels, anchor])
+    flag = np.append(ds.records["no_finding"].to_numpy(), False)
+    studied = hard_negative_mask(y, ds.findings)
+    paper = hard_negative_mask(y, ds.findings, normal=flag)
+    assert np.flatnonzero(studied[5]).tolist() == [0, 1, 2, 3]  # Cardiomegaly images count as normal; Mass (lung)
+    assert np.flatnonzero(paper[5]).tolist() == [2, 3]  # the "No Finding" image and the Mass image
+    assert torch.equal(hard_negative_mask(torch.tensor(y), ds.findings, normal=torch.tensor(flag)),
+                       torch.tensor(paper))
+    assert BYOPOptions().negatives_normal == "no_finding"
+    assert BYOPOptions.from_config({"negatives_normal": "no_studied_finding"}).negatives_normal == "no_studied_finding"
+    with pytest.raises(ConfigError, match="negatives_normal"):
+        BYOPOptions.from_config({"negatives_normal": "normal"}, "byop")
+    with pytest.raises(ValueError, match="normal must be"):
+        hard_negative_mask(y, ds.findings, normal=flag[:3])
+    # the flag reaches BYOP's batches; an unlabelled image (label fraction) is never normal
+    from radclr.engine.config import resolve_config
+    from radclr.training_data import TrainingView, prepare_data
+
+    run_cfg = resolve_config(base={"data": {**cfg, "image_size": 32, "cache_dir": str(tmp_path / "cache"),
+                                            "split": {"val": 0.0, "test": 0.0, "seed": 0}}})
+    data = prepare_data(run_cfg, None, need_radiomics=False, progress=False)
+    labels = data.dataset.labels.copy()
+    labels[2] = np.nan
+    view = TrainingView(data, labels)
+    assert [bool(view[i]["no_finding"]) for i in range(5)] == [False, False, False, False, False]
+    assert bool(TrainingView(data, data.dataset.labels)[2]["no_finding"])
+
+
 def test_multi_label_anchor_union_of_body_parts():
     findings = ["Pneumonia", "Effusion", "Atelectasis", "Pneumothorax", "Cardiomegaly"]
     y = np.array([[1, 1, 0, 0, 0],   # anchor: lung + pleura

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, roc_auc_score, roc_curve
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score, recall_score, roc_auc_score, roc_curve
 
 from radclr.errors import ConfigError, DataError
 from radclr.evaluation.metrics import (
@@ -163,6 +163,26 @@ def test_multiclass_matches_sklearn():
     assert m["n_classes_in_auc"] == 3
 
 
+def test_multiclass_macro_f1_recall_precision_confusion_match_sklearn():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 4, 150)
+    p = rng.dirichlet([1, 1, 1, 1], 150) + 0.6 * np.eye(4)[y]
+    m = multiclass_metrics(y, p, ["w", "x", "y", "z"])
+    pred = p.argmax(1)
+    assert m["f1_macro"] == pytest.approx(f1_score(y, pred, average="macro"))
+    assert m["confusion_matrix"] == confusion_matrix(y, pred, labels=[0, 1, 2, 3]).tolist()
+    assert [m["recall"][c] for c in "wxyz"] == pytest.approx(recall_score(y, pred, average=None).tolist())
+    assert [m["per_class"][c]["precision"] for c in "wxyz"] == pytest.approx(
+        precision_score(y, pred, average=None).tolist())
+    # one-hot rows (how datasets hold single-label tasks) give the same result; a row without a 1 is unknown
+    onehot = np.eye(4)[y]
+    onehot[0] = np.nan
+    m2 = multiclass_metrics(onehot, p, ["w", "x", "y", "z"])
+    assert m2["n_unknown"] == 1 and m2["accuracy"] == pytest.approx(accuracy_score(y[1:], pred[1:]))
+    with pytest.raises(DataError, match="more than one class"):
+        multiclass_metrics(np.ones((2, 4)), p[:2])
+
+
 def test_multiclass_absent_class_and_unknown():
     y = np.array([0, 1, 0, 1, np.nan])
     p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]])
@@ -171,6 +191,9 @@ def test_multiclass_absent_class_and_unknown():
     assert m["n_classes_in_auc"] == 2 and m["n"] == 4 and m["n_unknown"] == 1
     assert m["f1_weighted"] == pytest.approx(f1_score([0, 1, 0, 1], [0, 1, 2, 1], average="weighted",
                                                       labels=[0, 1, 2]))
+    # macro F1 over the classes present among the labels; a class without support has NaN recall, with a reason
+    assert m["f1_macro"] == pytest.approx(f1_score([0, 1, 0, 1], [0, 1, 2, 1], average="macro", labels=[0, 1]))
+    assert math.isnan(m["recall"]["2"]) and "recall[2]" in m["reasons"]
     with pytest.raises(DataError, match="class indices"):
         multiclass_metrics([0, 3], p[:2])
 

@@ -71,8 +71,9 @@ def test_report_of_a_byop_run_has_every_section_and_embedded_figures(tmp_path_fa
     status = {sid: s["class"] for sid, s in page.sections.items()}
     assert status == {"summary": "ok", "training": "ok", "classification": "ok", "localization": "ok",
                       "representation": "ok", "radiomics": "ok", "label-efficiency": "omitted",
-                      "linear-eval": "omitted"}
+                      "linear-eval": "omitted", "seeds": "omitted"}
     assert "--label-fractions" in page.sections["label-efficiency"]["reason"]
+    assert "--seeds" in page.sections["seeds"]["reason"]
     # figures: loss curves, ROC, localization overlays, t-SNE, radiomics panel -- all decodable PNGs in the page
     assert len(page.images) >= 5
     for im in page.images:

@@ -141,6 +141,7 @@ def test_seed001_table3_ablation_labels(runs):
 @pytest.mark.parametrize("name, paper_table", [("accuracy-f1-auc", "seed000-table1"),
                                                ("auc-per-finding", "seed001-table1"),
                                                ("localization", "seed001-table2"), ("ablation", "seed001-table3"),
+                                               ("weighted-f1", "seed004-table1"),
                                                ("accuracy-weighted-f1", "seed004-table2")])
 def test_layouts_are_named_for_what_they_show_and_accept_the_paper_table(runs, name, paper_table):
     a = make_table([runs["nih"], runs["small"]], name, published=True)
@@ -219,3 +220,65 @@ def test_table_of_a_trained_run(tmp_path_factory):
     assert df.loc[0, "Mean"] == pytest.approx(r.metrics["classification"]["auc"]["mean"])
     loc = make_table([run], "seed001-table2")
     assert len(loc) == 7 and loc["Mean"].notna().all()
+
+
+def _multiclass_run(root, name, seed=0, n=48):
+    from radclr.runs.evaluate import multiclass_section
+
+    rng = np.random.default_rng(seed)
+    classes = ["ccRCC", "pRCC", "chRCC", "oncocytoma"]
+    y = np.eye(4)[rng.integers(0, 4, n)]
+    p = rng.dirichlet(np.ones(4), n) + 0.4 * y
+    p /= p.sum(1, keepdims=True)
+    cls = multiclass_section(y, p, classes, np.arange(n) // 2, 40, seed, "test")
+    run = _write_run(root, name, {"findings": classes, "classification": cls})
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["data"]["task"] = "multiclass"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    return run, cls
+
+
+def test_seed004_tables_show_multiclass_accuracy_and_weighted_f1(tmp_path, runs):
+    run, cls = _multiclass_run(tmp_path / "kidney", "kidney-finetune")
+    assert RunResults(run).task == "multiclass"
+    df = make_table([run, runs["small"]], "seed004-table2", published=True)
+    row = df[df["Model"] == "kidney-finetune"].iloc[0]
+    assert row["Finding"] == "all classes" and row["Accuracy"] == pytest.approx(cls["accuracy"])
+    assert (row["F1 score (weighted) ci_low"], row["F1 score (weighted) ci_high"]) == \
+        pytest.approx(tuple(cls["ci"]["f1_weighted"]))
+    assert "single-label multi-class run" in to_markdown(df)
+    t1 = make_table([run], "seed004-table1", published=True)
+    assert list(t1.columns[:4]) == ["Dataset", "Model", "Finding", "Source"]
+    ours = t1[t1["Model"] == "kidney-finetune"].iloc[0]
+    assert ours["F1 score (weighted)"] == pytest.approx(cls["f1_weighted"])
+    assert "0.520 ± 0.028" in to_markdown(t1)  # the paper's kidney row (5-fold mean +- sd)
+    # the per-class view: one-vs-rest AUC per class
+    auc = make_table([run], "seed001-table1")
+    assert auc.loc[0, "pRCC"] == pytest.approx(cls["auc"]["pRCC"])
+
+
+def test_multiclass_linear_evaluation_fills_table1_and_the_report_section(tmp_path):
+    """A run without a classifier (pretraining alone) on a single-label task: its multinomial linear evaluation
+    (with patient-bootstrap CIs) is what the seed 004 Table 1 layout and the report's linear-eval section show."""
+    from radclr.evaluation.linear import linear_eval
+    from radclr.report.sections import linear_eval as linear_section
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 90)
+    x = rng.normal(size=(90, 5)) + np.eye(3)[y] @ rng.normal(size=(3, 5)) * 2
+    pid = np.arange(30) // 2
+    lin = linear_eval(x[:40], y[:40], x[40:60], y[40:60], x[60:], y[60:], findings=["a", "b", "c"],
+                      patient_ids_test=pid, n_boot=30, task="multiclass")
+    assert lin["task"] == "multiclass" and lin["test_ci"]["task"] == "multiclass"
+    run = _write_run(tmp_path / "pre", "pretrain-only", {"findings": ["a", "b", "c"], "linear_eval": lin},
+                     stages=[{"name": "pretrain", "method": "correspondence"}])
+    row = make_table([run], "seed004-table1").iloc[0]
+    assert row["Finding"] == "all classes" and row["F1 score (weighted)"] == pytest.approx(lin["test"]["f1_weighted"])
+    assert row["F1 score (weighted) ci_low"] == pytest.approx(lin["test_ci"]["mean"]["f1_weighted"]["ci_low"])
+    assert "linear evaluation of the frozen encoder" in row["Source"]
+
+    class Ctx:
+        metrics = {"linear_eval": lin}
+
+    html = linear_section(Ctx())
+    assert "Confusion matrix" in html and "Multinomial logistic regression" in html

@@ -243,6 +243,18 @@ def test_cxr_augment_config_errors():
         CXRAugment(min_area=0.0)
 
 
+def test_seed004_roi_view_is_the_roi_crop_alone():
+    """Seed 004 §2.3: ROI crop resized to the mean ROI size + one random crop resized back -- nothing else: with
+    crop: false and the other steps off the augmentation is the identity, the randomness is the ROI crop's."""
+    paper = CXRAugment(crop=False, rotation=0, blur_p=0, jitter_p=0)
+    assert paper.transforms == []
+    img = torch.rand(1, 24, 20)
+    assert torch.equal(paper(img, generator=gen(3)), img)
+    roi = ROICrop((8, 6))
+    a, b = roi(img, [4, 4, 12, 16], generator=gen(1)), roi(img, [4, 4, 12, 16], generator=gen(2))
+    assert a.shape == (1, 8, 6) and not torch.equal(a, b)  # the random crop inside the ROI
+
+
 def test_percentile_normalisation_of_an_image_above_torch_quantile_limit():
     from radclr.transforms.preprocess import normalise_intensity
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser("predict", help="finding probabilities, Grad-CAM box + overlay and box radiomics for images",
                        description="Classify PNG/JPEG/DICOM files with a trained run: per-finding probabilities and "
-                       "the run's validation thresholds, a Grad-CAM box (in the file's pixels) and overlay PNG for "
+                       "the run's validation thresholds (a multi-class run: the one predicted class and its "
+                       "probability), a Grad-CAM box (in the file's pixels) and overlay PNG for "
                        "the top finding and every finding above its threshold, the radiomic features of each box "
                        "with their percentile among the model's boxes on training images, and a plain-language "
                        "line for the most unusual features.")
@@ -31,9 +32,13 @@ def _summary(res: dict) -> str:
     lines = [f"{res['image']}  ({res['image_size'][1]} x {res['image_size'][0]} px)"]
     lines += [f"  WARNING: {w}" for w in res.get("warnings", [])]
     probs = sorted(res["probabilities"].items(), key=lambda kv: -kv[1])
-    for f, p in probs:
-        t = res["thresholds"][f]
-        lines.append(f"  {f:<20s} p={p:.3f}  threshold {t:.3f}{'  POSITIVE' if p >= t else ''}")
+    if res.get("task") == "multiclass":  # one class per image: the arg-max with its probability
+        lines.append(f"  class: {res['predicted_class']}  p={res['probability']:.3f} (arg-max of {len(probs)} classes)")
+        lines += [f"    {f:<20s} p={p:.3f}" for f, p in probs[1:]]
+    else:
+        for f, p in probs:
+            t = res["thresholds"][f]
+            lines.append(f"  {f:<20s} p={p:.3f}  threshold {t:.3f}{'  POSITIVE' if p >= t else ''}")
     for r in res["regions"]:
         x, y, w, h = r["box"]
         lines.append(f"  {r['finding']}: box x={x:.0f} y={y:.0f} w={w:.0f} h={h:.0f} (file pixels)"

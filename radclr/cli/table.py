@@ -12,12 +12,13 @@ def register(sub) -> None:
     p.add_argument("--layout", required=True,
                    help="accuracy-f1-auc (seed000-table1): Accuracy/F1/AUC; auc-per-finding (seed001-table1): AUC "
                    "per finding + mean; localization (seed001-table2): localization accuracy per T(IoU); ablation "
-                   "(seed001-table3): ablation AUC; accuracy-weighted-f1 (seed004-table2): Accuracy + weighted F1")
+                   "(seed001-table3): ablation AUC; weighted-f1 (seed004-table1): linear classification weighted F1; "
+                   "accuracy-weighted-f1 (seed004-table2): Accuracy + weighted F1 (multi-class runs: over all classes)")
     p.add_argument("--csv", metavar="OUT", help="also write the numeric table (values + CI columns) as CSV")
     p.add_argument("--published", action="store_true", help="add the paper's published rows for this layout")
     p.add_argument("--names", help="comma-separated row names, one per run (default: each config's name)")
-    p.add_argument("--finding", help="accuracy-f1-auc / accuracy-weighted-f1: finding to report (default: the run's "
-                   "only finding, else 'mean')")
+    p.add_argument("--finding", help="accuracy-f1-auc / weighted-f1 / accuracy-weighted-f1: finding to report (default: the "
+                   "run's only finding, else 'mean'; multi-class runs: all classes)")
     p.set_defaults(func=run)
 
 

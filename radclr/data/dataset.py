@@ -139,6 +139,36 @@ class CXRDataset:
         """Boolean ``[N]``: every finding is known and absent."""
         return np.all(self.labels == 0, axis=1)
 
+    def class_index(self) -> np.ndarray:
+        """Single-label datasets (``data.task: multiclass``): the class of every image as a float index into
+        ``findings`` (``[N]``, NaN = unlabelled).
+
+        A row with exactly one 1 has that class (its other entries 0 or unknown); a row of unknowns (NaN) is
+        unlabelled, and so is a row whose known entries are all 0 but some are unknown (the class may be one of
+        those). Refused with :class:`~radclr.errors.DataError` naming the images: rows with more than one label,
+        rows with every entry known and 0 (a "No Finding" image: in a multi-class task "normal" must be a class
+        of its own, e.g. ``Normal`` in ``labels.csv``), and datasets with fewer than two classes.
+        """
+        if len(self.findings) < 2:
+            raise DataError(f"{self.name}: a multi-class task needs at least 2 classes, the dataset has "
+                            f"{self.findings}")
+        y = self.labels
+        ones = np.sum(y == 1, axis=1)
+        ids = np.asarray(self.image_ids, dtype=object)
+        several = np.flatnonzero(ones > 1)
+        if several.size:
+            raise DataError(f"{self.name}: data.task multiclass takes one label per image; {several.size} image(s) "
+                            f"have several, e.g. {ids[several[:3]].tolist()} "
+                            f"({[self.label_names(int(i)) for i in several[:3]]})")
+        normal = np.flatnonzero(self.is_normal())
+        if normal.size:
+            raise DataError(f"{self.name}: data.task multiclass needs a class for every labelled image; {normal.size} "
+                            f"image(s) have none ({NO_FINDING!r}), e.g. {ids[normal[:3]].tolist()}: give normal "
+                            "images a class of their own (e.g. 'Normal' in labels.csv) or drop them")
+        out = np.full(len(self), np.nan)
+        out[ones == 1] = np.argmax(y[ones == 1] == 1, axis=1)
+        return out
+
     def label_names(self, i: int) -> list[str]:
         row = self.labels[i]
         return [f for f, v in zip(self.findings, row) if v == 1]

@@ -12,8 +12,10 @@ Rule implemented by :func:`hard_negative_mask` (row = anchor a, column = candida
 * The anchor's diseases D(a) are its *most specific* positive labels: a label whose sub-type is also positive
   is implied by it (``Pneumonia | Bacterial`` -> {Bacterial}). Anchors with no positive label have no negatives.
 * k is a hard negative of a iff
-  1. k is **normal** (every label known and 0), or k has a most-specific disease in a body part of one of
-     the anchor's diseases (**same body part**); and
+  1. k is **normal** (every label known and 0 -- "no studied finding"; with ``normal=`` given, additionally
+     flagged by it, e.g. NIH "No Finding": no positive label among *all* the dataset's findings, so an image with
+     only an unstudied finding such as Emphysema is not normal), or k has a most-specific disease in a body part
+     of one of the anchor's diseases (**same body part**); and
   2. k **shares no disease** with a: none of k's most-specific diseases equals, is an ancestor of, or is a
      sub-type of one of D(a); and k's label for every disease in D(a) is *known* to be 0 (NaN could hide it).
 * Multi-label anchors: the union over the anchor's body parts, minus images sharing any of its diseases.
@@ -237,12 +239,15 @@ def disease_positive(labels):
     return _back((y == 1).any(axis=1), device)
 
 
-def hard_negative_mask(labels, findings, hierarchy: DiseaseHierarchy | None = None, *, unknown: str = "error"):
+def hard_negative_mask(labels, findings, hierarchy: DiseaseHierarchy | None = None, *, unknown: str = "error",
+                       normal=None):
     """Boolean ``[N, N]``: ``mask[a, k]`` = image k is a "hard similar" negative of anchor a (module rule).
 
     ``labels``: ``[N, F]`` (NumPy or torch; 1 / 0 / NaN) over ``findings`` (names resolved through the
-    hierarchy; a ``"No Finding"`` column is refused -- normal means all findings 0). Returns the same kind of
-    array as ``labels`` (a torch mask on the labels' device). Never ``True`` on the diagonal.
+    hierarchy; a ``"No Finding"`` column is refused -- normal means all findings 0). ``normal``: optional boolean
+    ``[N]`` restricting which all-0 images count as normal (``None``: every image whose studied findings are all
+    known 0). Returns the same kind of array as ``labels`` (a torch mask on the labels' device). Never ``True`` on
+    the diagonal.
     """
     h = hierarchy or default_hierarchy()
     findings = list(findings)
@@ -255,13 +260,18 @@ def hard_negative_mask(labels, findings, hierarchy: DiseaseHierarchy | None = No
     # most specific positives: drop a label when one of its sub-types is also positive
     specific = pos & ~((pos.astype(np.int64) @ descendant.T.astype(np.int64)) > 0)
     s = specific.astype(np.int64)
-    normal = known_zero.all(axis=1)
+    is_normal = known_zero.all(axis=1)
+    if normal is not None:  # e.g. NIH "No Finding" only (byop negatives_normal: no_finding)
+        flag = _as_numpy(normal)[0].astype(bool).reshape(-1)
+        if flag.shape != is_normal.shape:
+            raise ValueError(f"normal must be [N] = [{is_normal.shape[0]}], got shape {flag.shape}")
+        is_normal = is_normal & flag
     anchor_ok = pos.any(axis=1)
     in_part = (s @ same_part.astype(np.int64)) > 0  # [N, F]: finding f lies in a body part of the anchor
     same_part_disease = (in_part.astype(np.int64) @ s.T) > 0  # [a, k]
     shares = (s @ related.astype(np.int64) @ s.T) > 0
     hidden = (s @ (~known_zero).astype(np.int64).T) > 0  # k not known-0 for an anchor disease
-    mask = anchor_ok[:, None] & (normal[None, :] | same_part_disease) & ~shares & ~hidden
+    mask = anchor_ok[:, None] & (is_normal[None, :] | same_part_disease) & ~shares & ~hidden
     np.fill_diagonal(mask, False)
     return _back(mask, device)
 

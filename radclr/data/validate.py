@@ -34,7 +34,6 @@ from radclr.io import read_image, read_mask
 from radclr.io.readers import ImageConversionWarning
 from radclr.progress import progress_bar
 
-
 SMALL_IMAGE_SIDE = 32  # px: an image with a shorter side carries too little detail to classify or localize
 
 

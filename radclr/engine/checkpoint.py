@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from radclr.errors import RadclrError
+from radclr.errors import ConfigError, RadclrError
 from radclr.outputs import atomic_path
 
 FORMAT = "radclr-checkpoint-1"
@@ -71,3 +71,59 @@ def set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _mismatch(own: dict, theirs: dict) -> str | None:
+    """Why a part's state dict does not fit ours (None: every tensor has its counterpart of the same shape)."""
+    missing = sorted(set(own) - set(theirs))
+    extra = sorted(set(theirs) - set(own))
+    if missing or extra:
+        return f"different layers (missing {missing[:3]}, unexpected {extra[:3]})"
+    shapes = [f"{k} {tuple(theirs[k].shape)} vs {tuple(own[k].shape)}" for k in own if theirs[k].shape != own[k].shape]
+    return f"shape mismatch: {shapes[0]}" + (f" (+{len(shapes) - 1} more)" if len(shapes) > 1 else "") if shapes else None
+
+
+def init_parts_from(parts: torch.nn.ModuleDict, path: str | Path, wanted=None, findings=None) -> dict:
+    """Initialise ``parts`` from the parts a radclr checkpoint holds (``model.init_from``; ``model.init_parts``).
+
+    ``wanted=None`` (default): every part of this run that the checkpoint has with the same layers and shapes is
+    loaded; the others keep their initialisation and are reported (e.g. a classifier for other findings, when a
+    model pretrained on one dataset is fine-tuned or probed on another). A classifier (a part named
+    ``*classifier``: one output per finding) fits only when the checkpoint's findings are this run's ``findings``
+    in the same order -- the same number of outputs for other findings is not a fit. A list names exactly the
+    parts to load: each must be in the checkpoint and fit, else :class:`~radclr.errors.ConfigError`. The image
+    encoder must load unless the list leaves it out. Returns ``{"loaded": [...], "skipped": {part: reason},
+    "not_used": [checkpoint parts this run does not have]}``.
+    """
+    full = load_checkpoint(path)
+    state = full["model"]
+    their_findings = full.get("findings")
+    theirs: dict[str, dict] = {}
+    for key, value in state.items():
+        if key.startswith("parts."):
+            pname, _, rest = key[len("parts."):].partition(".")
+            theirs.setdefault(pname, {})[rest] = value
+    names = list(parts.keys()) if wanted is None else [str(w) for w in wanted]
+    loaded, skipped = [], {}
+    for pname in names:
+        if pname not in parts:
+            raise ConfigError(f"model.init_parts: {pname!r} is not a part of this run's first stage "
+                              f"(its parts: {list(parts.keys())})")
+        why = "not in the checkpoint" if pname not in theirs else _mismatch(parts[pname].state_dict(), theirs[pname])
+        if why is None and pname.endswith("classifier") and findings is not None and their_findings is not None \
+                and list(their_findings) != list(findings):
+            why = f"it classifies the checkpoint's findings {list(their_findings)}, this run has {list(findings)}"
+        if why is None:
+            parts[pname].load_state_dict(theirs[pname])
+            loaded.append(pname)
+        elif wanted is not None:
+            raise ConfigError(f"model.init_from {path}: part {pname!r} cannot be loaded: {why}")
+        else:
+            skipped[pname] = why
+    if "encoder" in names and "encoder" not in loaded:
+        raise ConfigError(f"model.init_from {path}: the image encoder cannot be loaded ({skipped.get('encoder')}); "
+                          "is it the same model.encoder and input size/channels?")
+    if not loaded:
+        raise ConfigError(f"model.init_from {path}: no part of this run could be loaded")
+    unused = sorted(set(theirs) - set(parts.keys()))
+    return {"loaded": loaded, "skipped": skipped, "not_used": unused}

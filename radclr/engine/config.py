@@ -38,6 +38,9 @@ DEFAULTS: dict[str, Any] = {
         "path": "demo",  # "demo" = embedded Kermany sample; "phantom" = synthetic; or a dataset folder
         "format": None,  # auto-detected
         "findings": None,  # None = every finding of the dataset
+        # multilabel: independent findings (sigmoid + BCE, thresholds); multiclass: one class per image (softmax +
+        # cross-entropy, arg-max; seed 004's 4-class kidney task). The findings are then the classes.
+        "task": "multilabel",
         "image_size": 224,
         "split": {"val": 0.1, "test": 0.2, "seed": 0, "file": None, "protocol": "random"},
         "label_fraction": 1.0,  # fraction of training labels kept (whole patients; the rest unlabelled)
@@ -64,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
         "encoder_options": {},  # e.g. {no_max_pool: true, width: 0.5} (see radclr.networks.build_image_encoder)
         "weights": None,  # user-supplied encoder weights file (nothing is ever downloaded)
         "init_from": None,  # a radclr checkpoint whose parts initialise this run (e.g. a pretraining run)
+        # parts to take from init_from: null = every part whose layers and shapes fit (the rest reported, e.g. a
+        # classifier for other findings); or a list, e.g. [encoder, image_proj] (each must fit)
+        "init_parts": None,
         "proj_dim": 128,
         "proj_hidden": 512,
         "radiomics_hidden": [256, 256],
@@ -84,6 +90,9 @@ DEFAULTS: dict[str, Any] = {
         "optimizer": {"name": "adam", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9},
         "schedule": {"name": "none", "step_size": 5, "gamma": 0.1, "warmup_epochs": 0},
         "augment": {"enabled": True},
+        # stop a stage when `monitor` (a metrics.csv column of the stage) has not improved for `patience` epochs
+        # (0 = off; seed 000: "early stopped if the loss did not decrease")
+        "early_stopping": {"patience": 0, "monitor": "train_loss", "mode": "min", "min_delta": 0.0},
         "gather_negatives": True,  # DDP: contrast against negatives from every rank
     },
     "stages": [{"name": "train", "method": "supervised"}],
@@ -243,6 +252,8 @@ def validate_config(cfg: dict) -> None:
     frac = cfg["data"]["label_fraction"]
     if not (isinstance(frac, (int, float)) and 0 < frac <= 1):
         raise ConfigError(f"data.label_fraction must be in (0, 1], got {frac!r}")
+    if cfg["data"]["task"] not in ("multilabel", "multiclass"):
+        raise ConfigError(f"data.task must be multilabel|multiclass, got {cfg['data']['task']!r}")
     if cfg["radiomics"]["region"] not in ("box", "whole_image", "roi_crop", "cam"):
         raise ConfigError(f"radiomics.region must be box|whole_image|roi_crop|cam, got {cfg['radiomics']['region']!r}")
     check_types(cfg)

@@ -42,14 +42,14 @@ from torch import nn
 
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import dump_config, stage_settings
-from radclr.engine.optim import build_optimizer, build_scheduler
-from radclr.errors import ConfigError, RadclrError
-from radclr.evaluation.metrics import auc_per_finding
+from radclr.engine.optim import build_optimizer, build_scheduler, early_stop_due
+from radclr.errors import RadclrError
+from radclr.evaluation.metrics import auc_per_finding, probabilities
 from radclr.methods import Method, MethodContext, method_class
 from radclr.outputs import atomic_path
 from radclr.progress import progress_bar
 from radclr.runtime.device import autocast_context, resolve_device, set_determinism, to_device
-from radclr.runtime.distributed import (DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed)
+from radclr.runtime.distributed import DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed
 from radclr.runtime.events import EventLog
 from radclr.training_data import PreparedData, TrainingView, collate, prepare_data
 from radclr.training_data.prepare import label_coverage_warnings, pretext_subset
@@ -161,7 +161,7 @@ class Trainer:
                              seed=int(self.cfg["seed"]), world_size=self.dist.world_size, rank=self.dist.rank,
                              dataset_size=len(d.store), gather_negatives=bool(self.cfg["trainer"]["gather_negatives"]),
                              extra={"radiomics_cfg": self.cfg["radiomics"], "augment_geometric": geometric},
-                             in_channels=self.data.store.channels)
+                             in_channels=self.data.store.channels, task=self.cfg["data"]["task"])
 
     def _build_method(self, index: int) -> Method:
         st = stage_settings(self.cfg, index)
@@ -264,6 +264,10 @@ class Trainer:
                          batch_size=batch_size, epochs=epochs, best=best, monitor=monitor, mode=mode)
         keep = {int(k) for k in (st.get("keep_epochs") or [])}
         for epoch in range(start_epoch, epochs):
+            stop, why = early_stop_due(self.history, name, st.get("early_stopping"))
+            if stop:
+                log.info("stage %s: early stopping before epoch %d: %s", name, epoch + 1, why)
+                break
             t0 = time.time()
             train_stats = self._train_epoch(stage, epoch, start_step if epoch == start_epoch else 0,
                                             accum if epoch == start_epoch else {})
@@ -300,20 +304,11 @@ class Trainer:
             torch.distributed.barrier()
 
     def _init_parts_from(self, path: str) -> None:
-        """Load the parts this run shares with a checkpoint (e.g. the encoder of a pretraining run)."""
-        state = ckpt.load_checkpoint(path)["model"]
-        loaded = []
-        for pname, part in self.parts.items():
-            sub = {k[len(f"parts.{pname}."):]: v for k, v in state.items() if k.startswith(f"parts.{pname}.")}
-            if sub:
-                try:
-                    part.load_state_dict(sub)
-                except RuntimeError as e:
-                    raise ConfigError(f"model.init_from {path}: part {pname!r} does not match: {e}") from None
-                loaded.append(pname)
-        if "encoder" not in loaded:
-            raise ConfigError(f"model.init_from {path}: no encoder weights found in that checkpoint")
-        log.info("initialised part(s) %s from %s", loaded, path)
+        """Load the parts this run shares with a checkpoint (``model.init_parts``: all that fit, or those named)."""
+        rep = ckpt.init_parts_from(self.parts, path, self.cfg["model"].get("init_parts"), list(self.data.findings))
+        log.info("initialised part(s) %s from %s", rep["loaded"], path)
+        for pname, why in rep["skipped"].items():
+            log.warning("model.init_from: part %r keeps its initialisation: %s", pname, why)
 
     @staticmethod
     def _is_better(value, best, mode) -> bool:
@@ -413,7 +408,9 @@ class Trainer:
         method = stage.method
         if n <= 0 or "encoder" in method.frozen:
             return
-        bns = [m for m in method.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+        held = {id(x) for fm in method.frozen_modules() for x in fm.modules()}  # frozen sub-modules keep theirs
+        bns = [m for m in method.encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+               and m.track_running_stats and id(m) not in held]
         if not bns:
             return
         view = TrainingView(self.data, self.data.labels_for_training(), augment=None, views=1,
@@ -428,6 +425,8 @@ class Trainer:
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the batches below
         method.encoder.train()
+        for fm in method.frozen_modules():
+            fm.eval()
         for b in batches:
             method.encoder(to_device(collate([view[i] for i in b]), self.device)["image"])
         for m, mom in zip(bns, momenta):
@@ -485,7 +484,10 @@ class Trainer:
         stats = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
         if logits:
             kept = np.concatenate(chunks)
-            aucs = auc_per_finding(self.data.dataset.labels[kept], np.concatenate(logits), self.data.findings)
+            scores = np.concatenate(logits)
+            if self.cfg["data"]["task"] == "multiclass":  # one-vs-rest AUC of the softmax probabilities
+                scores = probabilities(scores, "multiclass")
+            aucs = auc_per_finding(self.data.dataset.labels[kept], scores, self.data.findings)
             stats.update({f"val_auc_{k}": v for k, v in aucs.items()})
         return stats
 

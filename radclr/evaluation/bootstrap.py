@@ -44,8 +44,11 @@ from radclr.evaluation.metrics import (
     _check_2d_pair,
     _check_scores,
     binary_metrics,
+    class_indices,
     jsonable,
+    metrics_from_confusion,
     metrics_from_counts,
+    multiclass_metrics,
     resolve_thresholds,
     roc_auc_masked,
 )
@@ -61,6 +64,8 @@ __all__ = [
     "tpr_at_fpr",
     "bootstrap_roc",
     "classification_report",
+    "multiclass_report",
+    "MULTICLASS_METRICS",
     "compare_models",
 ]
 
@@ -385,6 +390,94 @@ def classification_report(y_true, y_score, findings: Sequence[str] | None = None
         "findings": findings,
         "per_finding": per_finding,
         "mean": mean,
+        "n_images": int(n),
+        "n_patients": int(g),
+        "bootstrap": {"n_boot": int(n_boot), "ci": float(ci), "seed": int(seed), "method": "percentile",
+                      "resampling": "images" if patient_ids is None else "patients"},
+    }
+    return jsonable(report)
+
+
+#: overall metrics of a single-label multi-class task (seed 004 §3: accuracy and weighted F1), in report order
+MULTICLASS_METRICS = ("accuracy", "f1_weighted", "f1_macro", "auc")
+#: per-class metrics of a single-label multi-class task
+CLASS_METRICS = ("auc", "recall", "precision", "f1")
+
+
+def multiclass_report(y_true, y_score, classes: Sequence[str] | None = None, *, patient_ids, n_boot: int = 1000,
+                      ci: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Single-label K-class metrics with patient-bootstrap CIs (seed 004's kidney task: accuracy, weighted F1).
+
+    ``y_true`` class indices ``[N]`` (NaN unknown) or one-hot rows ``[N, K]``; ``y_score [N, K]`` class
+    probabilities; the prediction is the arg-max (no thresholds). Point estimates are
+    :func:`~radclr.evaluation.metrics.multiclass_metrics`; every resample draws patients as
+    :func:`classification_report` does (same seed, same draws) and recomputes the confusion matrix from the
+    resample's image weights (accuracy, weighted and macro F1, per-class recall / precision / F1) and the
+    one-vs-rest AUC of every class (vectorised, as for multi-label AUC). The mean AUC of a resample is valid when
+    every class in the point estimate's mean is defined in it. Layout (so tables read both kinds alike):
+    ``{"task": "multiclass", "findings": classes, "per_finding": {class: {metric: {"value", "ci_low", "ci_high",
+    "n_valid_boot"}, "n_positive", ...}}, "mean": {metric: {...}} for accuracy, f1_weighted, f1_macro and the
+    macro AUC, "multiclass": <multiclass_metrics>, "n_images", "n_patients", "bootstrap": {...}}``.
+    """
+    _check_boot_args(n_boot, ci)
+    s = np.asarray(y_score, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] < 2:
+        raise ValueError(f"y_score must be [N, K] with K >= 2, got {s.shape}")
+    k = s.shape[1]
+    y = class_indices(y_true, k)
+    names = [str(c) for c in (classes if classes is not None else range(k))]
+    point = multiclass_metrics(y, s, names)
+    n = y.shape[0]
+    gidx, g = group_index(patient_ids, n)
+    known = ~np.isnan(y)
+    yk = y[known].astype(np.int64)
+    sk, gk = s[known], gidx[known]
+    pred = np.argmax(sk, axis=1) if yk.size else np.zeros(0, dtype=np.int64)
+    cells = np.zeros((yk.size, k * k))
+    cells[np.arange(yk.size), yk * k + pred] = 1.0
+    aucs = [_SortedAUC((yk == c).astype(np.float64), sk[:, c], gk, g) for c in range(k)]
+    overall: dict[str, list[np.ndarray]] = {m: [] for m in MULTICLASS_METRICS}
+    per: dict[str, dict[str, list[np.ndarray]]] = {c: {m: [] for m in CLASS_METRICS} for c in names}
+    auc_members = [c for c in range(k) if not math.isnan(point["per_class"][names[c]]["auc"])]
+    for d in _draws(g, n_boot, seed):
+        counts = _counts(d, g)  # [b, patients]: how often each patient is drawn
+        cm = (counts[:, gk] @ cells).reshape(-1, k, k)  # weighted confusion matrix of each resample
+        m = metrics_from_confusion(cm)
+        class_auc = np.stack([a(counts) for a in aucs], axis=1)  # [b, K]
+        for key in ("accuracy", "f1_weighted", "f1_macro"):
+            overall[key].append(m[key])
+        overall["auc"].append(np.mean(class_auc[:, auc_members], axis=1) if auc_members
+                              else np.full(cm.shape[0], np.nan))
+        for c, name in enumerate(names):
+            per[name]["auc"].append(class_auc[:, c])
+            for key in ("recall", "precision", "f1"):
+                per[name][key].append(m[key][:, c])
+
+    def entry(value, chunks) -> dict[str, Any]:
+        samples = np.concatenate(chunks) if chunks else np.zeros(0)
+        lo, hi, nv = _interval(samples, ci) if not math.isnan(value) else (math.nan, math.nan, 0)
+        return {"value": value, "ci_low": lo, "ci_high": hi, "n_valid_boot": nv}
+
+    per_finding = {}
+    for c, name in enumerate(names):
+        pc = point["per_class"][name]
+        rows = known & (y == c)
+        per_finding[name] = {**{m: entry(pc[m], per[name][m]) for m in CLASS_METRICS},
+                             "n_positive": pc["support"], "n_negative": int(yk.size - pc["support"]),
+                             "n_positive_patients": int(np.unique(gidx[rows]).size), "n_images": int(yk.size),
+                             "n_patients": int(np.unique(gk).size), "n_unknown": int((~known).sum()),
+                             "reasons": {k2: v for k2, v in point["reasons"].items() if k2.endswith(f"[{name}]")}}
+    mean = {m: entry(point[m], overall[m]) for m in MULTICLASS_METRICS}
+    mean["n_findings"] = {"auc": len(auc_members)}
+    mean["excluded"] = {"auc": {names[c]: point["reasons"].get(f"auc[{names[c]}]", "undefined")
+                                for c in range(k) if c not in auc_members}}
+    report = {
+        "task": "multiclass",
+        "decision_rule": "arg-max of the class probabilities (no thresholds)",
+        "findings": names,
+        "per_finding": per_finding,
+        "mean": mean,
+        "multiclass": point,
         "n_images": int(n),
         "n_patients": int(g),
         "bootstrap": {"n_boot": int(n_boot), "ci": float(ci), "seed": int(seed), "method": "percentile",

@@ -76,13 +76,15 @@ def impute_with_training_median(R_train, *others):
 
 def classical_radiomics_eval(R_train, y_train, R_val, y_val, R_test, y_test, *, findings: Sequence[str] | None = None,
                              labeled=None, k_grid: Sequence = K_GRID, c_grid: Sequence[float] = C_GRID,
-                             patient_ids_test=None, n_boot: int = 0, seed: int = 0) -> dict:
+                             patient_ids_test=None, n_boot: int = 0, seed: int = 0, task: str | None = None) -> dict:
     """The baseline on radiomics ``R_*`` ``[N, P]`` (raw; NaN allowed) -> ``linear_eval``-style result dict with
-    ``chosen_C`` holding the chosen ``(k, C)`` per finding."""
+    ``chosen_C`` holding the chosen ``(k, C)`` per finding (``task="multiclass"``: one multinomial model over the
+    classes, as for the kidney's 4 tumour types)."""
     rtr, rva, rte = impute_with_training_median(R_train, R_val, R_test)
     grid = [(k, float(c)) for k in k_grid for c in sorted(c_grid)]
     res = linear_eval(rtr, y_train, rva, y_val, rte, y_test, findings=findings, labeled=labeled, c_grid=grid,
-                      patient_ids_test=patient_ids_test, n_boot=n_boot, seed=seed, model_factory=feature_selection_model)
+                      patient_ids_test=patient_ids_test, n_boot=n_boot, seed=seed, model_factory=feature_selection_model,
+                      task=task)
     res["pipeline"] = ("non-finite -> training median; constant features dropped; StandardScaler; "
                        "SelectKBest(f_classif, k); LogisticRegression(C, class_weight=balanced); (k, C) by "
                        "validation AUC")

@@ -20,8 +20,10 @@ radclr's reading (each point documented in the result):
   ``LogisticRegression.predict``, what seed 003 most likely reported). Never from test.
 * Tasks: ``y [N, F]`` multi-label (1/0/NaN unknown): one binary logistic regression per finding, on the rows
   where that finding is known, C chosen per finding. ``y [N]`` with values 0/1: one binary task. ``y [N]`` with
-  more classes: one multinomial model, selected by macro one-vs-rest AUC, reporting accuracy, weighted F1 and
-  AUC (seed 004 §3's metrics; no threshold).
+  more classes (or ``task="multiclass"``, e.g. a run with ``data.task: multiclass``, whose one-hot rows become
+  class indices): one multinomial model, selected by macro one-vs-rest AUC, reporting accuracy, weighted and
+  macro F1, per-class recall, the confusion matrix and AUC (seed 004 §3's metrics; arg-max, no threshold), with
+  patient-bootstrap CIs (``test_ci``: :func:`~radclr.evaluation.bootstrap.multiclass_report`).
 * Label fractions: ``labeled [N]`` (bool) marks the training rows whose labels may be used; unlabelled training
   rows are ignored (validation and test keep their labels: they measure, they do not train).
 * k-fold (:func:`linear_eval_cv`): patient-wise ``StratifiedGroupKFold``; in each outer fold the remaining
@@ -38,12 +40,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from radclr.errors import DataError
-from radclr.evaluation.bootstrap import classification_report
+from radclr.evaluation.bootstrap import classification_report, multiclass_report
 from radclr.evaluation.metrics import (
     BINARY_METRICS,
     _as_float_array,
     _auc_known,
     binary_metrics,
+    class_indices,
     jsonable,
     multiclass_metrics,
 )
@@ -178,24 +181,30 @@ def _binary_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, threshold_rule, max_it
     }, p_test
 
 
-def _multiclass_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, max_iter, seed, class_names):
-    k = int(max(np.max(ytr), np.max(yva), np.max(yte) if yte.size else 0)) + 1
+def _multiclass_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, max_iter, seed, class_names, factory=None):
+    """One multinomial model per grid entry on train, selected by validation macro one-vs-rest AUC (ties -> the
+    earlier entry; the default grid is ascending C), metrics of the arg-max on test."""
+    factory = factory or make_logistic
+    k = len(class_names) if class_names else \
+        int(max(np.max(ytr), np.max(yva), np.max(yte) if yte.size else 0)) + 1
     missing = sorted(set(range(k)) - set(np.unique(ytr).astype(int).tolist()))
     if missing:
         raise DataError(f"training rows lack class(es) {missing}; a multinomial model needs every class")
     val_auc, models, converged = {}, {}, {}
     for c in c_grid:
-        model = make_logistic(c, max_iter=max_iter, seed=seed)
+        model = factory(c, max_iter=max_iter, seed=seed)
         converged[c] = _fit_quiet(model, xtr, ytr.astype(int))
         models[c] = model
-        val_auc[c] = multiclass_metrics(yva, model.predict_proba(xva), class_names)["auc"]
+        val_auc[c] = multiclass_metrics(yva, model.predict_proba(xva), class_names or None)["auc"]
     if all(math.isnan(v) for v in val_auc.values()):
         raise DataError("validation AUC is undefined for every C (validation holds a single class)")
-    best_c = max(sorted(c_grid), key=lambda c: (-math.inf if math.isnan(val_auc[c]) else val_auc[c], -c))
-    p_test = models[best_c].predict_proba(xte)
+    order = sorted(c_grid) if factory is make_logistic else list(c_grid)
+    score = [(-math.inf if math.isnan(val_auc[c]) else val_auc[c]) for c in order]
+    best_c = order[max(range(len(order)), key=lambda i: (score[i], -i))]
+    p_test = models[best_c].predict_proba(xte) if len(xte) else np.zeros((0, k))
     return {"C": best_c, "val_auc": val_auc[best_c], "val_auc_by_C": {repr(c): val_auc[c] for c in c_grid},
             "converged": bool(converged[best_c]), "n_train": int(ytr.size), "n_val": int(yva.size),
-            "n_test": int(yte.size), "test": multiclass_metrics(yte, p_test, class_names)}, p_test
+            "n_test": int(yte.size), "test": multiclass_metrics(yte, p_test, class_names or None)}, p_test
 
 
 def _mean_metrics(per_finding: dict[str, Any]) -> dict[str, Any]:
@@ -214,7 +223,7 @@ def _evaluate_split(task, names, xtr, ytr, ltr, xva, yva, xte, yte, *, c_grid, t
         tr = ~np.isnan(ytr) & ltr
         va, te = ~np.isnan(yva), ~np.isnan(yte)
         res, p = _multiclass_task(xtr[tr], ytr[tr], xva[va], yva[va], xte[te], yte[te], c_grid=c_grid,
-                                  max_iter=max_iter, seed=seed, class_names=names or None)
+                                  max_iter=max_iter, seed=seed, class_names=names or None, factory=factory)
         scores = np.full((len(yte), p.shape[1]), np.nan)
         scores[te] = p
         return {"task": task, "chosen_C": {"all": res["C"]}, **res, "test_metrics": res["test"]}, scores
@@ -250,12 +259,13 @@ def _common(task, c_grid, threshold_rule, max_iter):
 def linear_eval(X_train, y_train, X_val, y_val, X_test, y_test, *, findings: Sequence[str] | None = None,
                 labeled=None, c_grid: Sequence[float] = C_GRID, threshold_rule: str = "youden",
                 patient_ids_test=None, n_boot: int = 0, ci: float = 0.95, seed: int = 0,
-                max_iter: int = MAX_ITER, return_scores: bool = False, model_factory=None):
+                max_iter: int = MAX_ITER, return_scores: bool = False, model_factory=None, task: str | None = None):
     """Seed 003 linear evaluation on explicit train / validation / test features (see the module doc).
 
     ``model_factory(entry, max_iter=, seed=)`` replaces the logistic regression of C by another model per
-    ``c_grid`` entry (e.g. feature selection + classifier: :mod:`radclr.evaluation.classical`); binary and
-    multi-label tasks only.
+    ``c_grid`` entry (e.g. feature selection + classifier: :mod:`radclr.evaluation.classical`).
+    ``task``: ``None`` infers it from the labels (:func:`infer_task`); ``"multiclass"`` forces a single-label task
+    (``y [N]`` class indices, or one-hot rows ``[N, K]`` as datasets hold them) even with two classes.
 
     ``X_*`` are frozen features ``[N, D]``; ``y_*`` labels (``[N, F]`` multi-label with NaN unknown, ``[N]``
     binary or class indices); ``labeled`` a boolean mask over the *training* rows (label fractions).
@@ -272,13 +282,16 @@ def linear_eval(X_train, y_train, X_val, y_val, X_test, y_test, *, findings: Seq
     xtr, xva, xte = (_features(x, n) for x, n in ((X_train, "X_train"), (X_val, "X_val"), (X_test, "X_test")))
     if not xtr.shape[1] == xva.shape[1] == xte.shape[1]:
         raise ValueError(f"feature widths differ: train {xtr.shape}, val {xva.shape}, test {xte.shape}")
-    task = infer_task(y_train)
+    task = task or infer_task(y_train)
+    if task == "multiclass":  # one-hot rows -> class indices
+        n_cls = len(findings) if findings is not None else (np.shape(y_train)[1] if np.ndim(y_train) == 2 else None)
+        if np.ndim(y_train) == 2:
+            y_train, y_val, y_test = (class_indices(v, n_cls, n) for v, n in
+                                      ((y_train, "y_train"), (y_val, "y_val"), (y_test, "y_test")))
     ytr = _labels(y_train, len(xtr), task, "y_train")
     yva = _labels(y_val, len(xva), task, "y_val")
     yte = _labels(y_test, len(xte), task, "y_test")
     names = _task_names(task, ytr, findings)
-    if model_factory is not None and task == "multiclass":
-        raise ValueError("model_factory supports binary and multi-label tasks only")
     res, scores = _evaluate_split(task, names, xtr, ytr, _mask(labeled, len(xtr)), xva, yva, xte, yte,
                                   c_grid=c_grid, threshold_rule=threshold_rule, max_iter=max_iter, seed=seed,
                                   factory=model_factory)
@@ -288,6 +301,9 @@ def linear_eval(X_train, y_train, X_val, y_val, X_test, y_test, *, findings: Seq
            "n_test": len(xte)}
     out.update({k: v for k, v in res.items() if k not in ("task", "test_metrics")})
     out["test"] = res["test_metrics"]
+    if patient_ids_test is not None and n_boot > 0 and task == "multiclass" and len(xte):
+        out["test_ci"] = multiclass_report(yte, scores, names or None, patient_ids=patient_ids_test, n_boot=n_boot,
+                                           ci=ci, seed=seed)
     if patient_ids_test is not None and n_boot > 0 and task != "multiclass":
         thr = {f: res["per_finding"][f].get("threshold", float("nan")) for f in names}
         yte2 = yte[:, None] if yte.ndim == 1 else yte
@@ -337,7 +353,7 @@ def _summary(rows: list[dict[str, Any]], metrics: Sequence[str]) -> dict[str, An
 
 def linear_eval_cv(X, y, groups, *, n_splits: int = 5, val_splits: int = 4, findings: Sequence[str] | None = None,
                    labeled=None, c_grid: Sequence[float] = C_GRID, threshold_rule: str = "youden", seed: int = 0,
-                   max_iter: int = MAX_ITER) -> dict[str, Any]:
+                   max_iter: int = MAX_ITER, task: str | None = None) -> dict[str, Any]:
     """Seed 003 linear evaluation by patient-wise stratified k-fold cross-validation on one pool.
 
     For each finding (multi-label: on the rows where it is known; stratified on it) the patients are split into
@@ -349,7 +365,9 @@ def linear_eval_cv(X, y, groups, *, n_splits: int = 5, val_splits: int = 4, find
     findings, and its summary (seed 003 Table III: ACC, AUC, SEN, SPE, F1).
     """
     x = _features(X, "X")
-    task = infer_task(y)
+    task = task or infer_task(y)
+    if task == "multiclass" and np.ndim(y) == 2:  # one-hot rows -> class indices
+        y = class_indices(y, len(findings) if findings is not None else np.shape(y)[1], "y")
     yy = _labels(y, len(x), task, "y")
     groups = np.asarray(groups, dtype=object)
     if groups.shape != (len(x),):

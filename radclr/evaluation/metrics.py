@@ -5,7 +5,8 @@ What the seeds report and where it comes from:
 * seed 000 §4: accuracy, F1 score and AUC (Tables 1-2);
 * seed 001 §4 (Table 1): per-finding AUC and the mean over the 8 findings;
 * seed 003 §V-B (Table III): accuracy (ACC), AUC, sensitivity (SEN), specificity (SPE), F1;
-* seed 004 §3: accuracy and *weighted* F1 (the support-weighted mean of the per-class F1 scores).
+* seed 004 §3: accuracy and *weighted* F1 (the support-weighted mean of the per-class F1 scores); its kidney task
+  is single-label 4-class (:func:`multiclass_metrics`: arg-max prediction, confusion matrix, macro F1).
 
 Conventions (each one a documented, tested policy):
 
@@ -30,6 +31,7 @@ import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy.special import expit, softmax
 from scipy.stats import rankdata
 
 from radclr.errors import DataError
@@ -43,6 +45,10 @@ __all__ = [
     "binary_metrics",
     "multilabel_metrics",
     "multiclass_metrics",
+    "probabilities",
+    "class_indices",
+    "confusion_counts",
+    "metrics_from_confusion",
     "resolve_thresholds",
     "MetricAccumulator",
     "jsonable",
@@ -53,6 +59,22 @@ BINARY_METRICS = ("auc", "accuracy", "f1", "f1_weighted", "sensitivity", "specif
 #: the ones that need a decision threshold
 THRESHOLD_METRICS = ("accuracy", "f1", "f1_weighted", "sensitivity", "specificity")
 DEFAULT_THRESHOLD = 0.5
+
+
+# --------------------------------------------------------------------------------------------------------------
+def probabilities(logits, task: str = "multilabel") -> np.ndarray:
+    """Model outputs ``[N, F]`` as probabilities: a sigmoid per finding (``multilabel``) or a softmax over the
+    classes (``multiclass``, ``data.task``; each row sums to 1). The logits' float precision is kept."""
+    if hasattr(logits, "detach"):
+        logits = logits.detach().cpu().numpy()
+    x = np.asarray(logits)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float64)
+    if task == "multiclass":
+        return softmax(x, axis=-1)
+    if task != "multilabel":
+        raise ValueError(f"task must be 'multilabel' or 'multiclass', got {task!r}")
+    return expit(x)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -301,57 +323,112 @@ def multilabel_metrics(y_true, y_score, findings: Sequence[str] | None = None, t
 
 # --------------------------------------------------------------------------------------------------------------
 # single-label multi-class (seed 004: kidney tumour types; accuracy and weighted F1)
-def multiclass_metrics(y_true, y_score, class_names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Single-label K-class metrics: accuracy and weighted F1 of the arg-max prediction (seed 004 §3) and the
-    macro one-vs-rest AUC (mean over classes with both "is k" and "is not k" present among the labels).
+def class_indices(y_true, n_classes: int, name: str = "y_true") -> np.ndarray:
+    """``y_true`` as float class indices ``[N]`` (NaN = unknown). Accepts indices ``[N]`` or one-hot rows
+    ``[N, K]`` (1 / 0 / NaN: exactly one 1 gives its column; a row without a 1 is unknown). Other values raise
+    DataError."""
+    y = _as_float_array(y_true, name)
+    if y.ndim == 2:
+        if y.shape[1] != n_classes:
+            raise ValueError(f"{name} has {y.shape[1]} one-hot columns for {n_classes} classes")
+        _check_binary_labels(y, name)
+        ones = np.nansum(y == 1, axis=1)
+        if np.any(ones > 1):
+            raise DataError(f"{name}: {int(np.sum(ones > 1))} row(s) have more than one class (single-label task)")
+        out = np.full(y.shape[0], np.nan)
+        out[ones == 1] = np.argmax(y[ones == 1] == 1, axis=1)
+        return out
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be class indices [N] or one-hot rows [N, K], got shape {y.shape}")
+    known = y[~np.isnan(y)]
+    bad = (known != np.round(known)) | (known < 0) | (known >= n_classes)
+    if np.any(bad):
+        raise DataError(f"{name} must hold class indices 0..{n_classes - 1} (or NaN); found "
+                        f"{np.unique(known[bad])[:5].tolist()}")
+    return y
 
-    ``y_true [N]`` integer class indices 0..K-1 (NaN = unknown, masked), ``y_score [N, K]`` class
-    probabilities (or logits). A class absent from ``y_true`` has NaN AUC with a reason and is left out of the
-    macro mean; its F1 has weight 0 (support 0), as in ``f1_score(average="weighted")``.
+
+def confusion_counts(y_idx: np.ndarray, pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """``[K, K]`` counts: row = true class, column = predicted class (integer index arrays)."""
+    return np.bincount(y_idx * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def metrics_from_confusion(cm) -> dict[str, Any]:
+    """Accuracy, weighted and macro F1, per-class recall, precision and F1 from confusion matrices.
+
+    ``cm [..., K, K]`` (rows true, columns predicted; counts or bootstrap weights). Per class c: recall =
+    TP / support (NaN without support), precision = TP / predicted-c (NaN when never predicted), F1 = 2 TP /
+    (2 TP + FP + FN). Weighted F1 (seed 004 §3) = sum_c support_c F1_c / N (``f1_score(average="weighted")``);
+    macro F1 = unweighted mean of F1 over the classes **present among the labels** (support > 0), i.e.
+    ``f1_score(average="macro", labels=<classes present>)``.
     """
-    y = _as_float_array(y_true, "y_true")
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    support = cm.sum(axis=-1)
+    predicted = cm.sum(axis=-2)
+    n = support.sum(axis=-1)
+    recall = _ratio(tp, support)
+    precision = _ratio(tp, predicted)
+    f1 = _ratio(2 * tp, support + predicted)
+    present = support > 0
+    weighted = _ratio(np.sum(np.where(present, support * np.nan_to_num(f1), 0.0), axis=-1), n)
+    n_present = present.sum(axis=-1)
+    macro = _ratio(np.sum(np.where(present, np.nan_to_num(f1), 0.0), axis=-1), n_present)
+    return {"accuracy": _ratio(tp.sum(axis=-1), n), "f1_weighted": weighted, "f1_macro": macro,
+            "recall": recall, "precision": precision, "f1": f1, "support": support}
+
+
+def multiclass_metrics(y_true, y_score, class_names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Single-label K-class metrics of the arg-max prediction: accuracy, weighted F1 (seed 004 §3), macro F1,
+    per-class recall / precision / F1, the confusion matrix, and the macro one-vs-rest AUC (mean over classes
+    with both "is k" and "is not k" present among the labels).
+
+    ``y_true`` integer class indices ``[N]`` 0..K-1 (NaN = unknown, masked) or one-hot rows ``[N, K]``;
+    ``y_score [N, K]`` class probabilities (or logits). A class absent from the labels has NaN AUC and recall
+    with a reason and is left out of the AUC and macro-F1 means; its F1 has weight 0 (support 0), as in
+    ``f1_score(average="weighted")``. ``confusion_matrix[i][j]`` counts images of true class i predicted j.
+    """
     s = _as_float_array(y_score, "y_score")
-    if y.ndim != 1 or s.ndim != 2 or s.shape[0] != y.shape[0]:
-        raise ValueError(f"y_true must be [N] and y_score [N, K], got {y.shape} and {s.shape}")
+    if s.ndim != 2:
+        raise ValueError(f"y_score must be [N, K], got {s.shape}")
     k = s.shape[1]
     if k < 2:
         raise ValueError(f"y_score needs at least 2 class columns, got {s.shape}")
+    y = class_indices(y_true, k)
+    if y.shape[0] != s.shape[0]:
+        raise ValueError(f"y_true must be [N] and y_score [N, K], got {y.shape} and {s.shape}")
     names = [str(c) for c in (class_names if class_names is not None else range(k))]
     if len(names) != k:
         raise ValueError(f"{len(names)} class names for {k} score columns")
     known = ~np.isnan(y)
-    yk, sk = y[known], s[known]
+    yk, sk = y[known].astype(np.int64), s[known]
     _check_scores(sk)
-    if np.any((yk != np.round(yk)) | (yk < 0) | (yk >= k)):
-        bad = np.unique(yk[(yk != np.round(yk)) | (yk < 0) | (yk >= k)])[:5].tolist()
-        raise DataError(f"y_true must hold class indices 0..{k - 1} (or NaN); found {bad}")
-    yk = yk.astype(np.int64)
     pred = np.argmax(sk, axis=1)
     n = yk.size
+    cm = confusion_counts(yk, pred, k)
+    m = metrics_from_confusion(cm)
     per_class: dict[str, Any] = {}
     reasons: dict[str, str] = {}
-    f1_sum = 0.0
     for c, name in enumerate(names):
-        is_c, pred_c = yk == c, pred == c
-        tp = int(np.sum(is_c & pred_c))
-        fp = int(np.sum(~is_c & pred_c))
-        fn = int(np.sum(is_c & ~pred_c))
-        support = int(is_c.sum())
-        f1 = float(_ratio(2 * tp, 2 * tp + fp + fn))
-        auc = _auc_known(is_c.astype(np.float64), sk[:, c])
+        support = int(m["support"][c])
+        auc = _auc_known((yk == c).astype(np.float64), sk[:, c])
         if math.isnan(auc):
             reasons[f"auc[{name}]"] = f"class {name!r} has {support} of {n} known labels (one-vs-rest needs both)"
-        if support:
-            f1_sum += support * (0.0 if math.isnan(f1) else f1)
-        per_class[name] = {"auc": auc, "f1": f1, "support": support,
-                           "sensitivity": float(_ratio(tp, support))}
+        if support == 0:
+            reasons[f"recall[{name}]"] = f"class {name!r} has no image among the known labels"
+        per_class[name] = {"auc": auc, "f1": float(m["f1"][c]), "recall": float(m["recall"][c]),
+                           "precision": float(m["precision"][c]), "support": support,
+                           "sensitivity": float(m["recall"][c])}
     aucs = [v["auc"] for v in per_class.values() if not math.isnan(v["auc"])]
     out = {
-        "accuracy": float(np.mean(pred == yk)) if n else float("nan"),
-        "f1_weighted": f1_sum / n if n else float("nan"),
+        "accuracy": float(m["accuracy"]) if n else float("nan"),
+        "f1_weighted": float(m["f1_weighted"]) if n else float("nan"),
+        "f1_macro": float(m["f1_macro"]) if n else float("nan"),
         "auc": float(np.mean(aucs)) if aucs else float("nan"),
         "n_classes_in_auc": len(aucs),
+        "recall": {name: per_class[name]["recall"] for name in names},
         "per_class": per_class,
+        "confusion_matrix": cm.tolist(),
         "classes": names,
         "n": int(n),
         "n_unknown": int((~known).sum()),

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from radclr.losses._checks import full_precision, check_pair, check_positive
+from radclr.losses._checks import check_pair, check_positive, full_precision
 
 
 class NTXentLoss(nn.Module):

@@ -4,7 +4,8 @@ A run owns one ``nn.ModuleDict`` of *parts* that persist across its stages: the 
 always, and whatever the stages add -- ``image_proj`` (g_i), ``radiomics_encoder`` (f_r incl. its
 standardiser), ``radiomics_proj`` (g_r), ``classifier``, ``simclr_head`` ... A stage's method creates the parts
 it needs if an earlier stage did not, so weights flow from pretraining to fine-tuning by sharing the part.
-Only the parts a method *trains* get gradients (the others are frozen for that stage).
+Only the parts a method *trains* get gradients (the others are frozen for that stage); a stage's ``freeze`` list
+freezes more: whole parts or named sub-modules (:mod:`radclr.methods.freeze`, e.g. ``encoder.layer4``).
 
 Subclasses implement :meth:`training_step` (-> dict with ``loss`` and any logged scalars) and, if they have a
 classifier, :meth:`logits`. What differs between methods is the views and the loss, never the training loop
@@ -24,6 +25,7 @@ from torch import nn
 
 from radclr.cam.options import CamOptions
 from radclr.errors import ConfigError
+from radclr.methods.freeze import resolve_freeze
 from radclr.methods.options import MethodOptions
 from radclr.networks import build_image_encoder
 
@@ -43,6 +45,7 @@ class MethodContext:
     gather_negatives: bool = True
     extra: dict = field(default_factory=dict)
     in_channels: int = 1  # image channels: 1, or seed 004's n slices of a 3-D tumour stack (data.volume)
+    task: str = "multilabel"  # data.task: multilabel (sigmoid per finding) | multiclass (softmax over classes)
 
     @property
     def n_findings(self) -> int:
@@ -69,13 +72,20 @@ class Method(nn.Module):
     uses_labels: ClassVar[bool] = False
     #: DDP: some steps leave trained parameters without a gradient (e.g. a batch without a BYOP anchor)
     find_unused_parameters: ClassVar[bool] = False
+    #: label tasks (``data.task``) the method can train: label-free methods and those whose classification loss
+    #: knows both declare ``("multilabel", "multiclass")``
+    label_tasks: ClassVar[tuple[str, ...]] = ("multilabel",)
 
     def __init__(self, parts: nn.ModuleDict, ctx: MethodContext, options: dict | MethodOptions | None = None):
         super().__init__()
         self.parts = parts
         self.ctx = ctx
+        if ctx.task not in self.label_tasks:
+            raise ConfigError(f"method {self.name!r} supports data.task {' | '.join(self.label_tasks)}, not "
+                              f"{ctx.task!r}")
         self.options = self.Options.from_config(options, self.name)
-        self.frozen: set[str] = set(self.options.freeze)
+        #: whole parts this stage does not train (sub-module entries of ``freeze``: :meth:`frozen_modules`)
+        self.frozen: set[str] = {str(s) for s in self.options.freeze if "." not in str(s)}
         #: epochs (0-based) before this one are not candidates for ``best.pt`` (e.g. a warm-up phase)
         self.monitor_from_epoch = 0
         self.ensure_part("encoder", self._build_encoder)
@@ -98,9 +108,15 @@ class Method(nn.Module):
     #: parts this method trains (subclasses extend); frozen ones are excluded
     trained_parts: ClassVar[tuple[str, ...]] = ("encoder",)
 
+    def frozen_modules(self) -> list[nn.Module]:
+        """Sub-modules frozen by ``freeze`` entries that name less than a whole part (``encoder.layer4``,
+        ``radiomics_encoder.linear[-2:]``), resolved against the current parts (:mod:`radclr.methods.freeze`)."""
+        return [m for _, m in resolve_freeze(self.parts, self.options.freeze)[1]]
+
     def trainable_parameters(self):
         names = [n for n in self.trained_parts if n not in self.frozen and n in self.parts]
-        params = [p for n in names for p in self.parts[n].parameters()]
+        held = {id(p) for m in self.frozen_modules() for p in m.parameters()}
+        params = [p for n in names for p in self.parts[n].parameters() if id(p) not in held]
         own = [p for n, p in self.named_parameters() if not n.startswith("parts.")]
         return params + own
 
@@ -109,15 +125,18 @@ class Method(nn.Module):
         train = {id(p) for p in self.trainable_parameters()}
         for p in self.parameters():
             p.requires_grad_(id(p) in train)
-        for n in self.frozen:  # frozen parts also keep their BatchNorm statistics
-            if n in self.parts:
-                self.parts[n].eval()
+        self._hold_frozen()  # frozen parts and sub-modules also keep their BatchNorm statistics
 
-    def train(self, mode: bool = True):
-        super().train(mode)
+    def _hold_frozen(self) -> None:
         for n in self.frozen:
             if n in self.parts:
                 self.parts[n].eval()
+        for m in self.frozen_modules():
+            m.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._hold_frozen()
         return self
 
     # --- hooks the training loop calls (in this order), with no-op defaults ---------------------------------

@@ -67,6 +67,10 @@ class BYOPOptions(ClassificationOptions):
     byop: bool = True
     #: negatives: ``hierarchy`` ("hard similar": normal, or same body part with another disease) or ``in_batch``
     negatives: Literal["hierarchy", "in_batch"] = "hierarchy"
+    #: which images are "normal" hard negatives (§3.1 "normal chest X-rays"): ``no_finding`` = no positive label
+    #: among all of the dataset's findings (NIH "No Finding"), or ``no_studied_finding`` = every finding the run
+    #: studies is 0 (counts e.g. an NIH image with only Emphysema as normal when Emphysema is not studied)
+    negatives_normal: Literal["no_finding", "no_studied_finding"] = "no_finding"
     #: the positive's own term in the NT-Xent denominator
     include_positive: bool = True
     #: recompute CAM boxes + radiomics every N steps (None: ``radiomics.refresh_every``)
@@ -252,7 +256,9 @@ class BYOP(RadiomicsViewMixin, Method):
             z_i = self.parts["image_proj"](self._image_view(fmap, rep, regions, logits, y, int(x.shape[-1])))
             z_r = torch.zeros_like(z_i)
             z_r[anchors] = self.radiomics_embedding(rad[anchors].float()).to(z_i.dtype)
-            neg = hard_negative_mask(y, self.ctx.findings, self.hierarchy) if self.hierarchy is not None else None
+            normal = batch.get("no_finding") if self.options.negatives_normal == "no_finding" else None
+            neg = hard_negative_mask(y, self.ctx.findings, self.hierarchy, normal=normal) \
+                if self.hierarchy is not None else None
             l_cl = self.contrast(z_i, z_r, negative_mask=neg, anchor_mask=anchors)
             out["loss_contrastive"] = l_cl.detach()
             if self.options.diagnostics and self.training:  # what each term asks of the last feature map

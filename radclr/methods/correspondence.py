@@ -57,6 +57,7 @@ class Correspondence(ImageRadiomicsBranches, Method):
     name = "correspondence"
     Options = CorrespondenceOptions
     needs_radiomics = True
+    label_tasks = ("multilabel", "multiclass")  # label-free
     trained_parts = ("encoder", "image_proj", "radiomics_encoder")
 
     def __init__(self, parts, ctx, options=None):
@@ -107,13 +108,14 @@ class Hybrid(ImageRadiomicsBranches, Method):
     needs_radiomics = True
     monitor = ("val_auc_mean", "max")
     uses_labels = True
+    label_tasks = ("multilabel", "multiclass")
     trained_parts = ("encoder", "image_proj", "radiomics_encoder", "hybrid_classifier")
 
     def __init__(self, parts, ctx, options=None):
         super().__init__(parts, ctx, options)
         dim = self._build_branches()
         self.ensure_part("hybrid_classifier", lambda: LinearClassifier(2 * dim, ctx.n_findings))
-        self.loss_fn = classification_loss(self.options)
+        self.loss_fn = classification_loss(self.options, ctx.task)
 
     def hybrid_logits(self, images, radiomics):
         d = self.parts["image_proj"](self.encoder(images))

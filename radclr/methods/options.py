@@ -35,7 +35,9 @@ def option_key(f: dataclasses.Field) -> str:
 class MethodOptions:
     """Options every method takes."""
 
-    #: parts this stage does not train (they keep their weights and BatchNorm statistics), e.g. ``[encoder]``
+    #: what this stage does not train (it keeps its weights and BatchNorm statistics): whole parts (``encoder``),
+    #: named sub-modules (``encoder.layer4``) or FC-layer slices (``radiomics_encoder.linear[-2:]``); see
+    #: :mod:`radclr.methods.freeze`
     freeze: tuple[str, ...] = ()
 
     @classmethod

@@ -63,6 +63,7 @@ class RadiomicsContrastive(RadiomicsViewMixin, Method):
     name = "radiomics_contrastive"
     Options = RadiomicsContrastiveOptions
     needs_radiomics = True
+    label_tasks = ("multilabel", "multiclass")  # label-free
     trained_parts = ("encoder", "image_proj", "radiomics_encoder", "radiomics_proj")
 
     def __init__(self, parts, ctx, options=None):

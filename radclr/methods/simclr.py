@@ -29,6 +29,7 @@ class SimCLR(Method):
     name = "simclr"
     Options = SimCLROptions
     views = 2
+    label_tasks = ("multilabel", "multiclass")  # label-free
     trained_parts = ("encoder", "simclr_head")
 
     def __init__(self, parts, ctx, options=None):

@@ -139,10 +139,9 @@ def run_benchmark(
     """Both engines on the same ``n`` regions -> a JSON-able dict (see the module docstring)."""
     import radiomics
 
+    from radclr.radiomics.allocator import tune_malloc
     from radclr.radiomics.extract import extract
     from radclr.radiomics.pyradiomics_engine import extract_pyradiomics
-
-    from radclr.radiomics.allocator import tune_malloc
 
     settings = settings or Settings()
     malloc_tuned = tune_malloc()

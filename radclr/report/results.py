@@ -112,6 +112,15 @@ class RunResults:
         return [k for k in cls if k != "mean"]
 
     @property
+    def task(self) -> str:
+        """``multiclass`` for single-label runs (``data.task``; arg-max metrics), else ``multilabel``."""
+        cls = self.metrics.get("classification") or {}
+        lin = self.metrics.get("linear_eval") or {}
+        if cls.get("task") == "multiclass" or (not cls and lin.get("task") == "multiclass"):
+            return "multiclass"
+        return str((self.cfg.get("data") or {}).get("task") or "multilabel")
+
+    @property
     def stages(self) -> list[dict]:
         return list(self.cfg.get("stages") or [])
 
@@ -145,7 +154,10 @@ class RunResults:
         return self._report()[1]
 
     def classification(self, metric: str, finding: str = "mean") -> Estimate:
-        """``metric`` (auc, accuracy, f1, f1_weighted, sensitivity, specificity) of ``finding`` or ``mean``."""
+        """``metric`` (auc, accuracy, f1, f1_weighted, sensitivity, specificity) of ``finding`` or ``mean``.
+
+        A multi-class run (:attr:`task`) has one accuracy, weighted F1 and macro F1 for all classes (under
+        ``mean``) and per class AUC, recall, precision and F1."""
         report, source = self._report()
         if report is not None:
             entry = report.get("mean") if finding == "mean" else (report.get("per_finding") or {}).get(finding)
@@ -154,8 +166,10 @@ class RunResults:
                 return Estimate.of(m.get("value"), m)
         if source == "classifier":  # flat keys (reports written without the full report)
             cls = self.metrics["classification"]
-            value = (cls.get(metric) or {}).get(finding)
-            return Estimate.of(value, ((cls.get("ci") or {}).get(metric) or {}).get(finding))
+            values, cis = cls.get(metric), (cls.get("ci") or {}).get(metric)
+            if not isinstance(values, dict):  # multi-class: one value for all classes
+                return Estimate.of(values, cis) if finding == "mean" else Estimate(None)
+            return Estimate.of(values.get(finding), (cis or {}).get(finding) if isinstance(cis, dict) else None)
         return Estimate(None)
 
     def n_test_images(self) -> int | None:

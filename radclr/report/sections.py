@@ -6,7 +6,9 @@ id                     content (figure style of)
 ``summary``            name, stages/methods, data, split counts, findings, config, dates, radclr version
 ``training``           losses of every stage over a running epoch axis (seed 000 Fig. 2), last epoch per stage
 ``classification``     per-finding AUC/accuracy/F1/sensitivity/specificity with 95 % patient-bootstrap CIs,
-                       thresholds + their rule, ROC curves with CI bands (``predictions_test.csv``)
+                       thresholds + their rule, ROC curves with CI bands (``predictions_test.csv``); a
+                       multi-class run: accuracy, weighted/macro F1, per-class recall/precision/F1/AUC, the
+                       confusion matrix (arg-max, no thresholds) and one-vs-rest ROC curves
 ``localization``       accuracy at T(IoU) 0.1..0.7 per finding + mean with CIs, centre-box / whole-image
                        baselines, Grad-CAM overlays (seed 001 Table 2, Fig. 5)
 ``representation``     t-SNE of test-image representations from the kept checkpoints and the final one,
@@ -49,6 +51,10 @@ __all__ = ["Section", "SECTIONS", "build_sections"]
 
 METRICS = (("auc", "AUC"), ("accuracy", "Accuracy"), ("f1", "F1"), ("f1_weighted", "F1 (weighted)"),
            ("sensitivity", "Sensitivity"), ("specificity", "Specificity"))
+#: a single-label multi-class task (data.task: multiclass): overall and per-class metrics
+MULTICLASS_OVERALL = (("accuracy", "Accuracy"), ("f1_weighted", "F1 (weighted)"), ("f1_macro", "F1 (macro)"),
+                      ("auc", "AUC (one-vs-rest, mean)"))
+MULTICLASS_PER_CLASS = (("auc", "AUC (one-vs-rest)"), ("recall", "Recall"), ("precision", "Precision"), ("f1", "F1"))
 
 
 @dataclass
@@ -135,12 +141,65 @@ def training(ctx: ReportContext) -> str:
 
 
 # --------------------------------------------------------------------------------------------------------------
+def _est(entry) -> str:
+    return Estimate.of(entry.get("value"), entry).format() if isinstance(entry, dict) else "n/a"
+
+
+def multiclass_tables(report: dict) -> str:
+    """Overall metrics, per-class metrics and the confusion matrix of a multi-class report
+    (:func:`radclr.evaluation.bootstrap.multiclass_report`) as HTML tables."""
+    mean, per = report.get("mean") or {}, report.get("per_finding") or {}
+    classes = list(report.get("findings") or per)
+    body = table([n for _, n in MULTICLASS_OVERALL], [[_est(mean.get(k)) for k, _ in MULTICLASS_OVERALL]],
+                 numeric=[True] * len(MULTICLASS_OVERALL))
+    rows = [[c] + [_est((per.get(c) or {}).get(k)) for k, _ in MULTICLASS_PER_CLASS] +
+            [(per.get(c) or {}).get("n_positive", "")] for c in classes]
+    body += "<h3>Per class</h3>" + table(["Class"] + [n for _, n in MULTICLASS_PER_CLASS] + ["images"], rows,
+                                         numeric=[False] + [True] * (len(MULTICLASS_PER_CLASS) + 1))
+    cm = (report.get("multiclass") or {}).get("confusion_matrix")
+    if cm:
+        body += "<h3>Confusion matrix</h3>" + table(
+            ["true \\ predicted"] + classes, [[c] + [str(v) for v in row] for c, row in zip(classes, cm)],
+            numeric=[False] + [True] * len(classes), row_headers=True)
+    return body
+
+
+def _multiclass_classification(ctx: ReportContext, cls: dict) -> str:
+    report = dict(cls.get("report") or {})
+    report["multiclass"] = cls.get("multiclass") or {}
+    boot = report.get("bootstrap") or {}
+    body = multiclass_tables(report)
+    body += (f"<p class=\"note\">Single-label task with {len(report.get('findings') or [])} classes: each image is "
+             f"assigned the class of highest probability ({esc(cls.get('decision_rule', 'arg-max'))}). "
+             f"{esc(cls.get('split', 'test'))} split: {esc(cls.get('n_images', '?'))} images of "
+             f"{esc(cls.get('n_patients', '?'))} patients. Weighted F1 = per-class F1 weighted by the class's "
+             f"images (seed 004); macro F1 = their unweighted mean over the classes present. 95 % confidence "
+             f"intervals from {esc(boot.get('n_boot', '?'))} bootstrap resamples of "
+             f"{esc(boot.get('resampling', 'patients'))}.</p>")
+    findings = ctx.results.findings
+    pred = ctx.table(f"predictions_{cls.get('split', 'test')}.csv")
+    if pred is None:
+        return body
+    y = np.column_stack([pred[f"y_{f}"].to_numpy(dtype=float) for f in findings])
+    p = np.column_stack([pred[f"p_{f}"].to_numpy(dtype=float) for f in findings])
+    n_boot = min(int((ctx.cfg.get("evaluation") or {}).get("n_boot", 200)), 200)
+    fig = roc_figure(y, p, findings, patient_ids=pred["patient_id"].to_numpy(), n_boot=n_boot,
+                     seed=int(ctx.cfg.get("seed", 0)), ncols=min(4, len(findings)))
+    body += img(figure_uri(fig), "ROC curves (one-vs-rest)", f"One-vs-rest ROC curve of each class's probability "
+                f"on the {cls.get('split', 'test')} split; bands: 95 % pointwise intervals from {n_boot} "
+                "patient-bootstrap resamples.")
+    _close(fig)
+    return body
+
+
 def classification(ctx: ReportContext) -> str:
     cls = ctx.metrics.get("classification")
     if not cls:
         method = ctx.metrics.get("method", "?")
         extra = "; see Linear evaluation" if ctx.metrics.get("linear_eval") else ""
         raise Omit(f"the evaluated model ({method}) has no classifier, so there are no classification metrics{extra}")
+    if cls.get("task") == "multiclass":
+        return _multiclass_classification(ctx, cls)
     r = ctx.results
     findings = r.findings
     report = cls.get("report") or {}
@@ -356,6 +415,16 @@ def linear_eval(ctx: ReportContext) -> str:
         raise Omit("linear evaluation was not run (evaluation.linear_eval: false)")
     if lin.get("skipped"):
         raise Omit(str(lin["skipped"]))
+    if lin.get("task") == "multiclass":
+        rep = lin.get("test_ci") or {"mean": {k: {"value": (lin.get("test") or {}).get(k)}
+                                              for k, _ in MULTICLASS_OVERALL}, "findings": lin.get("findings")}
+        c = (lin.get("chosen_C") or {}).get("all")
+        return multiclass_tables(rep) + (
+            f"<p class=\"note\">Multinomial logistic regression on the frozen representation y_i "
+            f"({esc(lin.get('standardize', ''))}; class weights {esc(lin.get('class_weight', ''))}; C = "
+            f"{esc(c)} chosen by {esc(lin.get('selection', ''))}); {esc(lin.get('n_train_labeled', '?'))} labelled "
+            f"training, {esc(lin.get('n_val', '?'))} validation, {esc(lin.get('n_test', '?'))} test images; arg-max "
+            "prediction. 95 % patient-bootstrap intervals.</p>")
     rep = lin.get("test_ci") or {}
     names = list(rep.get("findings") or (lin.get("per_finding") or {}).keys())
     rows, classes = [], []

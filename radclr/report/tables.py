@@ -9,8 +9,15 @@ Layouts (``radclr table RUN... --layout L``; the paper table each reproduces is 
   in 0.1..0.7, per finding and mean; one block of rows per T.
 * ``ablation`` (seed 001 Table 3, ``seed001-table3``; Base / w. FL / w. BYOP / Full model): AUC per finding +
   mean, with the ablation each BYOP run's configuration corresponds to.
+* ``weighted-f1`` (seed 004 Table 1, ``seed004-table1``): weighted F1 of a linear classification of the frozen
+  pretrained network (``configs/seed004/linear_eval.yaml``: frozen branches + one FC layer; a run without a
+  classifier shows its logistic-regression linear evaluation).
 * ``accuracy-weighted-f1`` (seed 004 Table 2, ``seed004-table2``): Accuracy and weighted F1 (support-weighted
   over both classes).
+
+Multi-class runs (``data.task: multiclass``, seed 004's 4-class kidney task) report the arg-max accuracy and
+weighted F1 over all classes (``Finding`` = ``all classes``) in the two seed 004 layouts; their per-class rows in
+``auc-per-finding`` are one-vs-rest AUCs.
 
 Every value of a run comes from its ``metrics.json`` with its 95 % patient-bootstrap interval; a value the run
 does not have is NaN and printed ``n/a``. Finding columns are the runs' findings (NIH's 8 seed 001 findings
@@ -57,6 +64,7 @@ LAYOUTS = {lay.name: lay for lay in (
     Layout("localization", "Localization accuracy (correct if IoU > T) per finding and mean (seed 001 Table 2 "
            "layout)", "seed001-table2"),
     Layout("ablation", "Ablation: AUC per finding and mean (seed 001 Table 3 layout)", "seed001-table3"),
+    Layout("weighted-f1", "Linear classification: weighted F1 score (seed 004 Table 1 layout)", "seed004-table1"),
     Layout("accuracy-weighted-f1", "Accuracy and weighted F1 score (seed 004 Table 2 layout)", "seed004-table2"),
 )}
 _BY_PAPER_TABLE = {lay.paper_table: lay for lay in LAYOUTS.values()}
@@ -106,7 +114,12 @@ def _run_source(r: RunResults, what: str = "classification") -> str:
     return text + (" (linear evaluation of the frozen encoder)" if source == "linear eval" else "")
 
 
+ALL_CLASSES = "all classes"
+
+
 def _pick_finding(r: RunResults, finding: str | None) -> str:
+    if r.task == "multiclass" and finding in (None, "mean", ALL_CLASSES):
+        return "mean"  # one accuracy / weighted F1 over all classes (arg-max)
     if finding:
         if finding != "mean" and finding not in r.findings:
             raise RadclrError(f"{r.run_dir}: finding {finding!r} not among the run's findings {r.findings}")
@@ -158,30 +171,36 @@ def make_table(runs, layout_name: str, *, names: Sequence[str] | None = None, fi
     results = load_results(runs)
     row_names = _names(results, names)
     notes: list[str] = []
-    if kind in ("accuracy-f1-auc", "accuracy-weighted-f1"):
-        metrics = ([("Accuracy", "accuracy"), ("F1 score", "f1"), ("AUC", "auc")] if kind == "accuracy-f1-auc"
-                   else [("Accuracy", "accuracy"), ("F1 score (weighted)", "f1_weighted")])
+    if kind in ("accuracy-f1-auc", "accuracy-weighted-f1", "weighted-f1"):
+        metrics = {"accuracy-f1-auc": [("Accuracy", "accuracy"), ("F1 score", "f1"), ("AUC", "auc")],
+                   "accuracy-weighted-f1": [("Accuracy", "accuracy"), ("F1 score (weighted)", "f1_weighted")],
+                   "weighted-f1": [("F1 score (weighted)", "f1_weighted")]}[kind]
+        seed004 = kind != "accuracy-f1-auc"
         columns = [c for c, _ in metrics]
         rows = []
         for r, name in zip(results, row_names):
             f = _pick_finding(r, finding)
-            row = {"Model": name, "Finding": f, "Source": _run_source(r)}
-            if kind == "accuracy-weighted-f1":
+            multiclass = r.task == "multiclass" and f == "mean"
+            row = {"Model": name, "Finding": ALL_CLASSES if multiclass else f, "Source": _run_source(r)}
+            if seed004:
                 row["Dataset"] = r.dataset
             for col, key in metrics:
                 _put(row, col, r.classification(key, f))
             rows.append(row)
-        keys = (["Dataset"] if kind == "accuracy-weighted-f1" else []) + ["Model", "Finding", "Source"]
+        keys = (["Dataset"] if seed004 else []) + ["Model", "Finding", "Source"]
         if published:
             pub, pnotes = _published(lay, columns)
             for p in pub:
-                if kind == "accuracy-weighted-f1":
+                if seed004:
                     p["Dataset"] = p.pop("dataset", "")
                 p["Finding"] = "Pneumonia" if kind == "accuracy-f1-auc" else "tumour class"
             rows = pub + rows
             notes += pnotes
         if any(r.get("Finding") == "mean" for r in rows):
             notes.append("Finding 'mean': the unweighted mean over the run's findings")
+        if any(r.get("Finding") == ALL_CLASSES for r in rows):
+            notes.append(f"Finding '{ALL_CLASSES}': a single-label multi-class run (data.task: multiclass), the "
+                         "arg-max class of each image scored over all classes")
     elif kind in ("auc-per-finding", "ablation"):
         findings = _finding_columns(results)
         columns = findings + ["Mean"]

@@ -6,7 +6,8 @@ k folds (seeded by ``data.split.seed``) and runs every stage of the configuratio
 the test part, fold (f + 1) mod k the validation part (checkpoint selection, thresholds) and the other k - 2
 folds train. Every image is tested exactly once; no patient is in two parts of a round. ``RUN/fold<f>/`` holds
 each round's run; ``RUN/cv_summary.json`` / ``cv_summary.csv`` hold per-fold test metrics and mean +- sd
-(accuracy, weighted F1 and AUC, as seed 004 Table 1-2 report).
+(accuracy, weighted F1 and AUC, as seed 004 Table 1-2 report; a multi-class run, ``data.task: multiclass``, its
+arg-max accuracy, weighted and macro F1 and mean one-vs-rest AUC).
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def train_cross_validation(config, out, k: int, overrides=(), *, progress=None) 
 def fold_row(fold: int, metrics: dict) -> dict:
     cls = metrics.get("classification") or {}
     row = {"fold": fold, "n_test_images": cls.get("n_images")}
+    if cls.get("task") == "multiclass":  # one value per metric (arg-max), no thresholded per-finding means
+        row.update({m: None for m in CV_METRICS})
+        row.update(accuracy=cls.get("accuracy"), f1_weighted=cls.get("f1_weighted"), f1_macro=cls.get("f1_macro"),
+                   auc=(cls.get("auc") or {}).get("mean"))
+        return row
     for m in CV_METRICS:
         row[m] = (cls.get(m) or {}).get("mean")
     mean = ((cls.get("report") or {}).get("mean") or {})
@@ -85,7 +91,7 @@ def fold_row(fold: int, metrics: dict) -> dict:
 
 def summarize(rows: list[dict]) -> dict:
     out = {}
-    for m in (*CV_METRICS, "f1_weighted"):
+    for m in (*CV_METRICS, "f1_weighted", "f1_macro"):
         v = np.array([r[m] for r in rows if r.get(m) is not None], dtype=float)
         v = v[np.isfinite(v)]
         out[m] = {"mean": float(v.mean()) if v.size else None, "sd": float(v.std(ddof=1)) if v.size > 1 else None,

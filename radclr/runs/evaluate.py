@@ -13,6 +13,11 @@ writes its side files (predictions, thresholds, localization table, figures) to
 ``RUN/evaluations/<data>-<checkpoint>-<split>/`` and its metrics to ``--out`` (default: that folder's
 ``metrics.json``), so it never overwrites what the primary evaluation wrote.
 
+``transfer_linear_eval(RUN, data_path=OTHER)`` (``radclr evaluate RUN --linear-eval --data OTHER``) probes the run's
+frozen encoder on another dataset with its own findings (seeds 003 and 004 evaluate frozen features on other
+tasks): logistic regression over the C grid on the representations, patient-wise stratified k-fold; it writes
+``RUN/evaluations/<data>-<checkpoint>-linear/metrics.json``.
+
 ``metrics.json`` layout (other keys may be added)::
 
     {"classification": {"split": "test", "auc": {"<finding>": x, "mean": x}, "accuracy": {...}, "f1": {...},
@@ -21,6 +26,17 @@ writes its side files (predictions, thresholds, localization table, figures) to
      "localization": {"iou_accuracy": {"0.1": {"<finding>": x, "mean": x}, ..., "0.7": {...}}, "n_images": n,
                       "rule": ..., "baselines": {"centre_box": {...}, "whole_image": {...}}},
      "linear_eval": {...}}
+
+A multi-class run (``data.task: multiclass``, seed 004's kidney task) predicts the arg-max class of the softmax
+(no thresholds, no ``thresholds.json``)::
+
+    {"classification": {"task": "multiclass", "split": "test", "accuracy": x, "f1_weighted": x, "f1_macro": x,
+                        "auc": {"<class>": x, "mean": x}, "recall": {"<class>": x},
+                        "ci": {"accuracy": [lo, hi], "f1_weighted": [lo, hi], "f1_macro": [lo, hi], "auc": {...}},
+                        "multiclass": {"accuracy", "f1_weighted", "f1_macro", "recall": {...}, "per_class": {...},
+                                       "confusion_matrix": [[...]], "classes": [...]}, "report": {...}}}
+
+and ``predictions_*.csv`` add ``true_class`` and ``predicted_class``.
 
 Localization (seed 001 §4): for every test image with ground-truth boxes and every finding it is annotated for,
 Grad-CAM of that finding's logit on the last block, thresholded into one box (the method's CAM options), moved
@@ -40,7 +56,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from scipy.special import expit
 
 from radclr.boxes import iou, scale_boxes
 from radclr.cam.boxes import cam_to_boxes
@@ -49,7 +64,7 @@ from radclr.cam.gradcam import grad_cam
 from radclr.data.splits import apply_label_fraction
 from radclr.engine.inference import run_inference
 from radclr.errors import DataError, RadclrError
-from radclr.evaluation.bootstrap import classification_report
+from radclr.evaluation.bootstrap import classification_report, multiclass_report
 from radclr.evaluation.classical import classical_radiomics_eval
 from radclr.evaluation.linear import linear_eval, linear_eval_cv
 from radclr.evaluation.localization import (
@@ -59,7 +74,7 @@ from radclr.evaluation.localization import (
     mean_box_sizes,
     whole_image_baseline,
 )
-from radclr.evaluation.metrics import jsonable
+from radclr.evaluation.metrics import jsonable, probabilities
 from radclr.evaluation.thresholds import choose_thresholds
 from radclr.outputs import atomic_path, writable_dir
 from radclr.progress import progress_bar
@@ -67,6 +82,7 @@ from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
 from radclr.training_data import PreparedData, build_store, default_cache_dir, open_dataset, prepare_data
 from radclr.training_data.prepare import build_run_store, fixed_radiomics, store_boxes
+from radclr.transforms import ROICrop
 from radclr.visualize.overlays import OverlayExample, overlay_grid
 
 log = logging.getLogger("radclr.evaluate")
@@ -78,16 +94,20 @@ def _short(image_id: str, n: int = 18) -> str:
     return stem if len(stem) <= n else f"{stem[:6]}...{stem[-(n - 9):]}"
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return expit(x)
-
-
-def predictions_table(data: PreparedData, indices: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+def predictions_table(data: PreparedData, indices: np.ndarray, probs: np.ndarray, task: str = "multilabel") -> pd.DataFrame:
+    """``image_id, patient_id, y_<finding>, p_<finding>`` (label, probability); a multi-class task adds
+    ``true_class`` (empty when unlabelled) and ``predicted_class`` (the arg-max)."""
     rec = data.dataset.records.iloc[indices]
     table = pd.DataFrame({"image_id": rec["image_id"].to_numpy(), "patient_id": rec["patient_id"].to_numpy()})
     for j, f in enumerate(data.findings):
         table[f"y_{f}"] = data.dataset.labels[indices, j]
         table[f"p_{f}"] = probs[:, j]
+    if task == "multiclass":
+        y = data.dataset.labels[indices]
+        has = (y == 1).any(axis=1)
+        names = np.asarray(data.findings, dtype=object)
+        table["true_class"] = np.where(has, names[np.argmax(y == 1, axis=1)], "")
+        table["predicted_class"] = names[np.argmax(probs, axis=1)]
     return table
 
 
@@ -108,6 +128,33 @@ def classification_section(y_true, probs, findings, patient_ids, thresholds, rul
                "thresholds": thresholds, "threshold_rule": rule, "ci": {}}
     for metric in ("auc", "accuracy", "f1", "f1_weighted", "sensitivity", "specificity"):
         section[metric], section["ci"][metric] = _flat_metric(report, metric, list(findings))
+    section["report"] = report
+    return section
+
+
+def multiclass_section(y_true, probs, classes, patient_ids, n_boot, seed, split) -> dict:
+    """A single-label multi-class task (``data.task: multiclass``; seed 004's kidney tumour types): the arg-max
+    class, accuracy, weighted and macro F1 with patient-bootstrap CIs (``ci.accuracy = [low, high]`` ...),
+    one-vs-rest AUC per class, and ``multiclass`` = per-class recall / precision / F1 and the confusion matrix
+    (rows: true class, columns: predicted class, in ``classes`` order)."""
+    report = multiclass_report(y_true, probs, list(classes), patient_ids=patient_ids, n_boot=n_boot, seed=seed)
+    mean, per = report["mean"], report["per_finding"]
+
+    def ci(entry):
+        return [entry.get("ci_low"), entry.get("ci_high")]
+
+    section = {"task": "multiclass", "split": split, "n_images": report["n_images"], "n_patients": report["n_patients"],
+               "decision_rule": report["decision_rule"], "ci": {}}
+    for metric in ("accuracy", "f1_weighted", "f1_macro"):
+        section[metric] = mean[metric]["value"]
+        section["ci"][metric] = ci(mean[metric])
+    section["auc"] = {**{c: per[c]["auc"]["value"] for c in classes}, "mean": mean["auc"]["value"]}
+    section["ci"]["auc"] = {**{c: ci(per[c]["auc"]) for c in classes}, "mean": ci(mean["auc"])}
+    section["recall"] = {c: per[c]["recall"]["value"] for c in classes}
+    section["ci"]["recall"] = {c: ci(per[c]["recall"]) for c in classes}
+    mc = report.pop("multiclass")
+    mc["confusion_matrix_axes"] = "rows: true class, columns: predicted class (in the order of 'classes')"
+    section["multiclass"] = mc
     section["report"] = report
     return section
 
@@ -161,7 +208,7 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         targets = torch.tensor([findings.index(f) for _, _, f in chunk], device=device)
         cams, logits = grad_cam(method.encoder, head, images, targets, upsample_to=(S, S), return_logits=True,
                                 layer=cam_opts.layer)
-        probs = torch.sigmoid(logits.detach().float()).cpu()
+        probs = torch.from_numpy(probabilities(logits.detach().float().cpu().numpy(), run.task))
         found = [cam_to_boxes(cam, cam_opts.for_finding(f)) for cam, (_, _, f) in zip(cams.cpu(), chunk)]
         for (i, iid, f), boxes, cam, img, pr in zip(chunk, found, cams.cpu(), images.cpu(), probs):
             h, w = sizes[iid]
@@ -210,7 +257,7 @@ def unscored_examples(run: LoadedRun, data: PreparedData, indices: np.ndarray, d
     method = run.method
     if figure_dir is None or len(indices) == 0:
         return None
-    probs = _sigmoid(run_inference(method, data, indices, device, 64)["logits"])
+    probs = probabilities(run_inference(method, data, indices, device, 64)["logits"], run.task)
     top = np.argsort(-probs.max(axis=1))[:n]
     S = data.store.size
     images = torch.stack([torch.from_numpy(np.asarray(data.store.images[indices[k]], dtype=np.float32)) / 255.0
@@ -245,14 +292,19 @@ def linear_section(run: LoadedRun, data: PreparedData, device, *, n_boot: int, s
     y = data.dataset.labels
     res = linear_eval(feats["train"], y[idx["train"]], feats["val"], y[idx["val"]], feats["test"], y[idx["test"]],
                       findings=list(data.findings), patient_ids_test=data.dataset.patient_ids[idx["test"]],
-                      n_boot=n_boot, seed=seed)
+                      n_boot=n_boot, seed=seed, task=_linear_task(run))
     k = int(run.cfg["evaluation"].get("linear_eval_folds") or 0)
     if k > 1:  # seed 003 §V-B: patient-wise stratified k-fold over every labelled image (frozen features)
         pool = np.concatenate([idx["train"], idx["val"], idx["test"]])
         x = np.concatenate([feats["train"], feats["val"], feats["test"]])
         res["cv"] = linear_eval_cv(x, y[pool], data.dataset.patient_ids[pool], n_splits=k,
-                                   findings=list(data.findings), seed=seed)
+                                   findings=list(data.findings), seed=seed, task=_linear_task(run))
     return res
+
+
+def _linear_task(run: LoadedRun) -> str | None:
+    """The label task of a run's linear evaluations: its ``data.task`` when multi-class, else inferred."""
+    return "multiclass" if run.task == "multiclass" else None
 
 
 def classical_section(cfg: dict, run_dir: Path, data: PreparedData, *, n_boot: int, seed: int, progress: bool) -> dict:
@@ -267,7 +319,8 @@ def classical_section(cfg: dict, run_dir: Path, data: PreparedData, *, n_boot: i
     y, R = data.dataset.labels, data.radiomics
     return classical_radiomics_eval(R[idx["train"]], y[idx["train"]], R[idx["val"]], y[idx["val"]], R[idx["test"]],
                                     y[idx["test"]], findings=list(data.findings),
-                                    patient_ids_test=data.dataset.patient_ids[idx["test"]], n_boot=n_boot, seed=seed)
+                                    patient_ids_test=data.dataset.patient_ids[idx["test"]], n_boot=n_boot, seed=seed,
+                                    task="multiclass" if cfg["data"].get("task") == "multiclass" else None)
 
 
 def linear_eval_fractions(run_dir, fractions, *, progress=None) -> list[dict]:
@@ -363,14 +416,24 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     results: dict = {"run": str(run_dir), "checkpoint": run.checkpoint.name, "split": split,
                      "method": method.name, "findings": findings}
     results["results_dir"] = str(side_dir)
-    if method.classifies:
-        probs = _sigmoid(run_inference(method, data, idx, device, bs, progress=progress)["logits"])
+    task = run.task
+    if method.classifies and task == "multiclass":  # arg-max of the softmax: no thresholds to fit
+        probs = probabilities(run_inference(method, data, idx, device, bs, progress=progress)["logits"], task)
+        predictions_table(data, idx, probs, task).to_csv(side_dir / f"predictions_{split}.csv", index=False)
+        val_idx = data.indices("val") if not external else np.array([], dtype=int)
+        if len(val_idx) and split != "val":
+            p_val = probabilities(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"], task)
+            predictions_table(data, val_idx, p_val, task).to_csv(side_dir / "predictions_val.csv", index=False)
+        results["classification"] = multiclass_section(data.dataset.labels[idx], probs, findings,
+                                                       data.dataset.patient_ids[idx], n_boot, seed, split)
+    elif method.classifies:
+        probs = probabilities(run_inference(method, data, idx, device, bs, progress=progress)["logits"])
         predictions_table(data, idx, probs).to_csv(side_dir / f"predictions_{split}.csv", index=False)
         rule = cfg["evaluation"]["threshold_rule"]
         val_idx = data.indices("val") if not external else np.array([], dtype=int)
         saved, saved_rule = saved_thresholds(run_dir, ckpt_name)
         if len(val_idx):
-            p_val = _sigmoid(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"])
+            p_val = probabilities(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"])
             if split != "val":
                 predictions_table(data, val_idx, p_val).to_csv(side_dir / "predictions_val.csv", index=False)
             with warnings.catch_warnings():  # the fallback is said once below, in the words metrics.json keeps
@@ -453,3 +516,79 @@ def _external_data(cfg: dict, data_path: str, run: LoadedRun, progress: bool) ->
     if run.method.needs_radiomics:
         data.radiomics_names, data.radiomics = fixed_radiomics(ds, store, data.boxes, cfg["radiomics"], cache, progress)
     return data
+
+
+# --------------------------------------------------------------------------------------------------------------
+def transfer_linear_eval(run_dir, data_path=None, *, checkpoint: str = "best", folds: int = 5,
+                         findings: list[str] | None = None, task: str | None = None, device=None,
+                         out: str | Path | None = None, progress: bool = True) -> dict:
+    """Linear evaluation of a run's **frozen** encoder on a dataset with its own findings (seed 003 §V-B; seed 004
+    Table 1 evaluates frozen features the same way).
+
+    The images of ``data_path`` (default: the run's own data) are read with the run's image size, intensity rule
+    and input mode (3-D stacks for volume runs; ROI crops, resized to the mean size of that dataset's boxes, for
+    ROI-crop runs), passed once through the run's encoder (eval mode, no augmentation), and the representations
+    y_i = f_i(x) of every labelled image are classified by :func:`radclr.evaluation.linear.linear_eval_cv`:
+    logistic regression (standardised, balanced class weights) over the C grid, chosen by validation AUC inside
+    each of ``folds`` patient-wise stratified folds, reported per fold and as mean +- sd. ``findings`` restricts
+    the dataset's findings; ``task="multiclass"`` treats it as single-label (one multinomial model; accuracy,
+    weighted F1). Nothing of the run is trained or changed. Writes
+    ``RUN/evaluations/<data>-<checkpoint>-linear/metrics.json`` (or ``out``) and returns the result.
+    """
+    run_dir = Path(run_dir)
+    device = resolve_device(device or "auto") if not isinstance(device, torch.device) else device
+    run = load_run(run_dir, checkpoint, device)
+    cfg = run.cfg
+    own = data_path is None or _same_data(data_path, cfg["data"]["path"])
+    path = cfg["data"]["path"] if data_path is None else data_path
+    if task is None:
+        task = run.task if own else "multilabel"
+    dcfg = {**cfg["data"], "path": path if isinstance(path, (list, tuple)) else str(path), "task": task,
+            "findings": findings if findings is not None else (cfg["data"].get("findings") if own else None),
+            "format": cfg["data"].get("format") if own else None, "box_fraction": 1.0}
+    ds = open_dataset(dcfg)
+    if len(ds) == 0:
+        raise RadclrError(f"dataset {path} has no images")
+    if task == "multiclass":
+        y = ds.class_index()
+        labelled = ~np.isnan(y)
+    else:
+        y = ds.labels
+        labelled = ~np.isnan(y).all(axis=1)
+    cache = Path(cfg["data"].get("cache_dir") or default_cache_dir())
+    if cfg["data"].get("volume") is not None:
+        store = build_run_store(cfg, ds, cache, progress=progress)
+    else:
+        store = build_store(ds, run.image_size, cache, rule=cfg["data"].get("intensity", "auto"), progress=progress)
+    split = pd.DataFrame({"image_id": ds.image_ids, "patient_id": ds.patient_ids, "split": "test", "labeled": True})
+    data = PreparedData(ds, store, split, store_boxes(ds, store))
+    input_note = "whole images"
+    if cfg["radiomics"].get("region") == "roi_crop" and store.volume is None:  # the encoder learnt ROI crops
+        sizes = [(b.w, b.h) for bx in data.boxes for b in bx]
+        if not sizes:
+            raise DataError(f"{path}: the run's encoder was trained on ROI crops (radiomics.region: roi_crop); "
+                            "the dataset needs boxes (boxes.csv) to cut them")
+        w, h = np.mean(np.asarray(sizes), axis=0)
+        data.roi_crop = ROICrop(output_size=(max(int(round(h)), 8), max(int(round(w)), 8)))
+        input_note = f"ROI crops resized to the dataset's mean box size {data.roi_crop.size}"
+    idx = np.flatnonzero(labelled)
+    if len(idx) == 0:
+        raise DataError(f"{path}: no labelled image to evaluate on")
+    feats = run_inference(run.method, data, idx, device, int(cfg["trainer"]["eval_batch_size"]), want_logits=False,
+                          want_features=True, progress=progress)["features"]
+    res = linear_eval_cv(feats, y[idx], ds.patient_ids[idx], n_splits=int(folds), findings=list(ds.findings),
+                         seed=int(cfg["seed"]), task=task if task == "multiclass" else None)
+    name = "own" if own else Path(str(path if not isinstance(path, (list, tuple)) else path[0])).name
+    side_dir = run_dir / "evaluations" / f"{name}-{Path(run.checkpoint.name).stem}-linear"
+    side_dir.mkdir(parents=True, exist_ok=True)
+    results = jsonable({
+        "run": str(run_dir), "checkpoint": run.checkpoint.name, "method": run.method.name, "data": str(path),
+        "findings": list(ds.findings), "task": task, "n_images": int(len(idx)),
+        "representation": f"y_i = f_i(x) of the run's frozen encoder ({input_note}; eval mode, no augmentation)",
+        "protocol": f"patient-wise stratified {int(folds)}-fold cross-validation of a logistic regression on the "
+                    "frozen representation (seed 003 §V-B)",
+        "results_dir": str(side_dir), "linear_eval": res})
+    target = Path(out) if out else side_dir / "metrics.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(results, indent=2))
+    return results

@@ -73,6 +73,15 @@ def train_label_fractions(config, out, fractions, overrides=(), *, progress=None
 def _summary_row(fraction: float, metrics: dict) -> dict:
     row = {"label_fraction": fraction}
     cls = metrics.get("classification", {})
+    if cls.get("task") == "multiclass":  # arg-max metrics of the classes (seed 004 Fig. 2: weighted F1)
+        for metric in ("accuracy", "f1_weighted", "f1_macro", "auc"):
+            value = cls.get(metric)
+            ci = (cls.get("ci") or {}).get(metric)
+            if isinstance(value, dict):  # auc: per class + mean
+                value, ci = value.get("mean"), (ci or {}).get("mean")
+            row[metric] = value
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = ci or [None, None]
+        return row
     for metric in ("auc", "accuracy", "f1", "sensitivity", "specificity"):
         row[metric] = (cls.get(metric) or {}).get("mean")
         lo, hi = ((cls.get("ci") or {}).get(metric) or {}).get("mean") or [None, None]

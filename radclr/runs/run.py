@@ -32,6 +32,11 @@ class LoadedRun:
         return list(self.state["findings"])
 
     @property
+    def task(self) -> str:
+        """``data.task``: ``multilabel`` (sigmoid per finding) or ``multiclass`` (softmax; findings = classes)."""
+        return str(self.cfg["data"].get("task", "multilabel"))
+
+    @property
     def radiomics_names(self) -> list[str]:
         return list(self.state.get("radiomics_names", []))
 
@@ -73,7 +78,8 @@ def load_run(run_dir: str | Path, which: str = "best", device: str | torch.devic
     ctx = MethodContext(findings=list(state["findings"]), radiomics_names=list(state.get("radiomics_names", [])),
                         model_cfg=cfg["model"], image_size=int(state.get("store_size", cfg["data"]["image_size"])),
                         seed=int(cfg["seed"]), dataset_size=int(state.get("dataset_size", 0)),
-                        extra={"radiomics_cfg": cfg["radiomics"]}, in_channels=input_channels(cfg))
+                        extra={"radiomics_cfg": cfg["radiomics"]}, in_channels=input_channels(cfg),
+                        task=cfg["data"].get("task", "multilabel"))
     parts = nn.ModuleDict()
     method = None
     for i in range(int(state["stage"]) + 1):

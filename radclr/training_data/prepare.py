@@ -33,6 +33,7 @@ from radclr.data import splits as S
 from radclr.data.combine import concat_datasets
 from radclr.data.dataset import CXRDataset
 from radclr.data.phantom import write_phantom_dataset
+from radclr.data.phantom_classes import write_single_label_phantoms
 from radclr.data.phantom_volumes import PHANTOM_VOLUME_VERSION, write_phantom_volumes
 from radclr.errors import ConfigError, DataError
 from radclr.outputs import writable_dir
@@ -50,17 +51,22 @@ CACHE_FOLDER = "cache folder (data.cache_dir or RADCLR_CACHE)"
 # dataset + split
 # --------------------------------------------------------------------------------------------------------------
 def open_dataset(data_cfg: dict) -> CXRDataset:
-    """The dataset a config names: ``demo`` (embedded real sample), ``phantom`` (synthetic), ``phantom_volumes``
-    (synthetic CT tumour volumes with masks, :mod:`radclr.data.phantom_volumes`) or a folder."""
+    """The dataset a config names: ``demo`` (embedded real sample), ``phantom`` (synthetic; single-label phantoms,
+    :mod:`radclr.data.phantom_classes`, when ``data.task`` is ``multiclass``), ``phantom_volumes`` (synthetic CT
+    tumour volumes with masks, :mod:`radclr.data.phantom_volumes`) or a folder."""
     path = str(data_cfg["path"])
     if path == "demo":
         ds = load_dataset(demo_dataset_path())
     elif path == "phantom":
         ph = data_cfg.get("phantom") or {}
         n, size, seed = int(ph.get("n", 240)), int(ph.get("size", 128)), int(ph.get("seed", 0))
-        cache = Path(data_cfg.get("cache_dir") or default_cache_dir()) / f"phantom-n{n}-s{size}-seed{seed}"
+        single = data_cfg.get("task", "multilabel") == "multiclass"
+        cache = (Path(data_cfg.get("cache_dir") or default_cache_dir())
+                 / f"phantom{'-classes' if single else ''}-n{n}-s{size}-seed{seed}")
         if (cache / "labels.csv").exists():
             ds = load_dataset(cache, format="folder")
+        elif single:
+            ds = write_single_label_phantoms(cache, n=n, size=size, seed=seed)
         else:
             writable_dir(cache.parent, CACHE_FOLDER)
             ds = write_phantom_dataset(cache, n=n, size=size, seed=seed)
@@ -88,6 +94,10 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
     frac = float(data_cfg.get("box_fraction", 1.0))
     if frac < 1.0:
         ds = keep_boxes_of_fraction(ds, frac, int(data_cfg["split"]["seed"]))
+    # before any restriction to data.findings: the image has no positive label among ALL of its dataset's findings
+    # (NIH "No Finding"); an image with only an unstudied finding (e.g. Emphysema) is not normal by this flag
+    # (seed 001 hard negatives, byop negatives_normal: no_finding)
+    ds.records["no_finding"] = ~np.any(ds.labels == 1, axis=1)
     findings = data_cfg.get("findings")
     if findings:
         unknown = [f for f in findings if f not in ds.findings]
@@ -219,6 +229,8 @@ def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool
     ds = open_dataset(data_cfg)
     if len(ds) == 0:
         raise DataError(f"dataset {data_cfg['path']} has no images")
+    if data_cfg.get("task", "multilabel") == "multiclass":
+        ds.class_index()  # one class per labelled image, or a DataError naming the images that have not
     split = None
     if run_dir is not None and (Path(run_dir) / "splits.csv").exists():  # resume: the saved split is the truth
         split = pd.read_csv(Path(run_dir) / "splits.csv", dtype={"image_id": str, "patient_id": str})

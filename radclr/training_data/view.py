@@ -19,7 +19,9 @@ class TrainingView(torch.utils.data.Dataset):
     the same augmentation) in [0,1] (augmented when training), ``image2`` (a second
     augmented view, when ``views=2``), ``label`` ``[F]`` (NaN = unknown/unlabelled), ``has_box`` (ground truth
     region available), ``box`` ``[4]`` (x, y, w, h of the union of GT boxes, store pixels; whole image if none),
-    ``radiomics`` ``[R]`` (fixed-region features, raw) when available. Augmentation randomness is a function of
+    ``radiomics`` ``[R]`` (fixed-region features, raw) when available, ``no_finding`` (bool: a labelled image with no
+    positive label among all of its dataset's findings, studied or not -- NIH "No Finding"; False for unlabelled
+    images) when the dataset records it. Augmentation randomness is a function of
     ``(seed, epoch, index, view)`` (see :mod:`radclr.training_data.sampling`).
     """
 
@@ -38,6 +40,9 @@ class TrainingView(torch.utils.data.Dataset):
         self.box = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
         self.has_box = torch.tensor([bool(b) for b in data.boxes])
         self.radiomics = None if data.radiomics is None else torch.as_tensor(data.radiomics, dtype=torch.float32)
+        records = data.dataset.records
+        self.no_finding = None if "no_finding" not in records else \
+            torch.tensor(records["no_finding"].to_numpy(dtype=bool, copy=True)) & ~torch.isnan(self.labels).all(dim=1)
 
     def __len__(self) -> int:
         return len(self.data.store)
@@ -64,6 +69,8 @@ class TrainingView(torch.utils.data.Dataset):
             out["image2"] = self._view(raw, index, 1)
         if self.radiomics is not None:
             out["radiomics"] = self.radiomics[index]
+        if self.no_finding is not None:
+            out["no_finding"] = self.no_finding[index]
         return out
 
 

@@ -5,8 +5,15 @@ transforms an image; ``t.apply(Sample(image, mask, boxes), g)`` moves mask and b
 """
 
 from radclr.transforms.base import Compose, RandomTransform, Transform, uniform
-from radclr.transforms.geometric import (RandomHorizontalFlip, RandomResizedCrop, RandomRotation, crop_matrix,
-                                         rotation_matrix, transform_boxes, warp)
+from radclr.transforms.geometric import (
+                                         RandomHorizontalFlip,
+                                         RandomResizedCrop,
+                                         RandomRotation,
+                                         crop_matrix,
+                                         rotation_matrix,
+                                         transform_boxes,
+                                         warp,
+)
 from radclr.transforms.intensity import BrightnessContrast, GaussianBlur, gaussian_blur
 from radclr.transforms.preprocess import Preprocess, normalise_intensity
 from radclr.transforms.presets import CXRAugment, cxr_augmentation

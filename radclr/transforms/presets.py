@@ -17,21 +17,26 @@ class CXRAugment(Compose):
     brightness/contrast (grey images) and the flip off (it puts the heart on the right). Geometric steps move
     masks and boxes with the image (``apply(Sample, generator)``). ``size=None`` keeps the input size.
 
+    ``crop=False`` leaves the random resized crop out: seed 004's ROI view (``radiomics.region: roi_crop``) takes
+    its one random crop inside the ROI crop itself (:class:`radclr.transforms.roi.ROICrop`), and
+    ``augment: {crop: false, rotation: 0, blur_p: 0, jitter_p: 0}`` is then exactly the paper's pipeline.
+
     Unknown or invalid options (e.g. from a config's ``augment:`` section) raise
     :class:`~radclr.errors.ConfigError` naming them.
     """
 
-    def __init__(self, size=None, *, min_area: float = 0.6, ratio=(3 / 4, 4 / 3), rotation: float = 10.0,
-                 blur_p: float = 0.5, blur_sigma=(0.1, 2.0), brightness: float = 0.2, contrast: float = 0.2,
-                 jitter_p: float = 0.8, hflip: bool = False, contain_boxes: bool = False,
+    def __init__(self, size=None, *, crop: bool = True, min_area: float = 0.6, ratio=(3 / 4, 4 / 3),
+                 rotation: float = 10.0, blur_p: float = 0.5, blur_sigma=(0.1, 2.0), brightness: float = 0.2,
+                 contrast: float = 0.2, jitter_p: float = 0.8, hflip: bool = False, contain_boxes: bool = False,
                  min_visibility: float = 0.0, **unknown) -> None:
         if unknown:
-            raise ConfigError(f"augment: unknown option(s) {sorted(unknown)}; accepted: size, min_area, ratio, "
+            raise ConfigError(f"augment: unknown option(s) {sorted(unknown)}; accepted: size, crop, min_area, ratio, "
                               "rotation, blur_p, blur_sigma, brightness, contrast, jitter_p, hflip, contain_boxes, "
                               "min_visibility")
         try:
             steps = [RandomResizedCrop(size, scale=(float(min_area), 1.0), ratio=tuple(ratio),
-                                       contain_boxes=bool(contain_boxes), min_visibility=float(min_visibility))]
+                                       contain_boxes=bool(contain_boxes), min_visibility=float(min_visibility))] \
+                if bool(crop) else []
             if rotation > 0:
                 steps.append(RandomRotation(float(rotation), min_visibility=float(min_visibility)))
             if hflip:
