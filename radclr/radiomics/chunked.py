@@ -15,7 +15,7 @@ import torch
 from radclr.radiomics.base import FeatureClass, RegionBatch
 from radclr.radiomics.levels import GrayLevels, gray_levels
 
-__all__ = ["ChunkedFeatureClass", "Group"]
+__all__ = ["ChunkedFeatureClass", "Group", "precomputed"]
 
 
 class Group:
@@ -34,6 +34,20 @@ class Group:
 
     def __len__(self) -> int:
         return self.code.shape[0]
+
+
+def precomputed(batch: RegionBatch, name: str, part: slice = slice(None)):
+    """The matrix ``name`` (``"glcm"``, ``"glrlm"``, ``"gldm"``, ``"ngtdm"``, ``"glszm"``) of regions ``part`` when the
+    CPU fast path built it with its compiled kernel (``radclr.radiomics.fast.KernelCounts`` in
+    ``batch.cache["counts"]``), else None -- the class then builds it in torch. Tensors are sliced to ``part``
+    along the region axis; a tuple is sliced item by item."""
+    counts = batch.cache.get("counts")
+    if counts is None:
+        return None
+    value = counts.get(name)
+    if part == slice(None):
+        return value
+    return tuple(v[part] for v in value) if isinstance(value, tuple) else value[part]
 
 
 class ChunkedFeatureClass(FeatureClass):

@@ -6,6 +6,9 @@ default 2-D features, named as PyRadiomics names them (``original_glcm_Contrast`
 Torch engine: regions are sorted by bounding-box size and processed in groups (about ``_PIXEL_BUDGET`` padded
 pixels, or ``batch_size`` regions) so that padding stays small and intermediate tensors stay in cache; inside a
 group every class works on the whole group at once (:mod:`radclr.radiomics.discretize`, ``base.FeatureClass``).
+On the CPU the per-pixel passes (binning and every class's matrix) run in compiled kernels when numba is
+available (:mod:`radclr.radiomics.fast`; ``backend="torch"`` or ``RADCLR_RADIOMICS_BACKEND=torch`` forces the
+torch reference path); the feature formulas are the same code either way.
 Degenerate regions follow the policy in ``discretize`` (empty mask -> DataError, PyRadiomics-refused regions and
 NaN intensities -> NaN row with a logged reason).
 """
@@ -120,6 +123,7 @@ def extract(
     params=None,
     jobs: int = 1,
     profile: dict | None = None,
+    backend: str | None = None,
 ) -> tuple[list[str], torch.Tensor]:
     """PyRadiomics features of B 2-D regions -> ``(names, float64 [B, F])``.
 
@@ -136,6 +140,10 @@ def extract(
     params: a :class:`radclr.radiomics.params.RadiomicsParams` (or a path to a PyRadiomics YAML); replaces
         ``bin_width``/``bin_count``/``classes``/``settings``.
     profile: optional dict that receives seconds spent per stage (``prepare`` and each class).
+    backend: how the torch engine computes on the CPU -- ``"auto"`` (default; compiled numba kernels for the
+        per-pixel passes when numba is importable, the torch path otherwise and on CUDA), ``"numba"`` (the same,
+        an error without numba or off the CPU) or ``"torch"`` (the torch reference path). None reads the
+        ``RADCLR_RADIOMICS_BACKEND`` environment variable (default ``auto``). See :mod:`radclr.radiomics.fast`.
 
     Values are returned on the device the torch engine ran on (CPU for the pyradiomics engine). Rows of regions
     PyRadiomics refuses (single pixel, 1-pixel-wide line, NaN intensities) are NaN and the reason is logged;
@@ -204,17 +212,22 @@ def extract(
     if images.device != device:  # the whole batch moves once; each group then gathers its crops there
         images, masks = images.to(device), masks.to(device)
         boxes = tuple(t.to(device) for t in boxes)
+    from radclr.radiomics import fast
+
+    use_kernels = fast.resolve_backend(backend, device, settings)
+    if use_kernels:
+        arrays = (fast._as_numpy_images(images), np.ascontiguousarray(masks.numpy()))
+        boxes_np = tuple(t.numpy() for t in boxes)
     for idx in _groups(height, width, batch_size):
         sel = torch.as_tensor(idx, device=device)
+        group_spacing = None if spacing_all is None else spacing_all[torch.as_tensor(idx)].to(device)
         t0 = time.perf_counter()
-        batch = prepare(
-            images,
-            masks,
-            settings,
-            None if spacing_all is None else spacing_all[torch.as_tensor(idx)].to(device),
-            regions=sel,
-            boxes=tuple(t[sel] for t in boxes),
-        )
+        batch = None
+        if use_kernels:
+            batch = fast.prepare_fast(images, masks, settings, group_spacing, idx, tuple(t[idx] for t in boxes_np),
+                                      arrays)
+        if batch is None:  # torch path (or a group outside the kernels' scope, e.g. > 64 gray levels)
+            batch = prepare(images, masks, settings, group_spacing, regions=sel, boxes=tuple(t[sel] for t in boxes))
         _tick(timing, "prepare", t0, device)
         cols = []
         for cname, feats in plan:
