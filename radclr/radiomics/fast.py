@@ -32,7 +32,7 @@ from radclr.radiomics.base import RegionBatch, Settings
 from radclr.radiomics.discretize import _LUT_MAX_ENTRIES, _LUT_MAX_RANGE, BinEdges, _shape_problems, _spacing
 from radclr.radiomics.levels import DIRECT_MAX_LEVELS, GrayLevels
 
-__all__ = ["BACKENDS", "resolve_backend", "prepare_fast", "KernelCounts", "warm_up"]
+__all__ = ["BACKENDS", "resolve_backend", "prepare_fast", "KernelCounts", "single_threaded_torch", "warm_up"]
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +70,30 @@ def _threads() -> int:
     return max(1, torch.get_num_threads())
 
 
+class single_threaded_torch:
+    """``with single_threaded_torch() as threads:`` -- torch runs on one thread inside (the feature formulas work
+    on small matrices; an OpenMP team spin-waiting for a descheduled thread made them 10-50x slower on a loaded
+    machine), ``threads`` is the number torch had, which the kernels' own thread pool uses instead."""
+
+    def __enter__(self) -> int:
+        self.previous = torch.get_num_threads()
+        if self.previous != 1:
+            torch.set_num_threads(1)
+        return max(1, self.previous)
+
+    def __exit__(self, *exc) -> None:
+        if self.previous != 1:
+            torch.set_num_threads(self.previous)
+
+
 class KernelCounts:
     """Each class's matrix for a prepared group, built by its kernel on first request (so the time lands in that
     class's profile entry and classes that are not asked for cost nothing)."""
 
-    def __init__(self, code: np.ndarray, height: np.ndarray, width: np.ndarray, size: int, settings: Settings):
+    def __init__(self, code: np.ndarray, height: np.ndarray, width: np.ndarray, size: int, settings: Settings,
+                 threads: int = 1):
         self.code, self.height, self.width, self.size, self.settings = code, height, width, size, settings
+        self.threads = threads
         self._done: dict = {}
 
     def get(self, name: str):
@@ -84,7 +102,7 @@ class KernelCounts:
         return self._done[name]
 
     def _run(self, kernel, *args) -> None:
-        kernels.run_regions(kernel, self.code.shape[0], _threads(), self.code, self.height, self.width, *args)
+        kernels.run_regions(kernel, self.code.shape[0], self.threads, self.code, self.height, self.width, *args)
 
     def _glcm(self) -> torch.Tensor:
         from radclr.radiomics.kernels.glcm import glcm_counts
@@ -155,12 +173,14 @@ def prepare_fast(
     regions: np.ndarray,
     boxes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     arrays: tuple[np.ndarray, np.ndarray] | None = None,
+    threads: int | None = None,
 ) -> RegionBatch | None:
     """``discretize.prepare`` with compiled kernels -> :class:`RegionBatch`, or None when the group is out of the
     kernels' scope (more than ``DIRECT_MAX_LEVELS`` gray levels in a region): the caller then uses ``prepare``.
 
     images/masks: the full ``[N, H, W]`` CPU tensors (``arrays``: their numpy views, when already made);
     regions: ``int64 [B]`` indices of the group; boxes: their ``(top, left, height, width)`` (non-empty).
+    threads: threads of the kernels (default: torch's thread count).
     """
     from radclr.radiomics.kernels.binning import bin_general, bin_integral, scan_range
 
@@ -169,7 +189,7 @@ def prepare_fast(
     top, left, height, width = (np.ascontiguousarray(b, dtype=np.int64) for b in boxes)
     B = len(regions)
     hc, wc = max(int(height.max()), 1), max(int(width.max()), 1)
-    threads = _threads()
+    threads = _threads() if threads is None else max(1, int(threads))
     common = (img, msk, regions, top, left, height, width)
 
     mn, mx = np.empty(B), np.empty(B)
@@ -222,7 +242,7 @@ def prepare_fast(
     counts_t = torch.from_numpy(counts)
     values_t = torch.arange(1, G + 1, dtype=torch.float64).expand(B, G)
     cache["gray_levels"] = GrayLevels(code=binned, values=values_t, counts=counts_t, size=G, direct=True)
-    cache["counts"] = KernelCounts(code, height, width, G, settings)
+    cache["counts"] = KernelCounts(code, height, width, G, settings, threads)
     batch = RegionBatch(
         image=image,
         mask=mask,
