@@ -88,7 +88,8 @@ class single_threaded_torch:
 
 class KernelCounts:
     """Each class's matrix for a prepared group, built by its kernel on first request (so the time lands in that
-    class's profile entry and classes that are not asked for cost nothing)."""
+    class's profile entry and classes that are not asked for cost nothing). GLDM and NGTDM share one pass over
+    the 8-neighbourhood: whichever is asked first builds both (its profile entry carries the pass)."""
 
     def __init__(self, code: np.ndarray, height: np.ndarray, width: np.ndarray, size: int, settings: Settings,
                  threads: int = 1):
@@ -124,19 +125,34 @@ class KernelCounts:
             P[~multi] = 0
         return torch.from_numpy(P), torch.from_numpy(multi)
 
-    def _gldm(self) -> torch.Tensor:
-        from radclr.radiomics.kernels.gldm import dependence_counts
+    def _neighbourhood(self) -> tuple[torch.Tensor, torch.Tensor]:
+        from radclr.radiomics.kernels.neighbourhood import neighbourhood_counts
 
-        out = np.zeros((self.code.shape[0], self.size, 9), dtype=np.int32)
-        self._run(dependence_counts, float(self.settings.gldm_a), out)
-        return torch.from_numpy(out)
+        B = self.code.shape[0]
+        dep = np.zeros((B, self.size, 9), dtype=np.int32)
+        tone = np.zeros((B, self.size, 9), dtype=np.int64)
+        self._run(neighbourhood_counts, float(self.settings.gldm_a), dep, tone)
+        return torch.from_numpy(dep), torch.from_numpy(tone)
+
+    def _gldm(self) -> torch.Tensor:
+        return self.get("neighbourhood")[0]  # one pass builds both GLDM and NGTDM counts
 
     def _ngtdm(self) -> torch.Tensor:
-        from radclr.radiomics.kernels.ngtdm import tone_difference_sums
+        return self.get("neighbourhood")[1]
 
-        out = np.zeros((self.code.shape[0], self.size, 9), dtype=np.float64)
-        self._run(tone_difference_sums, out)
-        return torch.from_numpy(out)
+    def _shape2D(self):
+        from radclr.radiomics.kernels.shape2d import N_STATS, shape_counts
+
+        B, Hp = self.code.shape[0], self.code.shape[1]
+        stats = np.zeros((B, N_STATS), dtype=np.int64)
+        K = 4 * Hp + 2
+        hull_y = np.zeros((B, K), dtype=np.int64)
+        hull_x = np.zeros((B, K), dtype=np.int64)
+        hull_n = np.zeros(B, dtype=np.int64)
+        self._run(shape_counts, stats, hull_y, hull_x, hull_n)
+        k = max(int(hull_n.max()), 1) if B else 1
+        hull_y, hull_x = (torch.from_numpy(np.ascontiguousarray(a[:, :k])) for a in (hull_y, hull_x))
+        return torch.from_numpy(stats), torch.from_numpy(hull_n), hull_y, hull_x
 
     def _glszm(self):
         from radclr.ops.components import Components

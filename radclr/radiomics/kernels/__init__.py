@@ -9,8 +9,7 @@ and regions are spread over threads. One module per responsibility:
 * :mod:`.glcm`     -- co-occurrence counts ``P(i, j | angle)``;
 * :mod:`.glrlm`    -- run-length counts ``P(i, j | angle)`` and PyRadiomics' "line with two pixels" test;
 * :mod:`.glszm`    -- zones (8-connected components of one gray level): their level and size;
-* :mod:`.gldm`     -- dependence counts ``P(i, j)``;
-* :mod:`.ngtdm`    -- neighbourhood tone differences summed by (level, number of neighbours).
+* :mod:`.neighbourhood` -- the 8-neighbourhood pass: GLDM dependence counts and NGTDM tone differences.
 
 Feature formulas are *not* duplicated: the matrices go into ``RegionBatch.cache`` and the torch feature classes
 read them instead of building their own (``radclr.radiomics.fast``). Every kernel processes the regions
