@@ -206,7 +206,7 @@ def prepare_fast(
     B = len(regions)
     hc, wc = max(int(height.max()), 1), max(int(width.max()), 1)
     threads = _threads() if threads is None else max(1, int(threads))
-    common = (img, msk, regions, top, left, height, width)
+    common = (img.reshape(-1), msk.reshape(-1), img.shape[1], img.shape[2], regions, top, left, height, width)
 
     mn, mx = np.empty(B), np.empty(B)
     flags = np.zeros(B, dtype=np.int64)
@@ -229,10 +229,11 @@ def prepare_fast(
         if G > DIRECT_MAX_LEVELS:
             return None
         hist = np.zeros((B, R), dtype=np.int64)
-        counts = np.zeros((B, G), dtype=np.int64)
         lut8 = np.ascontiguousarray(lut.clamp(0, 255).to(torch.uint8).numpy())
-        kernels.run_regions(bin_integral, B, threads, *common, lo, lut8, code, hist, counts)
+        kernels.run_regions(bin_integral, B, threads, *common, lo, lut8, code, hist)
         hist_t = torch.from_numpy(hist)
+        # pixels per level: the histogram through the table (values absent from a region count 0)
+        counts = torch.zeros(B, G, dtype=torch.int64).scatter_add_(1, (lut - 1).clamp(0, G - 1), hist_t).numpy()
         cache["value_histogram"] = (values, hist_t)
         cache["value_lut"] = (lut, hist_t)
         image = torch.zeros(B, 0, 0, dtype=torch.float64)  # firstorder reads the value histogram instead

@@ -16,56 +16,56 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from radclr.radiomics.kernels import njit
 
 __all__ = ["scan_range", "bin_integral", "bin_general"]
 
 
 @njit
-def scan_range(start, stop, images, masks, regions, top, left, height, width, out_min, out_max, flags):
+def scan_range(start, stop, images, masks, H, W, regions, top, left, height, width, out_min, out_max, flags):
     """Smallest/largest intensity inside each region's mask, and ``flags``: bit 0 = a NaN/inf pixel inside the
     mask (it counts as 0, as in the torch engine, and the region's row becomes NaN), bit 1 = a value inside the
-    mask that is not an integer in [-2^30, 2^30] (the region cannot use the value-histogram route)."""
+    mask that is not an integer in [-2^30, 2^30] (the region cannot use the value-histogram route).
+    ``images``/``masks``: the ``[N, H, W]`` arrays flattened (1-D views index fastest in numba)."""
     for b in range(start, stop):
-        n = regions[b]
-        t, l = top[b], left[b]
         lo = math.inf
         hi = -math.inf
         flag = 0
         for r in range(height[b]):
+            base = (regions[b] * H + top[b] + r) * W + left[b]
             for c in range(width[b]):
-                if masks[n, t + r, l + c]:
-                    v = float(images[n, t + r, l + c])
-                    if not math.isfinite(v):
+                if masks[base + c]:
+                    v = np.float64(images[base + c])
+                    if (v - v) != 0.0:  # NaN or +-inf
                         flag |= 1
                         v = 0.0
-                    elif v != math.floor(v) or v < -1073741824.0 or v > 1073741824.0:
+                    elif v != np.floor(v) or abs(v) > 1073741824.0:
                         flag |= 2
-                    if v < lo:
-                        lo = v
-                    if v > hi:
-                        hi = v
+                    lo = min(lo, v)
+                    hi = max(hi, v)
         out_min[b] = lo
         out_max[b] = hi
         flags[b] = flag
 
 
 @njit
-def bin_integral(start, stop, images, masks, regions, top, left, height, width, lowest, lut, code, hist, counts):
+def bin_integral(start, stop, images, masks, H, W, regions, top, left, height, width, lowest, lut, code, hist):
     """Integer intensities: gray level through the region's lookup table ``lut[b, value - lowest]`` (built with
-    ``BinEdges.bin`` on every possible value), value histogram ``hist[b, value - lowest]`` and pixels per level
-    ``counts[b, level - 1]``."""
+    ``BinEdges.bin`` on every possible value) and value histogram ``hist[b, value - lowest]`` (pixels per level
+    follow from the two)."""
     for b in range(start, stop):
-        n = regions[b]
-        t, l = top[b], left[b]
+        lb = lut[b]
+        hb = hist[b]
         for r in range(height[b]):
+            base = (regions[b] * H + top[b] + r) * W + left[b]
+            row = code[b, r + 1]
             for c in range(width[b]):
-                if masks[n, t + r, l + c]:
-                    k = int(images[n, t + r, l + c]) - lowest
-                    g = lut[b, k]
-                    code[b, r + 1, c + 1] = g
-                    hist[b, k] += 1
-                    counts[b, g - 1] += 1
+                if masks[base + c]:
+                    k = np.int64(images[base + c]) - lowest
+                    row[c + 1] = lb[k]
+                    hb[k] += 1
 
 
 @njit
@@ -100,18 +100,17 @@ def _bin_one(x, mode, p0, p1, p2, count):
 
 
 @njit
-def bin_general(start, stop, images, masks, regions, top, left, height, width, mode, p0, p1, p2, count, n_levels,
-                code, image, counts):
+def bin_general(start, stop, images, masks, H, W, regions, top, left, height, width, mode, p0, p1, p2, count,
+                n_levels, code, image, counts):
     """Any real intensities: gray level of each pixel from the region's edges (``_bin_one``), the float64 crop
     ``image[b, r, c]`` (0 outside the mask and for NaN/inf, as the torch engine) and pixels per level."""
     for b in range(start, stop):
-        n = regions[b]
-        t, l = top[b], left[b]
         top_level = n_levels[b]
         for r in range(height[b]):
+            base = (regions[b] * H + top[b] + r) * W + left[b]
             for c in range(width[b]):
-                if masks[n, t + r, l + c]:
-                    v = float(images[n, t + r, l + c])
+                if masks[base + c]:
+                    v = float(images[base + c])
                     if not math.isfinite(v):
                         v = 0.0
                     image[b, r, c] = v
