@@ -120,10 +120,21 @@ class KernelCounts:
         out = np.zeros((B, 4, self.size + 1, max(nr, 1)), dtype=np.int32)  # level row 0: outside, dropped
         multi = np.zeros((B, 4), dtype=np.bool_)
         self._run(run_length_counts, out, multi)
+        self._glrlm_raw = (out, multi)
         P = out[:, :, 1:]
         if not multi.all():  # PyRadiomics clears the matrix of an angle without a line of two pixels
             P[~multi] = 0
         return torch.from_numpy(P), torch.from_numpy(multi)
+
+    def _glrlm_features(self) -> dict[str, torch.Tensor]:
+        from radclr.radiomics.kernels.glrlm import FEATURES, run_length_features
+
+        self.get("glrlm")
+        out, multi = self._glrlm_raw
+        values = np.zeros((out.shape[0], len(FEATURES)), dtype=np.float64)
+        kernels.run_regions(run_length_features, out.shape[0], self.threads, out, multi, values)
+        table = torch.from_numpy(values)
+        return {name: table[:, k] for k, name in enumerate(FEATURES)}
 
     def _neighbourhood(self) -> tuple[torch.Tensor, torch.Tensor]:
         from radclr.radiomics.kernels.neighbourhood import neighbourhood_counts

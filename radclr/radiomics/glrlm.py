@@ -122,6 +122,7 @@ class GLRLM(ChunkedFeatureClass):
     """PyRadiomics ``glrlm`` on a batch (Galloway 1975; definitions as in the PyRadiomics docs)."""
 
     name = "glrlm"
+    kernel_features = "glrlm_features"  # radclr.radiomics.kernels.glrlm.run_length_features on the CPU fast path
 
     def _elements_per_region(self, levels) -> int:
         H, W = levels.code.shape[1:]

@@ -95,3 +95,116 @@ def _line_with_two(code, b, h, w, dy, dx):
                 if per_line[k] >= 2:
                     return True
     return False
+
+
+# order of ``run_length_features``' columns (PyRadiomics feature names)
+FEATURES = (
+    "ShortRunEmphasis", "LongRunEmphasis", "GrayLevelNonUniformity", "GrayLevelNonUniformityNormalized",
+    "RunLengthNonUniformity", "RunLengthNonUniformityNormalized", "RunPercentage", "GrayLevelVariance",
+    "RunVariance", "RunEntropy", "LowGrayLevelRunEmphasis", "HighGrayLevelRunEmphasis",
+    "ShortRunLowGrayLevelEmphasis", "ShortRunHighGrayLevelEmphasis", "LongRunLowGrayLevelEmphasis",
+    "LongRunHighGrayLevelEmphasis",
+)
+_EPS = 2.220446049250313e-16  # numpy.spacing(1), PyRadiomics' epsilon
+
+
+@njit
+def run_length_features(start, stop, P, multi, out):
+    """The 16 GLRLM features of each region from its counts ``P int32 [B, 4, G + 1, Nr]`` (level row 0 ignored;
+    level i = row i), as PyRadiomics computes them (``glrlm.py``): per angle, over the runs ``N_r``, run-length
+    marginal ``p_r(j)``, gray-level marginal ``p_g(i)``, then ``numpy.nanmean`` over the angles kept (``multi``
+    and at least one run). ``out float64 [B, 16]`` in the order of ``FEATURES``; NaN without any angle.
+
+    The same formulas as ``radclr.radiomics.glrlm.GLRLM`` (the torch reference, which the tests compare with),
+    computed here over the non-zero cells only: the matrix is mostly empty, which the dense tensor formulas
+    cannot skip.
+    """
+    G1, Nr = P.shape[2], P.shape[3]
+    pg = np.zeros(G1, dtype=np.float64)
+    pr = np.zeros(Nr, dtype=np.float64)
+    values = np.zeros(16, dtype=np.float64)
+    total = np.zeros(16, dtype=np.float64)
+    kept = np.zeros(16, dtype=np.int64)
+    for b in range(start, stop):
+        total[:] = 0.0
+        kept[:] = 0
+        for a in range(4):
+            if not multi[b, a]:
+                continue
+            pg[:] = 0.0
+            pr[:] = 0.0
+            n_runs = 0.0
+            srlgle = srhgle = lrlgle = lrhgle = 0.0
+            last = 0
+            for g in range(1, G1):
+                i2 = float(g) * float(g)
+                for j in range(Nr):
+                    k = P[b, a, g, j]
+                    if k == 0:
+                        continue
+                    x = float(k)
+                    jj = float(j + 1) * float(j + 1)
+                    pg[g] += x
+                    pr[j] += x
+                    n_runs += x
+                    srlgle += x / (i2 * jj)
+                    srhgle += x * i2 / jj
+                    lrlgle += x * jj / i2
+                    lrhgle += x * i2 * jj
+                    if j + 1 > last:
+                        last = j + 1
+            if n_runs == 0.0:
+                continue
+            nr = n_runs
+            sre = lre = rln = n_p = mu_j = 0.0
+            for j in range(last):
+                jf = float(j + 1)
+                sre += pr[j] / (jf * jf)
+                lre += pr[j] * jf * jf
+                rln += pr[j] * pr[j]
+                n_p += pr[j] * jf
+                mu_j += pr[j] / nr * jf
+            rv = 0.0
+            for j in range(last):
+                d = float(j + 1) - mu_j
+                rv += pr[j] / nr * d * d
+            gln = lglre = hglre = mu_i = 0.0
+            for g in range(1, G1):
+                i2 = float(g) * float(g)
+                gln += pg[g] * pg[g]
+                lglre += pg[g] / i2
+                hglre += pg[g] * i2
+                mu_i += pg[g] / nr * float(g)
+            glv = 0.0
+            for g in range(1, G1):
+                d = float(g) - mu_i
+                glv += pg[g] / nr * d * d
+            entropy = 0.0
+            for g in range(1, G1):
+                for j in range(last):
+                    k = P[b, a, g, j]
+                    if k != 0:
+                        p = float(k) / nr
+                        entropy -= p * np.log2(p + _EPS)
+            values[0] = sre / nr
+            values[1] = lre / nr
+            values[2] = gln / nr
+            values[3] = gln / (nr * nr)
+            values[4] = rln / nr
+            values[5] = rln / (nr * nr)
+            values[6] = n_runs / n_p if n_p > 0 else n_runs
+            values[7] = glv
+            values[8] = rv
+            values[9] = entropy
+            values[10] = lglre / nr
+            values[11] = hglre / nr
+            values[12] = srlgle / nr
+            values[13] = srhgle / nr
+            values[14] = lrlgle / nr
+            values[15] = lrhgle / nr
+            for f in range(16):
+                if not np.isnan(values[f]):
+                    total[f] += values[f]
+                    kept[f] += 1
+        for f in range(16):
+            out[b, f] = total[f] / kept[f] if kept[f] > 0 else np.nan
