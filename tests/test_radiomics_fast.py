@@ -309,3 +309,28 @@ def test_cuda_torch_path_equals_cpu_fast_path():
     _, b = extract(torch.from_numpy(images), torch.from_numpy(ms), device="cuda")
     assert b.device.type == "cuda"
     compare(b.cpu(), a, names)
+
+
+def test_torch_threads_restored_and_fork_safe_pool():
+    """extract leaves torch's thread count as it was; a forked child gets a working kernel pool."""
+    import multiprocessing as mp
+
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        rng = np.random.default_rng(1)
+        ms = np.stack(masks_zoo(rng)[:3] * 4)
+        images = images_for("uint8", rng, len(ms))
+        _, a = extract(images, ms, backend="numba")  # starts the pool with 2 threads
+        assert torch.get_num_threads() == 2
+        ctx = mp.get_context("fork")
+        with ctx.Pool(1) as pool:
+            b = pool.apply_async(_extract_in_child, (images, ms)).get(timeout=120)  # a stale pool would hang
+        np.testing.assert_array_equal(np.nan_to_num(b, nan=-1.0), np.nan_to_num(a.numpy(), nan=-1.0))
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _extract_in_child(images, masks):
+    torch.set_num_threads(2)
+    return extract(images, masks, backend="numba")[1].numpy()

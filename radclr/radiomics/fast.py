@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import numpy as np
 import torch
@@ -70,20 +71,32 @@ def _threads() -> int:
     return max(1, torch.get_num_threads())
 
 
+_torch_threads_lock = threading.Lock()
+_torch_threads_state = {"depth": 0, "saved": 1}
+
+
 class single_threaded_torch:
     """``with single_threaded_torch() as threads:`` -- torch runs on one thread inside (the feature formulas work
     on small matrices; an OpenMP team spin-waiting for a descheduled thread made them 10-50x slower on a loaded
-    machine), ``threads`` is the number torch had, which the kernels' own thread pool uses instead."""
+    machine), ``threads`` is the number torch had, which the kernels' own thread pool uses instead. Nested or
+    concurrent uses (two threads extracting at once) restore torch's setting when the last one leaves."""
 
     def __enter__(self) -> int:
-        self.previous = torch.get_num_threads()
-        if self.previous != 1:
-            torch.set_num_threads(1)
-        return max(1, self.previous)
+        with _torch_threads_lock:
+            state = _torch_threads_state
+            if state["depth"] == 0:
+                state["saved"] = torch.get_num_threads()
+                if state["saved"] != 1:
+                    torch.set_num_threads(1)
+            state["depth"] += 1
+            return max(1, state["saved"])
 
     def __exit__(self, *exc) -> None:
-        if self.previous != 1:
-            torch.set_num_threads(self.previous)
+        with _torch_threads_lock:
+            state = _torch_threads_state
+            state["depth"] -= 1
+            if state["depth"] == 0 and state["saved"] != 1:
+                torch.set_num_threads(state["saved"])
 
 
 class KernelCounts:
