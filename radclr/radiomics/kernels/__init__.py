@@ -7,12 +7,15 @@ and regions are spread over threads. One module per responsibility:
 
 * :mod:`.binning`  -- intensity range scan and PyRadiomics' discretisation (gray-level map, value histogram);
 * :mod:`.glcm`     -- co-occurrence counts ``P(i, j | angle)``;
-* :mod:`.glrlm`    -- run-length counts ``P(i, j | angle)`` and PyRadiomics' "line with two pixels" test;
+* :mod:`.glrlm`    -- run-length counts ``P(i, j | angle)``, PyRadiomics' "line with two pixels" test, and the
+  16 GLRLM features from the counts' non-zero cells;
 * :mod:`.glszm`    -- zones (8-connected components of one gray level): their level and size;
-* :mod:`.neighbourhood` -- the 8-neighbourhood pass: GLDM dependence counts and NGTDM tone differences.
+* :mod:`.neighbourhood` -- the 8-neighbourhood pass: GLDM dependence counts and NGTDM tone differences;
+* :mod:`.shape2d`  -- crossings, marching-squares cell classes, moment sums and the contour's convex hull.
 
-Feature formulas are *not* duplicated: the matrices go into ``RegionBatch.cache`` and the torch feature classes
-read them instead of building their own (``radclr.radiomics.fast``). Every kernel processes the regions
+Feature formulas are not duplicated (GLRLM's excepted, tested against the torch formulas): the matrices go into
+``RegionBatch.cache`` and the torch feature classes read them instead of building their own
+(``radclr.radiomics.fast``). Every kernel processes the regions
 ``start:stop`` of a padded batch and releases the GIL (``nogil``), so :func:`run_regions` spreads chunks of
 regions over a small pool of Python threads -- no OpenMP/TBB layer, hence no spin-waiting threads on a busy
 machine (see ``docs/radiomics.md``).
