@@ -67,8 +67,8 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 
-    print(f"\n| region | n | fast ms/region | torch ms/region | PyRadiomics ms/region | speed-up (fast) | "
-          f"speed-up (torch) | worst rel. error | load avg before -> after |")
+    print("\n| region | n | fast ms/region | torch ms/region | PyRadiomics ms/region | speed-up (fast) | "
+          "speed-up (torch) | worst rel. error | load avg before -> after |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results["results"].values():
         print(f"| {r['size']}x{r['size']} | {r['n']} | {r['fast_ms_per_region']:.2f} | "

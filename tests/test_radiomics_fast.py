@@ -31,21 +31,36 @@ def masks_zoo(rng) -> list[np.ndarray]:
     def new():
         return np.zeros((CANVAS, CANVAS), bool)
 
-    m = new(); m[5:25, 7:30] = True; out.append(m)  # rectangle
-    m = new(); yy, xx = np.mgrid[0:CANVAS, 0:CANVAS]
-    m[((yy - 20) / 14) ** 2 + ((xx - 18) / 11) ** 2 <= 1] = True; m &= rng.random(m.shape) > 0.2; out.append(m)  # blob
-    m = new(); m[3:30, 3:8] = True; m[25:30, 3:35] = True; out.append(m)  # L shape
-    m = new(); m[17, 11] = True; out.append(m)  # single pixel (NaN row)
-    m = new(); m[9, 4:31] = True; out.append(m)  # one row (NaN row: below minimumROIDimensions)
-    m = new(); m[2:38, 30] = True; out.append(m)  # one column (NaN row)
-    m = new(); m[10:12, 10:12] = True; out.append(m)  # 2 x 2
-    m = new(); np.fill_diagonal(m[5:25, 8:28], True); out.append(m)  # diagonal line: no two pixels in a row/column
-    m = new(); m[4:16, 4:16] = (np.add.outer(np.arange(12), np.arange(12)) % 2) == 0; out.append(m)  # checkerboard
-    m = new(); m[0:12, 0:9] = True; out.append(m)  # top-left corner
-    m = new(); m[CANVAS - 7:, CANVAS - 13:] = True; out.append(m)  # bottom-right corner
-    m = new(); m[:] = True; out.append(m)  # whole image
-    m = new(); m[6:30, 6:30] = True; m[12:24, 12:24] = False; out.append(m)  # ring with a hole
-    m = new(); m[3:9, 3:9] = True; m[20:26, 22:30] = True; out.append(m)  # two separate parts
+    def add(*boxes, holes=(), where=None):
+        m = new()
+        for y0, y1, x0, x1 in boxes:
+            m[y0:y1, x0:x1] = True
+        for y0, y1, x0, x1 in holes:
+            m[y0:y1, x0:x1] = False
+        if where is not None:
+            m |= where
+        out.append(m)
+
+    yy, xx = np.mgrid[0:CANVAS, 0:CANVAS]
+    add((5, 25, 7, 30))  # rectangle
+    blob = (((yy - 20) / 14) ** 2 + ((xx - 18) / 11) ** 2 <= 1) & (rng.random((CANVAS, CANVAS)) > 0.2)
+    add(where=blob)  # blob with holes and ragged edges
+    add((3, 30, 3, 8), (25, 30, 3, 35))  # L shape
+    add((17, 18, 11, 12))  # single pixel (NaN row)
+    add((9, 10, 4, 31))  # one row (NaN row: below minimumROIDimensions)
+    add((2, 38, 30, 31))  # one column (NaN row)
+    add((10, 12, 10, 12))  # 2 x 2
+    diagonal = new()
+    np.fill_diagonal(diagonal[5:25, 8:28], True)
+    add(where=diagonal)  # diagonal line: no two pixels in a row/column
+    checker = new()
+    checker[4:16, 4:16] = (np.add.outer(np.arange(12), np.arange(12)) % 2) == 0
+    add(where=checker)  # checkerboard
+    add((0, 12, 0, 9))  # top-left corner
+    add((CANVAS - 7, CANVAS, CANVAS - 13, CANVAS))  # bottom-right corner
+    add((0, CANVAS, 0, CANVAS))  # whole image
+    add((6, 30, 6, 30), holes=[(12, 24, 12, 24)])  # ring with a hole
+    add((3, 9, 3, 9), (20, 26, 22, 30))  # two separate parts
     return out
 
 

@@ -191,7 +191,6 @@ def extract(
         )
     masks = masks.to(images.device)
     masks = masks if masks.dtype == torch.bool else masks != 0
-    B = images.shape[0]
     device = torch.device(device) if device is not None else images.device
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -200,55 +199,62 @@ def extract(
 
     # the fast path: compiled kernels on the kernels' own threads, torch itself on one thread meanwhile
     use_kernels = fast.resolve_backend(backend, device, settings)
-    threads_ctx = fast.single_threaded_torch() if use_kernels else contextlib.nullcontext()
-    threads = threads_ctx.__enter__()
-    try:
-        boxes = bounding_boxes(masks)
-        height, width = boxes[2], boxes[3]
-        empty = (height == 0).nonzero().flatten().tolist()
-        if empty:
-            raise DataError(f"region(s) {empty[:20]} have an empty mask: nothing to compute radiomics on")
-        spacing_all = None
-        if spacing is not None:
-            s = spacing if isinstance(spacing, torch.Tensor) else torch.as_tensor(np.asarray(spacing, dtype=np.float64))
-            spacing_all = s.to(torch.float64).expand(B, 2) if s.shape == (2,) else s
-            if spacing_all.shape != (B, 2):
-                raise ValueError(f"spacing must be [2] or [B, 2] = [{B}, 2], got {tuple(s.shape)}")
-
-        out = torch.full((B, len(names)), float("nan"), dtype=torch.float64, device=device)
-        timing = profile if profile is not None else {}
-        if images.device != device:  # the whole batch moves once; each group then gathers its crops there
-            images, masks = images.to(device), masks.to(device)
-            boxes = tuple(t.to(device) for t in boxes)
-        if use_kernels:
-            arrays = (fast._as_numpy_images(images), np.ascontiguousarray(masks.numpy()))
-            boxes_np = tuple(t.numpy() for t in boxes)
-        for idx in _groups(height, width, batch_size):
-            sel = torch.as_tensor(idx, device=device)
-            group_spacing = None if spacing_all is None else spacing_all[torch.as_tensor(idx)].to(device)
-            t0 = time.perf_counter()
-            batch = None
-            if use_kernels:
-                batch = fast.prepare_fast(images, masks, settings, group_spacing, idx,
-                                          tuple(t[idx] for t in boxes_np), arrays, threads)
-            if batch is None:  # torch path (or a group outside the kernels' scope, e.g. > 64 gray levels)
-                batch = prepare(images, masks, settings, group_spacing, regions=sel,
-                                boxes=tuple(t[sel] for t in boxes))
-            _tick(timing, "prepare", t0, device)
-            cols = []
-            for cname, feats in plan:
-                t0 = time.perf_counter()
-                values = feature_class(cname)(batch).execute(feats)
-                cols.extend(values[f] for f in feats)
-                _tick(timing, cname, t0, device)
-            block = torch.stack(cols, 1) if cols else torch.zeros(len(idx), 0, dtype=torch.float64, device=device)
-            for local, reason in batch.undefined.items():
-                block[local] = float("nan")
-                log.warning("radiomics: region %d: %s; its features are NaN", int(idx[local]), reason)
-            out[torch.as_tensor(idx, device=device)] = block
-    finally:
-        threads_ctx.__exit__(None, None, None)
+    with fast.single_threaded_torch() if use_kernels else contextlib.nullcontext(1) as threads:
+        out = _extract_groups(images, masks, names, plan, settings, spacing, device, batch_size, profile,
+                              use_kernels, threads)
     return names, out
+
+
+def _extract_groups(images, masks, names, plan, settings, spacing, device, batch_size, profile, use_kernels: bool,
+                    threads: int) -> torch.Tensor:
+    """The torch engine's loop over groups of similar-sized regions (``extract`` after its checks)."""
+    from radclr.radiomics import fast
+
+    B = images.shape[0]
+    boxes = bounding_boxes(masks)
+    height, width = boxes[2], boxes[3]
+    empty = (height == 0).nonzero().flatten().tolist()
+    if empty:
+        raise DataError(f"region(s) {empty[:20]} have an empty mask: nothing to compute radiomics on")
+    spacing_all = None
+    if spacing is not None:
+        s = spacing if isinstance(spacing, torch.Tensor) else torch.as_tensor(np.asarray(spacing, dtype=np.float64))
+        spacing_all = s.to(torch.float64).expand(B, 2) if s.shape == (2,) else s
+        if spacing_all.shape != (B, 2):
+            raise ValueError(f"spacing must be [2] or [B, 2] = [{B}, 2], got {tuple(s.shape)}")
+
+    out = torch.full((B, len(names)), float("nan"), dtype=torch.float64, device=device)
+    timing = profile if profile is not None else {}
+    if images.device != device:  # the whole batch moves once; each group then gathers its crops there
+        images, masks = images.to(device), masks.to(device)
+        boxes = tuple(t.to(device) for t in boxes)
+    if use_kernels:
+        arrays = (fast._as_numpy_images(images), np.ascontiguousarray(masks.numpy()))
+        boxes_np = tuple(t.numpy() for t in boxes)
+    for idx in _groups(height, width, batch_size):
+        sel = torch.as_tensor(idx, device=device)
+        group_spacing = None if spacing_all is None else spacing_all[torch.as_tensor(idx)].to(device)
+        t0 = time.perf_counter()
+        batch = None
+        if use_kernels:
+            batch = fast.prepare_fast(images, masks, settings, group_spacing, idx,
+                                      tuple(t[idx] for t in boxes_np), arrays, threads)
+        if batch is None:  # torch path (or a group outside the kernels' scope, e.g. > 64 gray levels)
+            batch = prepare(images, masks, settings, group_spacing, regions=sel,
+                            boxes=tuple(t[sel] for t in boxes))
+        _tick(timing, "prepare", t0, device)
+        cols = []
+        for cname, feats in plan:
+            t0 = time.perf_counter()
+            values = feature_class(cname)(batch).execute(feats)
+            cols.extend(values[f] for f in feats)
+            _tick(timing, cname, t0, device)
+        block = torch.stack(cols, 1) if cols else torch.zeros(len(idx), 0, dtype=torch.float64, device=device)
+        for local, reason in batch.undefined.items():
+            block[local] = float("nan")
+            log.warning("radiomics: region %d: %s; its features are NaN", int(idx[local]), reason)
+        out[torch.as_tensor(idx, device=device)] = block
+    return out
 
 
 def _tick(timing: dict, key: str, t0: float, device: torch.device) -> None:

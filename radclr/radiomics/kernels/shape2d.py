@@ -39,7 +39,7 @@ def _turn(chain_y, chain_x, k, by, bx):
 def shape_counts(start, stop, code, height, width, stats, hull_y, hull_x, hull_n):
     """Fill ``stats int64 [B, 11]``, ``hull_y/hull_x int64 [B, K]`` and ``hull_n int64 [B]`` (module docstring);
     hull slots past ``hull_n[b]`` repeat the first vertex."""
-    Hp, Wp = code.shape[1], code.shape[2]
+    Hp = code.shape[1]
     big = np.int64(1) << 40
     lo_x = np.empty(2 * Hp, dtype=np.int64)  # smallest / largest vertex x on each half-row
     hi_x = np.empty(2 * Hp, dtype=np.int64)
