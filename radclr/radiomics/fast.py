@@ -240,6 +240,10 @@ def prepare_fast(
         undefined.setdefault(i, "NaN or infinite intensity inside the region (PyRadiomics' binning is undefined)")
 
     edges = BinEdges(torch.from_numpy(mn), torch.from_numpy(mx), settings)
+    n_gray = edges.bin(torch.from_numpy(mx)[:, None]).squeeze(1)  # the level of the largest value
+    G = max(int(n_gray.max()), 1)
+    if G > DIRECT_MAX_LEVELS:
+        return None
     code = np.zeros((B, hc + 2, wc + 2), dtype=np.uint8)
     cache: dict = {}
     lo, hi = (int(mn.min()), int(mx.max())) if not flags.any() else (0, -1)
@@ -248,10 +252,6 @@ def prepare_fast(
         # integer intensities: bins through a per-region lookup table, value histogram for firstorder
         values = lo + torch.arange(R, dtype=torch.float64)
         lut = edges.bin(values.expand(B, R))
-        n_gray = lut.gather(1, torch.from_numpy(mx.astype(np.int64) - lo)[:, None]).squeeze(1)
-        G = max(int(n_gray.max()), 1)
-        if G > DIRECT_MAX_LEVELS:
-            return None
         hist = np.zeros((B, R), dtype=np.int64)
         lut8 = np.ascontiguousarray(lut.clamp(0, 255).to(torch.uint8).numpy())
         kernels.run_regions(bin_integral, B, threads, *common, lo, lut8, code, hist)
@@ -262,10 +262,6 @@ def prepare_fast(
         cache["value_lut"] = (lut, hist_t)
         image = torch.zeros(B, 0, 0, dtype=torch.float64)  # firstorder reads the value histogram instead
     else:
-        n_gray = edges.bin(torch.from_numpy(mx)[:, None]).squeeze(1)
-        G = max(int(n_gray.max()), 1)
-        if G > DIRECT_MAX_LEVELS:
-            return None
         if edges.count is None:
             mode, params, count = 0, (edges.low, edges.edge1, edges.delta), 0.0
         else:
