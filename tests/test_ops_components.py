@@ -184,6 +184,7 @@ def test_indexing_helpers():
         cumsum_int32(torch.ones(3))
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_cuda_matches_cpu():
     rng = np.random.default_rng(4)

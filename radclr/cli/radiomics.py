@@ -33,6 +33,9 @@ def register(sub) -> None:
     _binning(e)
     e.add_argument("--engine", choices=("torch", "pyradiomics"), default="torch", help="engine (default torch)")
     e.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes for --engine pyradiomics")
+    e.add_argument("--backend", choices=("auto", "numba", "torch"), default=None,
+                   help="torch engine on the CPU: compiled numba kernels (auto, the default) or the torch reference "
+                        "path (default: $RADCLR_RADIOMICS_BACKEND or auto)")
     e.add_argument("--device", default=None, metavar="DEV", help="torch device, e.g. cpu or cuda (default cpu)")
     e.add_argument("--batch-size", type=int, default=None, metavar="N", help="regions per torch batch (default: automatic)")
     e.add_argument("--cache", metavar="DIR", help="feature cache folder: re-runs read rows from it")
@@ -102,6 +105,7 @@ def cmd_extract(args) -> int:
         table = extract_table(
             ds, mode=mode, masks_dir=args.masks_dir, settings=_settings(args), params=params, engine=args.engine,
             device=args.device, batch_size=args.batch_size, jobs=args.jobs, cache=args.cache, progress=bar.update,
+            backend=args.backend,
         )
     with atomic_path(out, "feature table") as tmp:
         table.to_csv(tmp, index=False)

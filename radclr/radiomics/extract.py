@@ -6,12 +6,16 @@ default 2-D features, named as PyRadiomics names them (``original_glcm_Contrast`
 Torch engine: regions are sorted by bounding-box size and processed in groups (about ``_PIXEL_BUDGET`` padded
 pixels, or ``batch_size`` regions) so that padding stays small and intermediate tensors stay in cache; inside a
 group every class works on the whole group at once (:mod:`radclr.radiomics.discretize`, ``base.FeatureClass``).
+On the CPU the per-pixel passes (binning and every class's matrix) run in compiled kernels when numba is
+available (:mod:`radclr.radiomics.fast`; ``backend="torch"`` or ``RADCLR_RADIOMICS_BACKEND=torch`` forces the
+torch reference path); the feature formulas are the same code either way.
 Degenerate regions follow the policy in ``discretize`` (empty mask -> DataError, PyRadiomics-refused regions and
 NaN intensities -> NaN row with a logged reason).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -19,13 +23,14 @@ import numpy as np
 import torch
 
 from radclr.errors import ConfigError, DataError
+from radclr.radiomics import fast, kernels
 from radclr.radiomics.base import Settings
 from radclr.radiomics.discretize import bounding_boxes, prepare
 from radclr.radiomics.params import RadiomicsParams, load_params
 from radclr.radiomics.pyradiomics_engine import extract_pyradiomics, region_name
 from radclr.radiomics.registry import feature_class, feature_names, resolve_classes
 
-__all__ = ["extract", "feature_names"]
+__all__ = ["extract", "feature_names", "warm_up_kernels"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +87,7 @@ def extract(
     jobs: int = 1,
     profile: dict | None = None,
     region_names=None,
+    backend: str | None = None,
 ) -> tuple[list[str], torch.Tensor]:
     """PyRadiomics features of B 2-D regions -> ``(names, float64 [B, F])``.
 
@@ -100,6 +106,10 @@ def extract(
     profile: optional dict that receives seconds spent per stage (``prepare`` and each class).
     region_names: optional name of each region (e.g. ``"img.png box 2 (Mass at x=..)"``) used in the logged
         reasons of NaN rows instead of the region's index in this batch.
+    backend: how the torch engine computes on the CPU -- ``"auto"`` (default; compiled numba kernels for the
+        per-pixel passes when numba is importable, the torch path otherwise and on CUDA), ``"numba"`` (the same,
+        an error without numba or off the CPU) or ``"torch"`` (the torch reference path). None reads the
+        ``RADCLR_RADIOMICS_BACKEND`` environment variable (default ``auto``). See :mod:`radclr.radiomics.fast`.
 
     Values are returned on the device the torch engine ran on (CPU for the pyradiomics engine). Rows of regions
     PyRadiomics refuses (single pixel, 1-pixel-wide line, NaN intensities) are NaN and the reason is logged;
@@ -143,11 +153,22 @@ def extract(
         )
     masks = masks.to(images.device)
     masks = masks if masks.dtype == torch.bool else masks != 0
-    B = images.shape[0]
     device = torch.device(device) if device is not None else images.device
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
+    # the fast path: compiled kernels on the kernels' own threads, torch itself on one thread meanwhile
+    use_kernels = fast.resolve_backend(backend, device, settings)
+    with fast.single_threaded_torch() if use_kernels else contextlib.nullcontext(1) as threads:
+        out = _extract_groups(images, masks, names, plan, settings, spacing, device, batch_size, profile,
+                              use_kernels, threads, region_names)
+    return names, out
+
+
+def _extract_groups(images, masks, names, plan, settings, spacing, device, batch_size, profile, use_kernels: bool,
+                    threads: int, region_names=None) -> torch.Tensor:
+    """The torch engine's loop over groups of similar-sized regions (``extract`` after its checks)."""
+    B = images.shape[0]
     boxes = bounding_boxes(masks)
     height, width = boxes[2], boxes[3]
     empty = (height == 0).nonzero().flatten().tolist()
@@ -155,7 +176,7 @@ def extract(
         raise DataError(f"region(s) {empty[:20]} have an empty mask: nothing to compute radiomics on")
     spacing_all = None
     if spacing is not None:
-        s = torch.as_tensor(np.asarray(spacing, dtype=np.float64) if not isinstance(spacing, torch.Tensor) else spacing)
+        s = spacing if isinstance(spacing, torch.Tensor) else torch.as_tensor(np.asarray(spacing, dtype=np.float64))
         spacing_all = s.to(torch.float64).expand(B, 2) if s.shape == (2,) else s
         if spacing_all.shape != (B, 2):
             raise ValueError(f"spacing must be [2] or [B, 2] = [{B}, 2], got {tuple(s.shape)}")
@@ -165,17 +186,20 @@ def extract(
     if images.device != device:  # the whole batch moves once; each group then gathers its crops there
         images, masks = images.to(device), masks.to(device)
         boxes = tuple(t.to(device) for t in boxes)
+    if use_kernels:
+        arrays = (fast._as_numpy_images(images), np.ascontiguousarray(masks.numpy()))
+        boxes_np = tuple(t.numpy() for t in boxes)
     for idx in _groups(height, width, batch_size):
         sel = torch.as_tensor(idx, device=device)
+        group_spacing = None if spacing_all is None else spacing_all[torch.as_tensor(idx)].to(device)
         t0 = time.perf_counter()
-        batch = prepare(
-            images,
-            masks,
-            settings,
-            None if spacing_all is None else spacing_all[torch.as_tensor(idx)].to(device),
-            regions=sel,
-            boxes=tuple(t[sel] for t in boxes),
-        )
+        batch = None
+        if use_kernels:
+            batch = fast.prepare_fast(images, masks, settings, group_spacing, idx,
+                                      tuple(t[idx] for t in boxes_np), arrays, threads)
+        if batch is None:  # torch path (or a group outside the kernels' scope, e.g. > 64 gray levels)
+            batch = prepare(images, masks, settings, group_spacing, regions=sel,
+                            boxes=tuple(t[sel] for t in boxes))
         _tick(timing, "prepare", t0, device)
         cols = []
         for cname, feats in plan:
@@ -188,10 +212,24 @@ def extract(
             block[local] = float("nan")
             log.warning("radiomics: %s: %s; its features are NaN", region_name(region_names, int(idx[local])), reason)
         out[torch.as_tensor(idx, device=device)] = block
-    return names, out
+    return out
 
 
 def _tick(timing: dict, key: str, t0: float, device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     timing[key] = timing.get(key, 0.0) + time.perf_counter() - t0
+
+
+def warm_up_kernels() -> float:
+    """Compile (or load from numba's cache) every kernel on a tiny batch -> seconds it took; 0 without numba."""
+    if not kernels.AVAILABLE:
+        return 0.0
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for dtype in (torch.float32, torch.float64):
+        images = torch.from_numpy(rng.integers(0, 256, (2, 8, 8)).astype(np.float64)).to(dtype)
+        masks = torch.ones(2, 8, 8, dtype=torch.bool)
+        extract(images, masks, backend="numba")
+        extract(images + 0.5, masks, backend="numba")  # the general (non-integer) binning route
+    return time.perf_counter() - t0

@@ -19,7 +19,7 @@ import torch
 
 from radclr.radiomics.aggregate import EPS, angle_mean, divide_or
 from radclr.radiomics.base import feature
-from radclr.radiomics.chunked import ChunkedFeatureClass, Group
+from radclr.radiomics.chunked import ChunkedFeatureClass, Group, precomputed
 from radclr.radiomics.levels import with_region
 from radclr.radiomics.neighbours import angles_2d, pair_views
 
@@ -51,7 +51,10 @@ class _Coefficients:
     def __init__(self, group: Group):
         s = group.settings
         angles = angles_2d(s.glcm_distances)
-        P = glcm_matrices(group.code, group.size, angles).to(torch.float64)
+        P = precomputed(group.batch, "glcm", group.slice)  # the CPU fast path's kernel, when it ran
+        if P is None:
+            P = glcm_matrices(group.code, group.size, angles)
+        P = P.to(torch.float64)
         if s.symmetrical_glcm:
             P = P + P.transpose(-1, -2)
         total = P.sum((-1, -2))

@@ -16,7 +16,7 @@ import torch
 
 from radclr.radiomics.aggregate import EPS
 from radclr.radiomics.base import feature
-from radclr.radiomics.chunked import ChunkedFeatureClass, Group
+from radclr.radiomics.chunked import ChunkedFeatureClass, Group, precomputed
 from radclr.radiomics.levels import with_region
 from radclr.radiomics.neighbours import angles_2d, neighbourhood_2d, pair_views
 
@@ -56,7 +56,8 @@ def dependence_matrices(group: Group) -> torch.Tensor:
 
 class _Coefficients:
     def __init__(self, group: Group):
-        P = dependence_matrices(group).to(torch.float64)
+        P = precomputed(group.batch, "gldm", group.slice)  # the CPU fast path's kernel, when it ran
+        P = (P if P is not None else dependence_matrices(group)).to(torch.float64)
         self.P = P  # [b, G, D]
         self.pd = P.sum(1)  # [b, D]
         self.pg = P.sum(2)  # [b, G]

@@ -19,7 +19,7 @@ import torch
 
 from radclr.radiomics.aggregate import EPS, angle_mean
 from radclr.radiomics.base import feature
-from radclr.radiomics.chunked import ChunkedFeatureClass, Group
+from radclr.radiomics.chunked import ChunkedFeatureClass, Group, precomputed
 from radclr.radiomics.levels import with_region
 from radclr.radiomics.neighbours import angles_2d, line_layout
 
@@ -100,7 +100,8 @@ def run_length_matrices(code: torch.Tensor, size: int) -> tuple[torch.Tensor, to
 
 class _Coefficients:
     def __init__(self, group: Group):
-        P, multi = run_length_matrices(group.code, group.size)
+        counted = precomputed(group.batch, "glrlm", group.slice)  # the CPU fast path's kernel, when it ran
+        P, multi = counted if counted is not None else run_length_matrices(group.code, group.size)
         used = (P.sum((0, 1, 2)) > 0).nonzero()
         longest = int(used.max()) + 1 if used.numel() else 1
         P = P[..., :longest].to(torch.float64)  # run lengths past the longest run are empty columns
@@ -121,6 +122,7 @@ class GLRLM(ChunkedFeatureClass):
     """PyRadiomics ``glrlm`` on a batch (Galloway 1975; definitions as in the PyRadiomics docs)."""
 
     name = "glrlm"
+    kernel_features = "glrlm_features"  # radclr.radiomics.kernels.glrlm.run_length_features on the CPU fast path
 
     def _elements_per_region(self, levels) -> int:
         H, W = levels.code.shape[1:]

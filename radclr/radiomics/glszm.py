@@ -26,6 +26,7 @@ import torch
 
 from radclr.ops.components import component_stats
 from radclr.radiomics.base import FeatureClass, RegionBatch, feature
+from radclr.radiomics.chunked import precomputed
 from radclr.radiomics.levels import gray_levels
 
 __all__ = ["GLSZM"]
@@ -47,7 +48,9 @@ class GLSZM(FeatureClass):
         # Zones of the batch's shared level codes (uint8 for the usual few levels; a bijection of the binned
         # levels within each region, so the same zones); the gray level of a zone is read back from the slot.
         levels = gray_levels(batch)
-        zones = component_stats(levels.code, connectivity=8)
+        zones = precomputed(batch, "glszm")  # the CPU fast path's kernel, when it ran
+        if zones is None:
+            zones = component_stats(levels.code, connectivity=8)
         image = zones.batch
         i = levels.values[image, zones.value - 1]
         j = zones.size.to(torch.float64)

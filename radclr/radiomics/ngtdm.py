@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from radclr.radiomics.aggregate import divide_or
 from radclr.radiomics.base import feature
-from radclr.radiomics.chunked import ChunkedFeatureClass, Group
+from radclr.radiomics.chunked import ChunkedFeatureClass, Group, precomputed
 from radclr.radiomics.levels import with_region
 from radclr.radiomics.neighbours import neighbourhood_2d, shifted
 
@@ -62,6 +62,11 @@ def tone_differences(group: Group) -> torch.Tensor:
     with fewer rounding steps.
     """
     offsets = neighbourhood_2d(group.settings.glcm_distances)
+    n_c = len(offsets) + 1
+    counted = precomputed(group.batch, "ngtdm", group.slice)  # the CPU fast path's kernel, when it ran
+    if counted is not None:
+        sums = counted.to(torch.float64)[:, :, 1:]
+        return (sums / torch.arange(1, n_c, dtype=torch.float64)).sum(-1)
     code = group.code
     b, G = len(group), group.size
     gray = code if group.direct else group.batch.binned[group.slice]

@@ -51,6 +51,7 @@ import torch
 
 from radclr.ops.indexing import flatnonzero
 from radclr.radiomics.base import FeatureClass, RegionBatch, feature
+from radclr.radiomics.chunked import precomputed
 
 __all__ = ["Shape2D"]
 
@@ -211,6 +212,10 @@ class Shape2D(FeatureClass):
         if spacing.shape != (n_regions, 2):
             raise ValueError(f"spacing must be [B, 2] = [{n_regions}, 2], got {tuple(spacing.shape)}")
         self._sy, self._sx = spacing[:, 0], spacing[:, 1]
+        counted = precomputed(batch, "shape2D")  # the CPU fast path's kernel, when it ran
+        if counted is not None:
+            self._from_counts(*counted, spacing)
+            return
 
         padded = _padded(mask)
         row = width + 2
@@ -241,6 +246,23 @@ class Shape2D(FeatureClass):
             spacing / 2,
         )
         self._diameter = torch.where(empty, math.nan, diameter)
+
+    def _from_counts(self, stats: torch.Tensor, hull_n: torch.Tensor, hull_y: torch.Tensor, hull_x: torch.Tensor,
+                     spacing: torch.Tensor) -> None:
+        """The same features from the CPU kernel's integers (``radclr.radiomics.kernels.shape2d``): per-region
+        counts and moment sums, and the convex hull of the contour vertices (which holds the diameter's ends)."""
+        n, n_vertical, n_horizontal, n_diagonal, three_minus_one, n_saddles = stats[:, :6].to(torch.float64).unbind(1)
+        area_correction = three_minus_one / 8 - n_saddles / 4
+        self._n_pixels = n
+        self._n_runs = n_horizontal / 2
+        self._eigen(*stats[:, [0, 6, 7, 8, 9, 10]].unbind(1))
+        empty = n == 0
+        sy, sx = self._sy, self._sx
+        straight_x, straight_y = n_vertical - n_diagonal / 2, n_horizontal - n_diagonal / 2
+        perimeter = sx * straight_x + sy * straight_y + n_diagonal * torch.hypot(sx, sy) / 2
+        self._perimeter = torch.where(empty, math.nan, perimeter)
+        self._area = torch.where(empty, math.nan, (n + area_correction) * sy * sx)
+        self._diameter = torch.where(empty, math.nan, _max_pairwise_distance(hull_n, hull_y, hull_x, spacing / 2))
 
     @staticmethod
     def _mesh(padded: torch.Tensor, vertical: torch.Tensor, bounds: torch.Tensor):
@@ -285,6 +307,10 @@ class Shape2D(FeatureClass):
         n_runs, n, s_y, s_yy, s_x, s_xx, s_xy = _segment_sums(terms, first, bounds).unbind(1)
         self._n_pixels = n.to(torch.float64)
         self._n_runs = n_runs.to(torch.float64)
+        self._eigen(n, s_y, s_yy, s_x, s_xx, s_xy)
+
+    def _eigen(self, n, s_y, s_yy, s_x, s_xx, s_xy) -> None:
+        """Eigenvalues of the pixel-centre covariance from the int64 sums of 1, y, y^2, x, x^2, xy."""
         # Centred moments n^2 * cov (the padding shifts coordinates; central moments do not see it). int64 is
         # exact while n * sum(y^2) < 2^63 (regions up to ~1400^2 pixels); beyond that, float64.
         if n.numel() and float(n.max()) * float(torch.maximum(s_yy, s_xx).max()) >= 2.0**62:

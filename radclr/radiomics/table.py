@@ -139,6 +139,7 @@ def extract_table(
     cache=None,
     chunk: int = 64,
     progress: Callable[[int], None] | None = None,
+    backend: str | None = None,
 ) -> pd.DataFrame:
     """Features of every region of ``ds`` -> DataFrame ``image_id, region_id, label, <PyRadiomics names>``.
 
@@ -211,7 +212,7 @@ def extract_table(
                         settings=None if params is not None else settings,
                         classes=None if params is not None else classes,
                         spacing=torch.from_numpy(spacing), engine="torch", device=device,
-                        batch_size=batch_size, params=params, region_names=named,
+                        batch_size=batch_size, params=params, region_names=named, backend=backend,
                     )
                     values = values_t.cpu().numpy()
                     if progress:
