@@ -137,21 +137,27 @@ def iou(a, b) -> np.ndarray:
     """Intersection over union of ``x, y, w, h`` boxes, elementwise with numpy broadcasting over the leading
     dimensions (``[N, 4]`` with ``[N, 4]`` -> ``[N]``; ``[N, 1, 4]`` with ``[1, M, 4]`` -> ``[N, M]``).
 
-    Zero-area safe: when the union is 0 (both boxes degenerate) the IoU is 0, never NaN.
+    Zero-area safe: when the union is 0 (both boxes degenerate) the IoU is 0, never NaN. Two torch tensors give a
+    tensor on their device (BYOP compares its boxes where they are); anything else a numpy array.
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    for arr in (a, b):
-        if arr.shape[-1:] != (4,):
-            raise ValueError(f"boxes must be [..., 4] arrays of (x, y, w, h), got shape {arr.shape}")
-        _checked(arr)
+    if hasattr(a, "detach") and hasattr(b, "detach"):  # torch tensors: the same arithmetic, on their device
+        import torch  # see _as_box_tensor
+
+        xp, a, b = torch, a.detach().double(), b.detach().double()
+    else:
+        xp, a, b = np, np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        for arr in (a, b):
+            if arr.shape[-1:] != (4,):
+                raise ValueError(f"boxes must be [..., 4] arrays of (x, y, w, h), got shape {arr.shape}")
+            _checked(arr)
     ax2, ay2 = a[..., 0] + a[..., 2], a[..., 1] + a[..., 3]
     bx2, by2 = b[..., 0] + b[..., 2], b[..., 1] + b[..., 3]
-    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(ay2, by2) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    iw = (xp.minimum(ax2, bx2) - xp.maximum(a[..., 0], b[..., 0])).clip(min=0)
+    ih = (xp.minimum(ay2, by2) - xp.maximum(a[..., 1], b[..., 1])).clip(min=0)
     inter = iw * ih
     union = a[..., 2] * a[..., 3] + b[..., 2] * b[..., 3] - inter
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    safe = xp.where(union > 0, union, xp.ones_like(union))
+    return xp.where(union > 0, inter / safe, xp.zeros_like(union))
 
 
 def pairwise_iou(a, b) -> np.ndarray:

@@ -133,3 +133,12 @@ def test_union_clip_and_array_forms():
     assert clip_box(20, 20, 2, 2, 8, 6) is None
     np.testing.assert_array_equal(as_box_array([Box(1, 2, 3, 4)]), [[1, 2, 3, 4]])
     assert as_box_array(None).shape == (0, 4)
+
+
+def test_iou_of_tensors_stays_a_tensor_and_equals_numpy():
+    a = np.array([[0, 0, 4, 4], [1, 1, 2, 2], [5, 5, 0, 0]], dtype=float)
+    b = np.array([[2, 2, 4, 4], [1, 1, 2, 2], [5, 5, 0, 0]], dtype=float)
+    t = iou(torch.from_numpy(a).float(), torch.from_numpy(b).float())
+    assert isinstance(t, torch.Tensor)
+    np.testing.assert_allclose(t.numpy(), iou(a, b))
+    np.testing.assert_allclose(iou(a, b), [4 / 28, 1.0, 0.0])

@@ -227,3 +227,27 @@ def test_per_finding_calibration_fits_each_finding_its_own_cut():
     few = calibrate_cam_threshold(_IdentityEncoder(), head, images[:8], torch.tensor(targets[:8]), gts[:8],
                                   CamOptions(), per_finding=True, findings=["Small", "Big"])
     assert set(few.per_finding) == {"Small"}  # "Big" has 2 < 5 cases: keeps the pooled threshold
+
+
+@pytest.mark.parametrize("select", ["largest", "max_mean", "all"])
+@pytest.mark.parametrize("mode, threshold", [("relative", 0.5), ("relative", 0.85), ("percentile", 0.9),
+                                             ("absolute", 0.3)])
+@pytest.mark.parametrize("fallback", ["whole", "center", "none"])
+def test_box_tensor_path_equals_the_component_path(select, mode, threshold, fallback):
+    """BYOP's on-device boxes (torch connected components) are the first box of cam_to_boxes, fallbacks included."""
+    from radclr.cam.boxes import cam_to_box_tensor
+
+    small = torch.relu(torch.randn(24, 8, 8, generator=torch.Generator().manual_seed(7)))
+    small[3] = 0.0  # no information: fallback
+    cam = upsample_cam(small, (48, 48))
+    cam[5] = 1.0  # constant: fallback
+    opts = CamOptions(threshold=threshold, mode=mode, select=select, fallback=fallback)
+    ref = cam_to_boxes(cam, opts)
+    boxes, fell_back = cam_to_box_tensor(cam, opts)
+    for i, r in enumerate(ref):
+        if r:
+            np.testing.assert_allclose(boxes[i].numpy(), r[0].as_array())
+            assert bool(fell_back[i]) == r[0].fallback
+        else:  # fallback "none": the training loop uses the whole map, flagged as a fallback
+            assert fallback == "none" and bool(fell_back[i]) and boxes[i].tolist() == [0, 0, 48, 48]
+    assert bool(fell_back[3]) and bool(fell_back[5])

@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from radclr.boxes import Box
 from radclr.cam.options import FALLBACKS, SELECTIONS, THRESHOLD_MODES, CamOptions
+from radclr.ops.components import label_components
 
 __all__ = [
     "ScoredBox",
@@ -32,6 +33,7 @@ __all__ = [
     "upsample_cam",
     "cam_to_boxes",
     "count_fallbacks",
+    "cam_to_box_tensor",
     "THRESHOLD_MODES",
     "SELECTIONS",
     "FALLBACKS",
@@ -264,3 +266,74 @@ def _fallback(m: np.ndarray, fallback: str, center_fraction: float) -> list[Scor
 def count_fallbacks(boxes: Sequence[Sequence[ScoredBox]]) -> int:
     """Maps whose boxes came from the fallback rule (a ``fallback=True`` box, or no box at all)."""
     return sum(1 for bs in boxes if not bs or any(getattr(b, "fallback", False) for b in bs))
+
+
+
+# --- the same on the maps' device ---------------------------------------------------------------------------
+def cam_to_box_tensor(cam: torch.Tensor, options: CamOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The selected box of each map, computed where the maps are (a GPU in BYOP training): ``(boxes [B, 4]`` x, y,
+    w, h in the maps' pixels, ``fallback [B]`` bool) -- the first box :func:`cam_to_boxes` returns for the same
+    ``options`` (8-connected components from :func:`radclr.ops.components.label_components`, component score =
+    mean activation; ``largest``: most pixels, then higher score; ``max_mean`` and ``all``: higher score, then more
+    pixels; remaining ties: the component met first in row-major order). A map without a component gets the
+    fallback box (``whole``/``center``) or, for ``fallback="none"``, the whole map marked as fallback.
+    """
+    if cam.ndim != 3:
+        raise ValueError(f"cam must be [B, H, W], got shape {tuple(cam.shape)}")
+    maps = cam.detach().to(torch.float64)
+    if not bool(torch.isfinite(maps).all()):
+        raise ValueError("CAM contains NaN or infinite values")
+    b, h, w = maps.shape
+    flat = maps.reshape(b, -1)
+    lo, hi = flat.amin(dim=1), flat.amax(dim=1)
+    informative = (hi - lo) > _EPS
+    if options.mode == "relative":
+        cut = options.threshold * hi
+        informative &= hi > 0
+    elif options.mode == "absolute":
+        cut = torch.full_like(hi, options.threshold)
+    else:
+        cut = torch.maximum(torch.quantile(flat, options.threshold, dim=1), torch.nextafter(lo, lo + 1))
+    on = (maps >= cut[:, None, None]) & informative[:, None, None]
+    labels = label_components(on.to(torch.uint8), connectivity=8).reshape(b, -1)  # 1 + first pixel, 0 = off
+    n = h * w
+    key = torch.arange(b, device=maps.device)[:, None] * (n + 1) + labels  # unique id per (map, component)
+    ids = key[labels > 0]
+    if ids.numel():
+        uniq, inv = torch.unique(ids, return_inverse=True)
+        area = torch.zeros(len(uniq), dtype=torch.float64, device=maps.device).index_add_(0, inv, torch.ones_like(
+            ids, dtype=torch.float64))
+        score = torch.zeros_like(area).index_add_(0, inv, flat[labels > 0]) / area
+        pos = torch.arange(n, device=maps.device).expand(b, n)[labels > 0]
+        rows, cols = pos // w, pos % w
+        big = torch.full_like(area, float(n))
+        r0 = big.scatter_reduce(0, inv, rows.double(), "amin")
+        c0 = big.scatter_reduce(0, inv, cols.double(), "amin")
+        r1 = torch.zeros_like(area).scatter_reduce(0, inv, rows.double(), "amax", include_self=False)
+        c1 = torch.zeros_like(area).scatter_reduce(0, inv, cols.double(), "amax", include_self=False)
+        owner = uniq // (n + 1)
+        first = (uniq % (n + 1)).double()  # row-major position of the component's first pixel (+1)
+        primary, secondary = (area, score) if options.select == "largest" else (score, area)
+        # lexicographic max of (primary, secondary, -first) per map: rank the components, take the best rank
+        order = torch.argsort(first, stable=True)
+        order = order[torch.argsort(-secondary[order], stable=True)]
+        order = order[torch.argsort(-primary[order], stable=True)]
+        order = order[torch.argsort(owner[order], stable=True)]
+        best = torch.full((b,), -1, dtype=torch.long, device=maps.device)
+        is_first = torch.ones_like(order, dtype=torch.bool)
+        is_first[1:] = owner[order][1:] != owner[order][:-1]
+        best[owner[order][is_first]] = order[is_first]
+    else:
+        best = torch.full((b,), -1, dtype=torch.long, device=maps.device)
+    found = best >= 0
+    out = torch.zeros((b, 4), dtype=torch.float64, device=maps.device)
+    if bool(found.any()):
+        k = best[found]
+        out[found] = torch.stack([c0[k], r0[k], c1[k] - c0[k] + 1, r1[k] - r0[k] + 1], dim=1)
+    if options.fallback == "center":
+        bw, bh = max(1, round(w * 0.5)), max(1, round(h * 0.5))
+        fb = torch.tensor([(w - bw) // 2, (h - bh) // 2, bw, bh], dtype=torch.float64, device=maps.device)
+    else:
+        fb = torch.tensor([0.0, 0.0, float(w), float(h)], dtype=torch.float64, device=maps.device)
+    out[~found] = fb
+    return out.to(cam.dtype if cam.is_floating_point() else torch.float32), ~found

@@ -37,8 +37,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from radclr.boxes import box_changes, boxes_to_masks, pairwise_iou, union_box
-from radclr.cam.boxes import cam_to_boxes, upsample_cam
+from radclr.boxes import boxes_to_masks, iou, pairwise_iou, union_box
+from radclr.cam.boxes import cam_to_box_tensor, cam_to_boxes, upsample_cam
 from radclr.cam.calibrate import calibrate_cam_threshold
 from radclr.cam.gradcam import grad_cam, grad_cam_from_activations, select_targets, target_scores
 from radclr.cam.options import CamOptions
@@ -312,30 +312,40 @@ class BYOP(RadiomicsViewMixin, Method):
                                                               dtype=scores.dtype).index_add(0, rows, scores))[rows]
             cam = upsample_cam(cam, (size, size))
             t1 = time.perf_counter()
-            opts = self.cam_options
-            found = [cam_to_boxes(c, opts.for_finding(self.ctx.findings[int(t)])) for c, t in zip(cam.cpu(), targets)]
+            new, fell_back = self._boxes_of(cam, targets)
+            new = new.to(boxes.dtype)
             self.timings["cam"] += t1 - t0
             self.timings["cam_rows"] = self.timings.get("cam_rows", 0) + len(rows)
             self.timings["boxing"] += time.perf_counter() - t1
-            new = torch.tensor([[b[0].x, b[0].y, b[0].w, b[0].h] if b else [0.0, 0.0, float(size), float(size)]
-                                for b in found], dtype=boxes.dtype, device=boxes.device)
             ridx = idx[rows]
             if self.cache_regions:
                 had = self.box_step[ridx] >= 0
                 if had.any():  # reported: share of refreshed boxes that moved substantially (IoU < 0.5)
-                    moved = box_changes(self.box_cache[ridx][had].cpu().numpy(), new[had].cpu().numpy(), 0.5)
-                    stats["box_change"] = torch.tensor(float(np.mean(moved)))
+                    stats["box_change"] = (iou(self.box_cache[ridx][had], new[had]) < 0.5).float().mean()
                 # radiomics stay valid only for a box that did not change at all
                 same = had & (self.box_cache[ridx].to(new.dtype) == new).all(dim=1)
                 self.rad_valid[ridx[~same]] = False
                 self.box_cache[ridx] = new.to(self.box_cache.dtype)
                 self.box_step[ridx] = self.step_count
             boxes[rows] = new
-            stats["cam_fallback"] = torch.tensor(float(np.mean([bool(b and b[0].fallback) or not b for b in found])))
+            stats["cam_fallback"] = fell_back.float().mean()
         if self.cache_regions:
             cached = need_cam & ~refresh
             boxes[cached] = self.box_cache[idx[cached]].to(boxes.dtype)
         return boxes, stats
+
+    def _boxes_of(self, cam: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(boxes [k, 4], fallback [k])`` of upsampled CAMs ``[k, S, S]`` on their own device (no copy to the
+        CPU on a GPU), each with the CAM options of its target finding."""
+        opts = self.cam_options
+        if not opts.finding_thresholds:
+            return cam_to_box_tensor(cam, opts)
+        boxes = torch.zeros(len(cam), 4, dtype=cam.dtype, device=cam.device)
+        fell_back = torch.zeros(len(cam), dtype=torch.bool, device=cam.device)
+        for t in torch.unique(targets).tolist():
+            sel = targets == t
+            boxes[sel], fell_back[sel] = cam_to_box_tensor(cam[sel], opts.for_finding(self.ctx.findings[int(t)]))
+        return boxes, fell_back
 
     def _region_radiomics(self, batch, boxes, anchors) -> torch.Tensor:
         """Raw radiomics ``[B, R]`` of ``boxes`` on the store-scale image (only anchor rows computed)."""
