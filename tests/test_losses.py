@@ -490,3 +490,26 @@ def test_contrastive_losses_compute_in_float32_under_bf16_autocast():
             out = loss(h1, h2)
         assert out.dtype == torch.float32
         torch.testing.assert_close(out, loss(h1.float(), h2.float()), rtol=1e-6, atol=1e-6)
+
+
+def test_cross_modal_background_of_the_same_image():
+    """The background term: exp(sim(z_r, z_bg) / tau) joins each anchor's denominator (masked rows have none)."""
+    zi = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    zr = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    bg = torch.tensor([[0.0, 1.0], [-1.0, 0.0]])
+    loss = CrossModalNTXentLoss(temperature=1.0)
+    losses, used = loss.per_anchor(zi, zr, None, None, bg)
+    # anchor 0: pos 1, negative image 1 (cos 0), background cos(z_r, bg) = 0
+    assert losses[0].item() == pytest.approx(math.log(math.e + 1 + 1) - 1)
+    # anchor 1: pos cos(e2, e1) = 0, negative image 0 (cos 0), background cos(e1, -e1) = -1
+    assert losses[1].item() == pytest.approx(math.log(1 + 1 + math.exp(-1)))
+    masked, _ = loss.per_anchor(zi, zr, None, None, bg, torch.tensor([False, True]))
+    plain, _ = loss.per_anchor(zi, zr)
+    assert masked[0].item() == pytest.approx(plain[0].item()) and masked[1].item() == pytest.approx(losses[1].item())
+    # identical embeddings: log(1 + n_negatives + 1) per anchor
+    z = torch.ones(3, 2)
+    assert float(loss(z, z, background=z)) == pytest.approx(math.log(1 + 2 + 1), rel=1e-6)
+    # a masked background row carries no gradient (its pooled view may be undefined)
+    b = torch.ones(3, 2, requires_grad=True)
+    loss(z, z, background=b, background_mask=torch.tensor([True, False, True])).backward()
+    assert torch.equal(b.grad[1], torch.zeros(2)) and torch.isfinite(b.grad).all()

@@ -21,6 +21,11 @@ Choices (documented, tested):
 * **Anchors without negatives** (no allowed k) carry no contrastive signal and are **skipped** (not counted in
   the mean). If no anchor is usable the loss is a graph-connected 0 (gradients exist and are zero).
 * The anchor itself is never a negative, whatever the mask says.
+* **Background of the same image** (``background``, radclr's addition for region-pooled image views): for anchor
+  a, the image embedding of the rest of its own image competes with the positive pair from the radiomics side,
+  ``exp(sim(z_r(v'_a), z_bg(v_a))/tau)`` joins the denominator -- the region's radiomics must be closer to the
+  pooled region than to the rest of the same image (rows with a NaN background, e.g. a region that is the whole
+  image, ``background_mask`` false, have no such term).
 
 Testable equivalences: with ``negative_mask=None`` and the positive included, each term is a cross-entropy
 over ``[sim(z_i, z_r_a), sim(z_i, z_i_k) for k != a] / tau`` with target 0; with N identical embeddings every
@@ -46,7 +51,8 @@ class CrossModalNTXentLoss(nn.Module):
 
     @full_precision
     def per_anchor(self, z_img: torch.Tensor, z_rad: torch.Tensor, negative_mask: torch.Tensor | None = None,
-                   anchor_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                   anchor_mask: torch.Tensor | None = None, background: torch.Tensor | None = None,
+                   background_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(losses [N], used [N] bool)``: the term of each anchor (NaN where not used) and which were used."""
         name = type(self).__name__
         check_pair(name, z_img, z_rad, "z_img", "z_rad")
@@ -74,12 +80,19 @@ class CrossModalNTXentLoss(nn.Module):
             neg = (zi[rows] @ zi.t()) / self.temperature  # [U, N]
             neg = neg.masked_fill(~allowed[rows], float("-inf"))
             denom = torch.cat([pos.unsqueeze(1), neg], dim=1) if self.include_positive else neg
+            if background is not None:
+                check_pair(name, z_img, background, "z_img", "background")
+                bg = (zr[rows] * F.normalize(background[rows], dim=1)).sum(dim=1) / self.temperature
+                if background_mask is not None:
+                    bg = bg.masked_fill(~background_mask.to(device=dev, dtype=torch.bool)[rows], float("-inf"))
+                denom = torch.cat([denom, bg.unsqueeze(1)], dim=1)
             losses = losses.index_put((rows,), torch.logsumexp(denom, dim=1) - pos)
         return losses, used
 
     def forward(self, z_img: torch.Tensor, z_rad: torch.Tensor, negative_mask: torch.Tensor | None = None,
-                anchor_mask: torch.Tensor | None = None) -> torch.Tensor:
-        losses, used = self.per_anchor(z_img, z_rad, negative_mask, anchor_mask)
+                anchor_mask: torch.Tensor | None = None, background: torch.Tensor | None = None,
+                background_mask: torch.Tensor | None = None) -> torch.Tensor:
+        losses, used = self.per_anchor(z_img, z_rad, negative_mask, anchor_mask, background, background_mask)
         if not used.any():
             return zero_loss(z_img, z_rad)
         return losses[used].mean()

@@ -94,6 +94,10 @@ class BYOPOptions(ClassificationOptions):
     #: on local regions highlighted by the attention map rather than the whole image"), differentiable, so the
     #: contrast also moves the attention onto the pixels whose radiomics it must match
     embedding_pool: Literal["global", "region", "cam"] = "global"
+    #: with ``region``/``cam`` pooling: the same image's background (the map pooled outside the region, or with
+    #: the inverted attention) is a negative for the region's radiomics (:class:`CrossModalNTXentLoss`), so matching
+    #: them cannot be done by the whole image alone
+    background_negative: bool = False
     #: log, per step, the gradient norm each loss term sends into the last feature map, and per epoch the CAM-box
     #: IoU on annotated training images and how much of the image embedding the radiomics explain (R^2)
     diagnostics: bool = False
@@ -118,6 +122,9 @@ class BYOP(RadiomicsViewMixin, Method):
         self.lam = o.lam
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"byop: lambda must be in [0, 1], got {self.lam}")
+        if o.background_negative and o.embedding_pool == "global":
+            raise ConfigError("byop: background_negative needs embedding_pool: region or cam (a global view has no "
+                              "background)")
         self.cls_loss = classification_loss(o)
         self.contrast = CrossModalNTXentLoss(temperature=o.temperature, include_positive=o.include_positive)
         self.use_byop = o.byop
@@ -253,13 +260,16 @@ class BYOP(RadiomicsViewMixin, Method):
             regions, stats = self._regions(batch, cam_maps, logits, anchors)
             out.update(stats)
             rad = self._region_radiomics(batch, regions, anchors)
-            z_i = self.parts["image_proj"](self._image_view(fmap, rep, regions, logits, y, int(x.shape[-1])))
+            view, background, has_background = self._image_view(fmap, rep, regions, logits, y, int(x.shape[-1]))
+            z_i = self.parts["image_proj"](view)
+            z_bg = None if background is None else self.parts["image_proj"](background)
             z_r = torch.zeros_like(z_i)
             z_r[anchors] = self.radiomics_embedding(rad[anchors].float()).to(z_i.dtype)
             normal = batch.get("no_finding") if self.options.negatives_normal == "no_finding" else None
             neg = hard_negative_mask(y, self.ctx.findings, self.hierarchy, normal=normal) \
                 if self.hierarchy is not None else None
-            l_cl = self.contrast(z_i, z_r, negative_mask=neg, anchor_mask=anchors)
+            l_cl = self.contrast(z_i, z_r, negative_mask=neg, anchor_mask=anchors, background=z_bg,
+                                 background_mask=has_background)
             out["loss_contrastive"] = l_cl.detach()
             if self.options.diagnostics and self.training:  # what each term asks of the last feature map
                 out["grad_fmap_cls"] = _grad_norm((1 - self.lam) * l_fl, fmap)
@@ -270,15 +280,19 @@ class BYOP(RadiomicsViewMixin, Method):
         out["logits"] = logits.detach()
         return out
 
-    def _image_view(self, fmap, rep, regions, logits, labels, size: int) -> torch.Tensor:
-        """The image embedding paired with the radiomics (``embedding_pool``)."""
-        pool = self.options.embedding_pool
+    def _image_view(self, fmap, rep, regions, logits, labels, size: int):
+        """``(view, background, has_background)``: the image embedding paired with the radiomics
+        (``embedding_pool``) and, with ``background_negative``, the same map pooled over the rest of the image and
+        where there is such a rest (None, None otherwise)."""
+        pool, bg = self.options.embedding_pool, self.options.background_negative
         if pool == "region":
-            return region_pool(fmap, regions, size)
-        if pool == "cam":
+            out = region_pool(fmap, regions, size, background=bg)
+        elif pool == "cam":
             targets = select_targets(labels, logits.detach())
-            return cam_pool(fmap, self.parts["classifier"].fc.weight[targets], fallback=rep)
-        return rep
+            out = cam_pool(fmap, self.parts["classifier"].fc.weight[targets], fallback=rep, background=bg)
+        else:
+            return rep, None, None
+        return out if bg else (out, None, None)
 
     @torch.no_grad()
     def validation_step(self, batch):
@@ -378,31 +392,45 @@ class BYOP(RadiomicsViewMixin, Method):
         return out
 
 
-def region_pool(fmap: torch.Tensor, boxes: torch.Tensor, image_size: int) -> torch.Tensor:
+def region_pool(fmap: torch.Tensor, boxes: torch.Tensor, image_size: int, *, background: bool = False):
     """``[B, C]``: the mean of ``fmap [B, C, h, w]`` over each image's box (``[B, 4]`` x, y, w, h in input pixels
     of an ``image_size`` square input), the box moved to the map's grid by the one box -> pixels rule
     (:func:`radclr.boxes.boxes_to_masks`: every cell the box touches); a box that covers no cell pools the whole
-    map (global average pooling)."""
+    map (global average pooling). With ``background``: ``(region, rest, has_rest)``, ``rest`` the mean over the
+    cells outside the box, ``has_rest [B]`` false where the box covers the whole map."""
     b, c, h, w = fmap.shape
     scale = boxes.new_tensor([w / image_size, h / image_size, w / image_size, h / image_size])
     masks = boxes_to_masks(boxes * scale, (h, w), device=fmap.device)
     empty = ~masks.flatten(1).any(dim=1)
     if bool(empty.any()):
         masks[empty] = True
-    weights = masks.to(fmap.dtype).flatten(1)
-    weights = weights / weights.sum(dim=1, keepdim=True)
-    return torch.einsum("bcn,bn->bc", fmap.flatten(2), weights)
+    inside = _weighted_mean(fmap, masks.to(fmap.dtype).flatten(1))
+    if not background:
+        return inside
+    outside = (~masks).to(fmap.dtype).flatten(1)
+    return inside, _weighted_mean(fmap, outside), outside.sum(dim=1) > 0
 
 
-def cam_pool(fmap: torch.Tensor, weights: torch.Tensor, *, fallback: torch.Tensor) -> torch.Tensor:
+def _weighted_mean(fmap: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``[B, C]`` weighted mean of ``fmap [B, C, h, w]`` with ``weights [B, h*w]`` (zero rows for zero weight)."""
+    return torch.einsum("bcn,bn->bc", fmap.flatten(2), weights / weights.sum(dim=1, keepdim=True).clamp_min(1e-12))
+
+
+def cam_pool(fmap: torch.Tensor, weights: torch.Tensor, *, fallback: torch.Tensor, background: bool = False):
     """``[B, C]``: ``fmap [B, C, h, w]`` averaged with the class activation map of each image's target as weights,
     ``cam = ReLU(w . A(u, v))`` with ``weights [B, C]`` the target's classifier row (for global pooling + a linear
     classifier this is Grad-CAM up to a constant; differentiable, no second-order terms). A map without any
-    positive cell gives ``fallback`` (the global average)."""
+    positive cell gives ``fallback`` (the global average). With ``background``: ``(attended, rest, has_rest)``,
+    ``rest`` pooled with the inverted attention ``1 - cam / max(cam)``, ``has_rest [B]`` false where the map has no
+    positive cell."""
     cam = torch.relu(torch.einsum("bc,bchw->bhw", weights, fmap)).flatten(1)  # [B, h*w]
     mass = cam.sum(dim=1, keepdim=True)
     pooled = torch.einsum("bcn,bn->bc", fmap.flatten(2), cam / mass.clamp_min(1e-12))
-    return torch.where(mass > 0, pooled, fallback)
+    attended = torch.where(mass > 0, pooled, fallback)
+    if not background:
+        return attended
+    rest = _weighted_mean(fmap, 1.0 - cam / cam.amax(dim=1, keepdim=True).clamp_min(1e-12))
+    return attended, rest, mass[:, 0] > 0
 
 
 def _grad_norm(loss: torch.Tensor, fmap: torch.Tensor) -> torch.Tensor:
