@@ -1,0 +1,67 @@
+"""BYOP's positives (seed 001 §3.2): for an unannotated disease-positive image the radiomics view is computed from the
+box its own Grad-CAM gives, for an annotated one from the ground-truth box -- checked on the values the radiomics
+encoder receives, so a silent fall-back to the fixed region (the whole image) would fail here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from radclr.methods import MethodContext, method_class
+from radclr.radiomics import feature_names
+from radclr.radiomics.regions import RegionRadiomics
+
+S = 64
+FINDINGS = ["Mass", "Nodule"]
+
+
+def _images():
+    """Four images with a bright blob each at a different place (dark background)."""
+    x = torch.full((4, 1, S, S), 0.1)
+    for i, (r, c) in enumerate([(8, 8), (40, 12), (16, 44), (44, 44)]):
+        x[i, 0, r:r + 12, c:c + 12] = 0.9
+    return torch.round(x * 255) / 255
+
+
+@pytest.mark.parametrize("pool", ["global", "cam"])
+def test_unannotated_anchors_get_the_radiomics_of_their_grad_cam_box(pool):
+    torch.manual_seed(0)
+    names = feature_names()
+    ctx = MethodContext(findings=FINDINGS, radiomics_names=names, image_size=S, dataset_size=4,
+                        model_cfg={"encoder": "resnet18", "encoder_options": {"width": 0.25, "no_max_pool": True},
+                                   "weights": None, "proj_hidden": 32, "proj_dim": 16,
+                                   "radiomics_hidden": [32, 32], "radiomics_dim": 16},
+                        extra={"radiomics_cfg": {"bin_width": 25.0}})
+    method = method_class("byop")(nn.ModuleDict(), ctx, {"loss": "bce", "negatives": "in_batch",
+                                                          "embedding_pool": pool, "cam_threshold": 0.8})
+    images = _images()
+    service = RegionRadiomics({"bin_width": 25.0})
+    whole = service.of_boxes(torch.round(images[:, 0].double() * 255), torch.tensor([[0.0, 0, S, S]] * 4))
+    method.parts["radiomics_encoder"].standardizer.fit(whole.float())
+    gt_box = torch.tensor([12.0, 40.0, 12.0, 12.0])  # image 1 is annotated: its blob's box
+    batch = {"image": images, "index": torch.arange(4),
+             "label": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]),
+             "has_box": torch.tensor([False, True, False, False]),
+             "box": torch.stack([torch.tensor([0.0, 0, S, S]), gt_box, torch.tensor([0.0, 0, S, S]),
+                                 torch.tensor([0.0, 0, S, S])]),
+             "no_finding": torch.tensor([False, False, False, True])}
+    gt_rad = service.of_boxes(torch.round(images[1:2, 0].double() * 255), gt_box[None])[0]
+    batch["radiomics"] = whole.clone().float()
+    batch["radiomics"][1] = gt_rad.float()  # the data pipeline's fixed region: GT box where annotated, else whole
+    seen = []
+    original = method.radiomics_embedding
+    method.radiomics_embedding = lambda r: (seen.append(r.detach().clone()), original(r))[1]
+    out = method.training_step(batch)
+    assert torch.isfinite(out["loss"]) and "loss_contrastive" in out
+    (rad,) = seen  # rows of the anchors 0, 1, 2 (image 3 is normal)
+    assert rad.shape == (3, len(names))
+    cam_boxes = method.box_cache[[0, 2]]
+    assert bool((method.box_step[[0, 2]] == 0).all()) and int(method.box_step[1]) == -1  # CAM only where unannotated
+    assert bool((cam_boxes[:, 2:] < S).any(dim=1).all())  # real boxes, not the whole-image fallback
+    expected = service.of_boxes(torch.round(images[[0, 2], 0].double() * 255), cam_boxes).float()
+    torch.testing.assert_close(rad[[0, 2]], expected)  # positives of unannotated anchors: their CAM boxes
+    torch.testing.assert_close(rad[1], gt_rad.float())  # the annotated anchor: its ground-truth box
+    assert not torch.allclose(rad[[0, 2]], whole[[0, 2]].float())  # not the fixed (whole-image) radiomics
+    assert np.isfinite(rad.numpy()).all()
