@@ -43,7 +43,7 @@ from radclr.engine.config import resolve_config  # noqa: E402
 from radclr.runs import evaluate_run, train  # noqa: E402
 
 STAGES = {"val": 2, "test": 3}  # phantom seed of the evaluation set
-EVAL_VERSION = "2"  # bumped when the evaluation protocol changes (2: CAM-threshold grid 0.1..0.95)
+EVAL_VERSION = "3"  # bumped when the evaluation code changes (3: grid 0.1..0.95, threshold per finding, layer3)
 N_EVAL = 120
 THRESHOLDS = ("0.1", "0.3", "0.5")
 
@@ -51,20 +51,12 @@ THRESHOLDS = ("0.1", "0.3", "0.5")
 # evaluation overrides share the trained run (the run directory is cloned with its checkpoints linked)
 VARIANTS: dict[str, tuple] = {
     "supervised": ("supervised", []),
-    "byop": ("byop", []),
-    # exploration (validation phantoms only)
-    "byop-diag": ("byop", ["stages.0.diagnostics=true"]),
-    "byop-region-diag": ("byop", ["stages.0.diagnostics=true", "stages.0.embedding_pool=region"]),
-    "byop-bce": ("byop", ["stages.0.diagnostics=true", "stages.0.loss=bce"]),
-    "byop-bce-l0.1": ("byop", ["stages.0.diagnostics=true", "stages.0.loss=bce", "stages.0.lambda=0.1"]),
-    "byop-bce-l0.1-cam": ("byop", ["stages.0.diagnostics=true", "stages.0.loss=bce", "stages.0.lambda=0.1",
-                                   "stages.0.embedding_pool=cam"]),
-    "byop-bce-l0.1-region": ("byop", ["stages.0.diagnostics=true", "stages.0.loss=bce", "stages.0.lambda=0.1",
-                                      "stages.0.embedding_pool=region"]),
-    "supervised-perfinding": ("supervised", [], ["evaluation.cam_threshold=auto_per_finding"]),
-    "supervised-layer3": ("supervised", [], ["evaluation.cam_layer=layer3"]),
-    "supervised-layer3-perfinding": ("supervised", [], ["evaluation.cam_layer=layer3",
-                                                         "evaluation.cam_threshold=auto_per_finding"]),
+    "byop": ("byop", []),  # the shipped configs/phantom/byop.yaml
+    # the candidates of the validation round (see benchmarks/results/phantom_localization_exploration.json)
+    "byop-cam": ("byop", ["stages.0.lambda=0.1", "stages.0.background_negative=false"]),
+    "byop-cam-bg-focal": ("byop", ["stages.0.loss=focal", "stages.0.alpha=null"]),
+    "byop-global": ("byop", ["stages.0.embedding_pool=global", "stages.0.background_negative=false",
+                             "stages.0.lambda=0.1"]),
 }
 
 
@@ -77,8 +69,10 @@ def eval_phantoms(root: Path, stage: str) -> Path:
 
 def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
     config, overrides, *rest = VARIANTS[name]
+    if config == "byop":  # per-epoch diagnostics in metrics.csv (they do not change what is trained)
+        overrides = ["stages.0.diagnostics=true", *overrides]
     eval_overrides = rest[0] if rest else []
-    trained = next(n for n, v in VARIANTS.items() if v[:2] == (config, overrides) and not (v[2:] and v[2]))
+    trained = next(n for n, v in VARIANTS.items() if v[:2] == tuple(VARIANTS[name][:2]) and not (v[2:] and v[2]))
     run = out_dir / "runs" / f"{trained}-seed{seed}"
     done = run / "wall_time_s.txt"
     if not done.exists():
@@ -246,7 +240,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--n-boot", type=int, default=200, help="bootstrap draws of each run's own CIs")
-    ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "out" / "phantom_localization"))
+    ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "out" / "phantom_localization_v2"))
     ap.add_argument("--out", default=None, help="results JSON (default: benchmarks/results/phantom_localization_"
                     "<stage>.json)")
     args = ap.parse_args(argv)

@@ -65,3 +65,33 @@ def test_unannotated_anchors_get_the_radiomics_of_their_grad_cam_box(pool):
     torch.testing.assert_close(rad[1], gt_rad.float())  # the annotated anchor: its ground-truth box
     assert not torch.allclose(rad[[0, 2]], whole[[0, 2]].float())  # not the fixed (whole-image) radiomics
     assert np.isfinite(rad.numpy()).all()
+
+
+def test_diagnostics_do_not_change_the_step():
+    """``diagnostics: true`` only reads gradients (autograd.grad to the feature map): loss and parameter gradients
+    of a step are the same with and without it."""
+    names = feature_names()
+    images = _images()
+    service = RegionRadiomics({"bin_width": 25.0})
+    whole = service.of_boxes(torch.round(images[:, 0].double() * 255), torch.tensor([[0.0, 0, S, S]] * 4))
+    batch = {"image": images, "index": torch.arange(4), "label": torch.tensor([[1.0, 0], [0, 1], [1, 0], [0, 0]]),
+             "has_box": torch.zeros(4, dtype=torch.bool), "box": torch.tensor([[0.0, 0, S, S]] * 4),
+             "no_finding": torch.tensor([False, False, False, True]), "radiomics": whole.float()}
+    grads = []
+    for diagnostics in (False, True):
+        torch.manual_seed(0)
+        ctx = MethodContext(findings=FINDINGS, radiomics_names=names, image_size=S, dataset_size=4,
+                            model_cfg={"encoder": "resnet18", "encoder_options": {"width": 0.25, "no_max_pool": True},
+                                       "weights": None, "proj_hidden": 32, "proj_dim": 16,
+                                       "radiomics_hidden": [32, 32], "radiomics_dim": 16},
+                            extra={"radiomics_cfg": {"bin_width": 25.0}})
+        method = method_class("byop")(nn.ModuleDict(), ctx, {"loss": "bce", "negatives": "in_batch",
+                                                              "embedding_pool": "cam", "background_negative": True,
+                                                              "diagnostics": diagnostics})
+        method.parts["radiomics_encoder"].standardizer.fit(whole.float())
+        out = method.training_step(batch)
+        out["loss"].backward()
+        assert ("grad_fmap_contrastive" in out) == diagnostics
+        grads.append((out["loss"].detach(), [p.grad.clone() for p in method.parameters() if p.grad is not None]))
+    assert torch.equal(grads[0][0], grads[1][0])
+    assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1]))

@@ -94,6 +94,10 @@ DEFAULTS: dict[str, Any] = {
         # (0 = off; seed 000: "early stopped if the loss did not decrease")
         "early_stopping": {"patience": 0, "monitor": "train_loss", "mode": "min", "min_delta": 0.0},
         "gather_negatives": True,  # DDP: contrast against negatives from every rank
+        # what best.pt is chosen by: {metric: a validation column of metrics.csv, mode: min | max}; null metric =
+        # the method's own (e.g. val_auc_mean, max -- which saturates at 1.0 on easy data: a loss picks later,
+        # better-trained epochs there)
+        "best_checkpoint": {"metric": None, "mode": None},
     },
     "stages": [{"name": "train", "method": "supervised"}],
     "evaluation": {

@@ -259,6 +259,11 @@ class Trainer:
             best = dict(state.get("best", best))
             ckpt.set_rng_state(state["rng"])
         monitor, mode = method.monitor
+        chosen = st.get("best_checkpoint") or {}
+        if chosen.get("metric"):
+            monitor, mode = str(chosen["metric"]), str(chosen.get("mode") or "min")
+            if mode not in ("min", "max"):
+                raise ConfigError(f"stage {name}: best_checkpoint.mode must be min or max, got {mode!r}")
         stage = StageRun(index=index, name=name, settings=st, method=method, model=model, optimizer=optimizer,
                          scheduler=scheduler, scaler=scaler, autocast=autocast, view=view, train_idx=train_idx,
                          batch_size=batch_size, epochs=epochs, best=best, monitor=monitor, mode=mode)
