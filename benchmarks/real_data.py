@@ -71,6 +71,7 @@ def config(dataset: str, method: str, fraction: float, epochs: int, cache: str) 
     region = "cam" if method.startswith("M2") else "box"
     return {"name": f"{dataset}-{method}-{fraction:g}", "seed": 0,
             "data": {"path": d["path"], "findings": d["findings"], "image_size": 128, "cache_dir": cache,
+                     "follow_links": True,  # the Kermany subset links its images folder to the original
                      "label_fraction": fraction, "split": {"val": 0.1, "test": 0.2, "seed": 0}},
             "radiomics": {"region": region},
             "model": {"encoder": "resnet18", "encoder_options": {"width": 0.5}},

@@ -38,3 +38,11 @@ def test_literal_config_is_the_papers_schedule_where_the_loop_barely_trains():
     epochs, lrs = _loop_epoch_lrs("full_literal.yaml")
     assert epochs == 30 and len(lrs) == 20  # loop from epoch 10 of 30
     assert max(lrs) <= 1e-5 * (1 + 1e-9)  # 1e-3 x 0.1 at epochs 5 and 10: documented as the reason for full.yaml
+
+
+def test_tiny_full_config_trains_the_shipped_stage_options():
+    """The tiny variant (trained in the tests) uses full.yaml's BYOP options; only the loop's timing differs."""
+    full = resolve_config(CONFIGS / "full.yaml")["stages"][0]
+    tiny = resolve_config(CONFIGS.parent / "tiny" / "seed001_full.yaml")["stages"][0]
+    timing = ("classifier_warmup_epochs", "contrastive_start_epoch")
+    assert {k: v for k, v in tiny.items() if k not in timing} == {k: v for k, v in full.items() if k not in timing}
