@@ -12,8 +12,10 @@ Protocol (written down before any number was looked at; see the README):
   120 images, phantom seed 3, every lesion boxed. Neither seed is ever trained on.
 * Each variant is ``configs/phantom/<config>.yaml`` plus overrides, trained with ``--seeds`` training seeds (the
   ``seed`` key: initialisation, sample order; the data and its split stay the same), evaluated with
-  ``radclr evaluate RUN --data PHANTOMS`` (best checkpoint by validation AUC of the run's own split, CAM threshold
-  fit on the run's own annotated train/val images -- never on the evaluated phantoms).
+  ``radclr evaluate RUN --data PHANTOMS`` (best checkpoint as the config says -- the validation classification loss
+  of the run's own split; CAM threshold fit on the run's own annotated train/val images -- never on the evaluated
+  phantoms). Training is the same for both stages: ``--stage test`` reuses the runs trained for ``--stage val`` and
+  only evaluates them on the test phantoms.
 * Reported per variant: mean +- sd over seeds of the mean AUC and of the localization accuracy (IoU > T) per
   finding; and the **paired** difference to ``supervised``: per (image, finding) case, the correctness averaged over
   the seeds of each variant, resampled by patient (2000 bootstrap draws) -> mean difference with a 95 % interval.
