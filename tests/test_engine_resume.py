@@ -67,8 +67,9 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(case, tmp_path):
     a = torch.load(full / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
     assert a["model"].keys() == b["model"].keys()
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), f"{case}: {k} differs after resume"
+    for k in a["model"]:  # bit-identical; NaN where both have NaN (BYOP: no per-finding CAM threshold fitted yet)
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=0, atol=0, equal_nan=True,
+                                   msg=f"{case}: {k} differs after resume")
     ma = pd.read_csv(full / "metrics.csv").drop(columns=["time_s", "train_time_s"])
     mb = pd.read_csv(killed / "metrics.csv").drop(columns=["time_s", "train_time_s"])
     pd.testing.assert_frame_equal(ma, mb)
