@@ -104,8 +104,14 @@ def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
     return {"variant": name, "seed": seed, "wall_time_s": float(done.read_text()),
             "auc": m["classification"]["auc"], "iou_accuracy": loc.get("iou_accuracy"),
             "cam_threshold": (loc.get("cam_threshold") or {}).get("threshold"),
-            "cases": str(side / "localization_all.csv"), "predictions": str(side / "predictions_all.csv"),
-            "history": str(run / "metrics.csv")}
+            "cases": _rel(side / "localization_all.csv"), "predictions": _rel(side / "predictions_all.csv"),
+            "history": _rel(run / "metrics.csv")}
+
+
+def _rel(path: Path) -> str:
+    """``path`` relative to the repository when inside it (results JSON without machine paths)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def _clone_for_evaluation(run: Path, clone: Path, overrides: list[str], args) -> Path:
@@ -149,13 +155,13 @@ def paired_difference(rows: list[dict], a: str, b: str, *, n_boot: int = 2000, s
     """Variant ``a`` minus ``b``: localization accuracy (IoU > T, mean over findings of case means) and mean AUC;
     each case's outcome averaged over the seeds of a variant, patients resampled with replacement."""
     def cases(name):
-        frames = [pd.read_csv(r["cases"]) for r in rows if r["variant"] == name]
+        frames = [pd.read_csv(REPO / r["cases"]) for r in rows if r["variant"] == name]
         df = pd.concat(frames).groupby(["image_id", "finding"], as_index=False)["iou"].agg(list)
         return df
 
     ca, cb = cases(a), cases(b)
     merged = ca.merge(cb, on=["image_id", "finding"], suffixes=("_a", "_b"))
-    patients = merged["image_id"].map(_patient_of(rows[0]["predictions"])).to_numpy()
+    patients = merged["image_id"].map(_patient_of(REPO / rows[0]["predictions"])).to_numpy()
     units, unit_idx = np.unique(patients, return_inverse=True)
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, len(units), size=(n_boot, len(units)))
@@ -192,7 +198,7 @@ def _paired_auc(rows, a, b, *, n_boot, seed) -> dict:
     from radclr.evaluation.metrics import auc_per_finding
 
     def probs(name):
-        ps = [pd.read_csv(r["predictions"], dtype={"image_id": str, "patient_id": str}) for r in rows
+        ps = [pd.read_csv(REPO / r["predictions"], dtype={"image_id": str, "patient_id": str}) for r in rows
               if r["variant"] == name]
         base = ps[0]
         pcols = [c for c in base.columns if c.startswith("p_")]
