@@ -37,6 +37,9 @@ from radclr.engine.config import resolve_config  # noqa: E402
 from radclr.evaluation.bootstrap import compare_models  # noqa: E402
 
 METHODS = ("supervised", "byop")
+# BYOP variants for exploration on VALIDATION data (each: full.yaml's BYOP options + these); chosen with --methods,
+# compared by the validation value of the checkpoint each run selected (``val_best``) before any test number
+VARIANTS = {"byop": {}, "byop-lam0.1": {"lambda": 0.1}, "byop-ramp": {"lambda_warmup_epochs": 3}}
 
 
 def full_defaults() -> tuple[dict, dict]:
@@ -54,17 +57,25 @@ def config(dataset: str, method: str, fraction: float, epochs: int, cache: str, 
         stage = {"name": "train", "method": "supervised", "loss": "bce"}
     else:
         stage = {"name": "train", "method": "byop", **byop_options, "classifier_warmup_epochs": 1,
-                 "contrastive_start_epoch": max(epochs // 3, 1)}
+                 "contrastive_start_epoch": max(epochs // 3, 1), **VARIANTS[method]}
     return {"name": f"{dataset}-{method}-{fraction:g}-seed{seed}", "seed": seed,
             "data": {"path": d["path"], "findings": d["findings"], "image_size": 128, "cache_dir": cache,
                      "follow_links": True,  # the Kermany subset links its images folder to the original
                      "label_fraction": fraction, "split": {"val": 0.1, "test": 0.2, "seed": 0}},
-            "radiomics": {"region": "cam" if method == "byop" else "box"},
+            "radiomics": {"region": "box" if method == "supervised" else "cam"},
             "model": {"encoder": "resnet18", "encoder_options": {"width": 0.5}},
             "trainer": {"epochs": epochs, "batch_size": 64, "progress": False, "augment": {"enabled": False},
                         "optimizer": {"name": "adam", "lr": 1e-3}},
             "evaluation": {"n_boot": 1000, **protocol},
             "stages": [stage]}
+
+
+def selected_checkpoint(run: Path) -> dict:
+    """The validation value (the method's monitor: mean AUC) and epoch of the checkpoint the run selected."""
+    import torch
+
+    best = torch.load(run / "checkpoints" / "best.pt", map_location="cpu", weights_only=False).get("best") or {}
+    return {"val_best": best.get("value"), "best_epoch": best.get("epoch")}
 
 
 def _predictions(run: Path) -> pd.DataFrame:
@@ -106,19 +117,24 @@ def summarise(results: dict, out_dir: Path, seeds: list[int]) -> dict:
     for ds in results.get("datasets", []):
         for frac in results["fractions"]:
             entry = {}
-            for method in METHODS:
+            methods = results.get("methods", METHODS)
+            for method in methods:
                 hs = [results["runs"].get(f"{ds}/{method}/{frac:g}/seed{s}") for s in seeds]
                 hs = [h for h in hs if h]
                 if not hs:
                     continue
                 e = {"auc_mean": _msd([h["auc"]["mean"] for h in hs]), "n_seeds": len(hs)}
+                if all(h.get("val_best") is not None for h in hs):
+                    e["val_best"] = _msd([h["val_best"] for h in hs])
                 if ds == "nih" and all(h.get("iou_accuracy") for h in hs):
                     for t in ("0.1", "0.3"):
                         e[f"loc_iou>{t}"] = _msd([h["iou_accuracy"][t]["mean"] for h in hs])
                 entry[method] = e
-            runs = {m: [out_dir / ds / f"{m}-{frac:g}-seed{s}" for s in seeds] for m in METHODS}
-            if all((r / "predictions_test.csv").exists() for rs in runs.values() for r in rs):
-                entry["byop_minus_supervised"] = paired(runs["byop"], runs["supervised"])
+            runs = {m: [out_dir / ds / f"{m}-{frac:g}-seed{s}" for s in seeds] for m in methods}
+            for m in methods:
+                if m != "supervised" and all((r / "predictions_test.csv").exists()
+                                             for r in runs[m] + runs.get("supervised", [])) and "supervised" in runs:
+                    entry[f"{m}_minus_supervised"] = paired(runs[m], runs["supervised"])
             summary[f"{ds}/{frac:g}"] = entry
     return summary
 
@@ -137,12 +153,20 @@ def markdown(results: dict) -> str:
         out.append(f"| {ds} | {float(frac):.0%} | {cell('supervised')} | {cell('byop')} | "
                    + (f"{d['per_seed_mean']:+.3f} ± {d['per_seed_sd'] or 0:.3f} | {sa['diff']:+.3f} "
                       f"[{sa['ci'][0]:+.3f}, {sa['ci'][1]:+.3f}] |" if d else "n/a | n/a |"))
+    val = [(k, m, e[m]["val_best"]) for k, e in results.get("summary", {}).items()
+           for m in results.get("methods", METHODS) if "val_best" in (e.get(m) or {})]
+    if val:
+        out += ["", "Validation value of the checkpoint each run selected (best.pt: validation mean AUC; mean ± sd "
+                "over seeds):", "", "| dataset | labels | method | validation mean AUC |", "|---|---|---|---|"]
+        for k, m, v in val:
+            ds, frac = k.split("/")
+            out.append(f"| {ds} | {float(frac):.0%} | {m} | {v['mean']:.3f} ± {v['sd'] or 0:.3f} |")
     loc = [(k, e) for k, e in results.get("summary", {}).items() if k.startswith("nih/")]
     if any("loc_iou>0.1" in (e.get("supervised") or {}) for _, e in loc):
         out += ["", "NIH localization on the boxed test images (community Mass/Nodule boxes; mean ± sd over seeds):",
                 "", "| labels | method | IoU>0.1 | IoU>0.3 |", "|---|---|---|---|"]
         for k, e in loc:
-            for m in METHODS:
+            for m in results.get("methods", METHODS):
                 if "loc_iou>0.1" in (e.get(m) or {}):
                     a, b = e[m]["loc_iou>0.1"], e[m]["loc_iou>0.3"]
                     out.append(f"| {float(k.split('/')[1]):.0%} | {m} | {a['mean']:.3f} ± {a['sd'] or 0:.3f} | "
@@ -159,6 +183,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "out" / "real_data_seeds"))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "real_data_seeds.json"))
     ap.add_argument("--max-images", nargs="*", default=[], metavar="DATASET=N")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=["supervised", *VARIANTS],
+                    help="supervised and BYOP variants (VARIANTS; default: supervised and the shipped byop)")
     ap.add_argument("--tables-only", action="store_true")
     args = ap.parse_args(argv)
     if args.tables_only:
@@ -168,6 +194,7 @@ def main(argv=None) -> int:
     limits = {k: int(v) for k, v in (item.split("=", 1) for item in args.max_images)}
     results = {"machine": machine(), "epochs": args.epochs, "seeds": args.seeds, "fractions": args.fractions,
                "datasets": [], "byop_options": full_defaults()[0], "evaluation_protocol": full_defaults()[1],
+               "methods": args.methods, "variants": {m: VARIANTS[m] for m in args.methods if m in VARIANTS},
                "runs": {}}
     if Path(args.out).exists():
         results["runs"] = json.loads(Path(args.out).read_text()).get("runs", {})
@@ -182,12 +209,13 @@ def main(argv=None) -> int:
             DATASETS[ds] = {**DATASETS[ds], "path": str(sub)}
         for frac in args.fractions:
             for seed in args.seeds:
-                for method in METHODS:
+                for method in args.methods:
                     key = f"{ds}/{method}/{frac:g}/seed{seed}"
                     run = out_dir / ds / f"{method}-{frac:g}-seed{seed}"
                     fresh = not (run / "wall_time_s.txt").exists()
                     m = run_config(config(ds, method, frac, args.epochs, str(out_dir / "cache"), seed), run)
                     h = headline(m)
+                    h.update(selected_checkpoint(run))
                     h["commit"] = code_version() if fresh else (results["runs"].get(key) or {}).get("commit", "?")
                     results["runs"][key] = h
                     results["summary"] = summarise(results, out_dir, args.seeds)

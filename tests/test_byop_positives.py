@@ -95,3 +95,36 @@ def test_diagnostics_do_not_change_the_step():
         grads.append((out["loss"].detach(), [p.grad.clone() for p in method.parameters() if p.grad is not None]))
     assert torch.equal(grads[0][0], grads[1][0])
     assert all(torch.equal(a, b) for a, b in zip(grads[0][1], grads[1][1]))
+
+
+@pytest.mark.parametrize("warm", [0, 3])
+def test_lambda_warmup_ramps_only_the_contrastive_weight(warm):
+    """``lambda_warmup_epochs``: loop epoch k trains with lambda * min(1, (k + 1) / warm) on L_cl (0 before the
+    loop); the classification weight stays 1 - lambda, and the loss is exactly that combination of the two terms."""
+    torch.manual_seed(0)
+    ctx = MethodContext(findings=FINDINGS, radiomics_names=feature_names(), image_size=S, dataset_size=4,
+                        model_cfg={"encoder": "resnet18", "encoder_options": {"width": 0.25, "no_max_pool": True},
+                                   "weights": None, "proj_hidden": 32, "proj_dim": 16,
+                                   "radiomics_hidden": [32, 32], "radiomics_dim": 16},
+                        extra={"radiomics_cfg": {"bin_width": 25.0}})
+    method = method_class("byop")(nn.ModuleDict(), ctx, {"loss": "bce", "negatives": "in_batch", "lambda": 0.4,
+                                                          "cam_threshold": 0.8, "contrastive_start_epoch": 2,
+                                                          "lambda_warmup_epochs": warm})
+    expected = {0: 0.0, 1: 0.0, 2: 0.4 / 3, 3: 0.8 / 3, 4: 0.4, 7: 0.4} if warm else {0: 0.0, 1: 0.0, 2: 0.4, 7: 0.4}
+    for epoch, lam in expected.items():
+        method.on_epoch_start(epoch)
+        assert method.contrastive_weight() == pytest.approx(lam)
+    images = _images()
+    whole = RegionRadiomics({"bin_width": 25.0}).of_boxes(torch.round(images[:, 0].double() * 255),
+                                                         torch.tensor([[0.0, 0, S, S]] * 4))
+    method.parts["radiomics_encoder"].standardizer.fit(whole.float())
+    batch = {"image": images, "index": torch.arange(4),
+             "label": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]),
+             "has_box": torch.zeros(4, dtype=torch.bool), "box": torch.tensor([[0.0, 0, S, S]] * 4),
+             "radiomics": whole.float(), "no_finding": torch.tensor([False, False, False, True])}
+    method.on_epoch_start(2)  # the loop's first epoch
+    out = method.training_step(batch)
+    lam_cl = 0.4 / 3 if warm else 0.4
+    torch.testing.assert_close(out["loss"], lam_cl * out["loss_contrastive"] + 0.6 * out["loss_cls"])
+    with pytest.raises(Exception, match="lambda_warmup_epochs"):
+        method_class("byop")(nn.ModuleDict(), ctx, {"lambda_warmup_epochs": -1})

@@ -87,6 +87,12 @@ class BYOPOptions(ClassificationOptions):
     classifier_warmup_epochs: float = 0.0
     #: epochs of classification alone before the contrastive term (and the loop) start
     contrastive_start_epoch: int = 0
+    #: ramp the contrastive term's weight linearly over this many loop epochs: loop epoch k (0 = the first)
+    #: trains with lambda * min(1, (k + 1) / lambda_warmup_epochs) L_cl + (1 - lambda) L_cls (the classification
+    #: weight does not move); 0 = the full lambda from the loop's first step. When the loop starts, the contrastive
+    #: gradient into the encoder is tens of times the classification gradient (diagnostics), a shock a short
+    #: training budget may not recover from
+    lambda_warmup_epochs: int = 0
     #: the image view paired with a region's radiomics: ``global`` -- y_i, the encoder's pooled map (the paper's
     #: Fig. 2); ``region`` -- the map pooled over that region (the box whose radiomics are the positive; the whole
     #: image for images without one), so image and radiomics describe the same pixels; ``cam`` -- the map pooled
@@ -122,6 +128,8 @@ class BYOP(RadiomicsViewMixin, Method):
         self.lam = o.lam
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"byop: lambda must be in [0, 1], got {self.lam}")
+        if o.lambda_warmup_epochs < 0:
+            raise ConfigError(f"byop: lambda_warmup_epochs must be >= 0, got {o.lambda_warmup_epochs}")
         if o.background_negative and o.embedding_pool == "global":
             raise ConfigError("byop: background_negative needs embedding_pool: region or cam (a global view has no "
                               "background)")
@@ -177,6 +185,16 @@ class BYOP(RadiomicsViewMixin, Method):
 
     def on_epoch_start(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+    def contrastive_weight(self) -> float:
+        """The contrastive term's weight this epoch: 0 before the loop starts, then lambda, ramped over
+        ``lambda_warmup_epochs`` loop epochs."""
+        if self.epoch < self.contrastive_start:
+            return 0.0
+        warm = self.options.lambda_warmup_epochs
+        if warm <= 0:
+            return self.lam
+        return self.lam * min(1.0, (self.epoch - self.contrastive_start + 1) / warm)
 
     def calibrate(self, data, train_indices) -> dict | None:
         """``cam_threshold: auto``: fit the CAM threshold on the annotated training images with the current
@@ -273,10 +291,11 @@ class BYOP(RadiomicsViewMixin, Method):
             out["loss_contrastive"] = l_cl.detach()
             if self.options.diagnostics and self.training:  # what each term asks of the last feature map
                 out["grad_fmap_cls"] = _grad_norm((1 - self.lam) * l_fl, fmap)
-                out["grad_fmap_contrastive"] = _grad_norm(self.lam * l_cl, fmap)
+                out["grad_fmap_contrastive"] = _grad_norm(self.contrastive_weight() * l_cl, fmap)
         else:
             l_cl = logits.sum() * 0.0
-        out["loss"] = self.lam * l_cl + (1 - self.lam) * l_fl if active else (1 - self.lam) * l_fl + l_cl
+        lam_cl = self.contrastive_weight() if active else 1.0  # inactive: l_cl is a zero keeping the graph whole
+        out["loss"] = lam_cl * l_cl + (1 - self.lam) * l_fl
         out["logits"] = logits.detach()
         return out
 
