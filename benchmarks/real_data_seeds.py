@@ -220,7 +220,8 @@ def main(argv=None) -> int:
                     results["runs"][key] = h
                     results["summary"] = summarise(results, out_dir, args.seeds)
                     Path(args.out).write_text(json.dumps(results, indent=1, default=float))
-                    print(f"{key}: mean AUC {h['auc']['mean']:.3f} ({h['wall_time_s']:.0f} s)", flush=True)
+                    print(f"{key}: validation {h['val_best'] or float('nan'):.3f} (selected checkpoint), test mean AUC "
+                          f"{h['auc']['mean']:.3f} ({h['wall_time_s']:.0f} s)", flush=True)
     print(markdown(results))
     return 0
 
