@@ -349,3 +349,14 @@ def test_torch_threads_restored_and_fork_safe_pool():
 def _extract_in_child(images, masks):
     torch.set_num_threads(2)
     return extract(images, masks, backend="numba")[1].numpy()
+
+
+def test_jit_cost_measures_compile_and_cached_load_in_fresh_processes():
+    """The benchmark's first-call cost runs in subprocesses: it must import the kernels' module (not the package's
+    ``extract`` function of the same name) and report a compile and a cached load."""
+    from radclr.radiomics.benchmark import jit_cost
+
+    cost = jit_cost()
+    assert set(cost) == {"cold_compile", "cached"}
+    for r in cost.values():
+        assert r["warm_up_s"] > 0 and r["process_s"] >= r["warm_up_s"]
