@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from radclr.boxes import boxes_to_masks
-from radclr.cam.boxes import ScoredBox, cam_to_boxes, count_fallbacks, normalize_cam, upsample_cam
+from radclr.cam.boxes import cam_to_boxes, count_fallbacks, normalize_cam, upsample_cam
 from radclr.cam.options import CamOptions
 
 

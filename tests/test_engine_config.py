@@ -55,6 +55,9 @@ def test_plus_adds_key_deliberately():
     ({"stages": [{"name": "a", "method": "supervised"}, {"name": "a", "method": "simclr"}]}, "unique"),
     ({"data": {"label_fraction": 0}}, "label_fraction"),
     ({"radiomics": {"region": "circle"}}, "radiomics.region"),
+    ({"stages": [{"name": "a", "method": "supervised", "best_checkpoint": {"metric": "val_loss", "mode": "up"}}]},
+     "best_checkpoint.mode must be min or max"),
+    ({"trainer": {"best_checkpoint": {"metric": "val_loss", "mode": "lowest"}}}, "best_checkpoint.mode"),
 ])
 def test_invalid_configs(user, msg):
     with pytest.raises(ConfigError, match=msg):

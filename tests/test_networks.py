@@ -17,7 +17,6 @@ from radclr.networks import (ENCODERS, LinearClassifier, ProjectionHead, Radiomi
 EXPECTED = {
     "resnet18": (512, 11_170_240),
     "resnet34": (512, 21_278_400),
-    "resnet34": (512, 21_278_400),
     "resnet50": (2048, 23_501_760),
     "wide_resnet50": (2048, 66_827_968),
     "densenet121": (1024, 6_947_584),

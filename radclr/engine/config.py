@@ -266,6 +266,11 @@ def validate_config(cfg: dict) -> None:
         eff = stage_settings(cfg, i)
         if int(eff["epochs"]) < 0 or int(eff["batch_size"]) < 1:
             raise ConfigError(f"stages.{i}: epochs must be >= 0 and batch_size >= 1")
+        chosen = eff.get("best_checkpoint") or {}
+        if not isinstance(chosen, dict):
+            raise ConfigError(f"stages.{i}.best_checkpoint must be a section {{metric, mode}}, got {chosen!r}")
+        if chosen.get("metric") and str(chosen.get("mode") or "min") not in ("min", "max"):
+            raise ConfigError(f"stages.{i}.best_checkpoint.mode must be min or max, got {chosen.get('mode')!r}")
 
 
 def dump_config(cfg: dict, path: str | Path) -> None:

@@ -43,7 +43,7 @@ from torch import nn
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import dump_config, stage_settings
 from radclr.engine.optim import build_optimizer, build_scheduler, early_stop_due
-from radclr.errors import RadclrError
+from radclr.errors import ConfigError, RadclrError
 from radclr.evaluation.metrics import auc_per_finding, probabilities
 from radclr.methods import Method, MethodContext, method_class
 from radclr.outputs import atomic_path

@@ -197,7 +197,7 @@ def iou_accuracy(
     _check_sizes(ground_truth, predictions, image_sizes, prediction_sizes, size_tolerance)
     cases = localization_cases(predictions, ground_truth, findings=findings, rule=rule, pred_rule=pred_rule)
     f_idx, ious = cases["finding"], cases["iou"]
-    nf, nt = len(findings), len(thresholds)
+    nf = len(findings)
     correct = ious[:, None] > np.asarray(thresholds)[None, :]  # [cases, T]; strict, as in seed 001
 
     n_cases = np.bincount(f_idx, minlength=nf)
