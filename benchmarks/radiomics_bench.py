@@ -29,6 +29,15 @@ from radclr.radiomics import Settings  # noqa: E402
 from radclr.radiomics.benchmark import BusyLoad, default_dataset, jit_cost, run_benchmark  # noqa: E402
 
 
+def _portable(arg: str) -> str:
+    """A command-line word without this machine's paths: inside the repository relative to it, else the name."""
+    path = Path(arg)
+    if not path.is_absolute():
+        return arg
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default=None, help="dataset folder (default ../shared/data/nih_cxr14)")
@@ -49,7 +58,8 @@ def main(argv=None) -> int:
     out = Path(args.out or REPO / "benchmarks" / "results"
                / ("radiomics_bench_loaded.json" if args.load else "radiomics_bench.json"))
     settings = Settings(bin_count=args.bin_count)
-    command = "python benchmarks/radiomics_bench.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python benchmarks/radiomics_bench.py " + " ".join(
+        _portable(a) for a in (sys.argv[1:] if argv is None else argv))
     results: dict = {"command": command.strip(), "load_processes": args.load,
                      "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(default)"), "results": {}}
     biggest = max(args.n)

@@ -128,6 +128,21 @@ def paired_vs_baseline(run: Path, baseline: Path, n_boot: int = 1000) -> dict:
     return res
 
 
+def prepare_dataset(ds: str, limits: dict, out_dir: Path) -> bool:
+    """Make ``DATASETS[ds]`` ready to train on; False (printed) when its data is absent. With ``limits[ds]``
+    (``--max-images``) a seeded patient-wise subset of about that many images replaces its path."""
+    paths = DATASETS[ds]["path"]
+    if not all(Path(p).exists() for p in ([paths] if isinstance(paths, str) else paths)):
+        print(f"skip {ds}: data not found under {SHARED}")
+        return False
+    if ds in limits:
+        if not isinstance(paths, str):
+            raise SystemExit(f"--max-images: {ds} combines several folders; subsets are for one folder only")
+        sub = patient_subset(Path(paths), limits[ds], out_dir / "subsets" / f"{ds}-{limits[ds]}")
+        DATASETS[ds] = {**DATASETS[ds], "path": str(sub)}
+    return True
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=6)
@@ -149,17 +164,11 @@ def main(argv=None) -> int:
     if Path(args.out).exists():
         results["runs"] = json.loads(Path(args.out).read_text()).get("runs", {})
     for ds in args.datasets:
-        paths = DATASETS[ds]["path"]
-        if not all(Path(p).exists() for p in ([paths] if isinstance(paths, str) else paths)):
-            print(f"skip {ds}: data not found under {SHARED}")
+        if not prepare_dataset(ds, limits, out_dir):
             continue
         if ds in limits:
-            if not isinstance(paths, str):
-                raise SystemExit(f"--max-images: {ds} combines several folders; subsets are for one folder only")
-            sub = patient_subset(Path(paths), limits[ds], out_dir / "subsets" / f"{ds}-{limits[ds]}")
-            DATASETS[ds] = {**DATASETS[ds], "path": str(sub)}
             results.setdefault("subsets", {})[ds] = {"max_images": limits[ds], "images": int(len(
-                pd.read_csv(Path(sub) / "labels.csv")))}
+                pd.read_csv(Path(DATASETS[ds]["path"]) / "labels.csv")))}
         for frac in args.fractions:
             for method in args.methods:
                 if method == "M2-base" and ds != "nih":

@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import headline, machine, run_config  # noqa: E402
-from real_data import DATASETS, code_version, patient_subset  # noqa: E402
+from real_data import DATASETS, code_version, prepare_dataset  # noqa: E402
 
 from radclr.engine.config import resolve_config  # noqa: E402
 from radclr.evaluation.bootstrap import compare_models  # noqa: E402
@@ -199,14 +199,9 @@ def main(argv=None) -> int:
     if Path(args.out).exists():
         results["runs"] = json.loads(Path(args.out).read_text()).get("runs", {})
     for ds in args.datasets:
-        paths = DATASETS[ds]["path"]
-        if not all(Path(p).exists() for p in ([paths] if isinstance(paths, str) else paths)):
-            print(f"skip {ds}: data not found")
+        if not prepare_dataset(ds, limits, out_dir):
             continue
         results["datasets"].append(ds)
-        if ds in limits:
-            sub = patient_subset(Path(paths), limits[ds], out_dir / "subsets" / f"{ds}-{limits[ds]}")
-            DATASETS[ds] = {**DATASETS[ds], "path": str(sub)}
         for frac in args.fractions:
             for seed in args.seeds:
                 for method in args.methods:

@@ -17,6 +17,28 @@ S = 64
 FINDINGS = ["Mass", "Nodule"]
 
 
+def _byop(options: dict):
+    """A small BYOP method (ResNet-18 width 0.25, 64 px, the two findings) with ``options``."""
+    ctx = MethodContext(findings=FINDINGS, radiomics_names=feature_names(), image_size=S, dataset_size=4,
+                        model_cfg={"encoder": "resnet18", "encoder_options": {"width": 0.25, "no_max_pool": True},
+                                   "weights": None, "proj_hidden": 32, "proj_dim": 16,
+                                   "radiomics_hidden": [32, 32], "radiomics_dim": 16},
+                        extra={"radiomics_cfg": {"bin_width": 25.0}})
+    return method_class("byop")(nn.ModuleDict(), ctx, options)
+
+
+def _unannotated_batch():
+    """(batch of the four images without boxes -- three disease-positive, one normal --, their whole-image
+    radiomics)."""
+    images = _images()
+    whole = RegionRadiomics({"bin_width": 25.0}).of_boxes(torch.round(images[:, 0].double() * 255),
+                                                         torch.tensor([[0.0, 0, S, S]] * 4))
+    batch = {"image": images, "index": torch.arange(4), "label": torch.tensor([[1.0, 0], [0, 1], [1, 0], [0, 0]]),
+             "has_box": torch.zeros(4, dtype=torch.bool), "box": torch.tensor([[0.0, 0, S, S]] * 4),
+             "no_finding": torch.tensor([False, False, False, True]), "radiomics": whole.float()}
+    return batch, whole
+
+
 def _images():
     """Four images with a bright blob each at a different place (dark background)."""
     x = torch.full((4, 1, S, S), 0.1)
@@ -29,13 +51,7 @@ def _images():
 def test_unannotated_anchors_get_the_radiomics_of_their_grad_cam_box(pool):
     torch.manual_seed(0)
     names = feature_names()
-    ctx = MethodContext(findings=FINDINGS, radiomics_names=names, image_size=S, dataset_size=4,
-                        model_cfg={"encoder": "resnet18", "encoder_options": {"width": 0.25, "no_max_pool": True},
-                                   "weights": None, "proj_hidden": 32, "proj_dim": 16,
-                                   "radiomics_hidden": [32, 32], "radiomics_dim": 16},
-                        extra={"radiomics_cfg": {"bin_width": 25.0}})
-    method = method_class("byop")(nn.ModuleDict(), ctx, {"loss": "bce", "negatives": "in_batch",
-                                                          "embedding_pool": pool, "cam_threshold": 0.8})
+    method = _byop({"loss": "bce", "negatives": "in_batch", "embedding_pool": pool, "cam_threshold": 0.8})
     images = _images()
     service = RegionRadiomics({"bin_width": 25.0})
     whole = service.of_boxes(torch.round(images[:, 0].double() * 255), torch.tensor([[0.0, 0, S, S]] * 4))
@@ -70,24 +86,12 @@ def test_unannotated_anchors_get_the_radiomics_of_their_grad_cam_box(pool):
 def test_diagnostics_do_not_change_the_step():
     """``diagnostics: true`` only reads gradients (autograd.grad to the feature map): loss and parameter gradients
     of a step are the same with and without it."""
-    names = feature_names()
-    images = _images()
-    service = RegionRadiomics({"bin_width": 25.0})
-    whole = service.of_boxes(torch.round(images[:, 0].double() * 255), torch.tensor([[0.0, 0, S, S]] * 4))
-    batch = {"image": images, "index": torch.arange(4), "label": torch.tensor([[1.0, 0], [0, 1], [1, 0], [0, 0]]),
-             "has_box": torch.zeros(4, dtype=torch.bool), "box": torch.tensor([[0.0, 0, S, S]] * 4),
-             "no_finding": torch.tensor([False, False, False, True]), "radiomics": whole.float()}
+    batch, whole = _unannotated_batch()
     grads = []
     for diagnostics in (False, True):
         torch.manual_seed(0)
-        ctx = MethodContext(findings=FINDINGS, radiomics_names=names, image_size=S, dataset_size=4,
-                            model_cfg={"encoder": "resnet18", "encoder_options": {"width": 0.25, "no_max_pool": True},
-                                       "weights": None, "proj_hidden": 32, "proj_dim": 16,
-                                       "radiomics_hidden": [32, 32], "radiomics_dim": 16},
-                            extra={"radiomics_cfg": {"bin_width": 25.0}})
-        method = method_class("byop")(nn.ModuleDict(), ctx, {"loss": "bce", "negatives": "in_batch",
-                                                              "embedding_pool": "cam", "background_negative": True,
-                                                              "diagnostics": diagnostics})
+        method = _byop({"loss": "bce", "negatives": "in_batch", "embedding_pool": "cam", "background_negative": True,
+                        "diagnostics": diagnostics})
         method.parts["radiomics_encoder"].standardizer.fit(whole.float())
         out = method.training_step(batch)
         out["loss"].backward()
@@ -102,29 +106,17 @@ def test_lambda_warmup_ramps_only_the_contrastive_weight(warm):
     """``lambda_warmup_epochs``: loop epoch k trains with lambda * min(1, (k + 1) / warm) on L_cl (0 before the
     loop); the classification weight stays 1 - lambda, and the loss is exactly that combination of the two terms."""
     torch.manual_seed(0)
-    ctx = MethodContext(findings=FINDINGS, radiomics_names=feature_names(), image_size=S, dataset_size=4,
-                        model_cfg={"encoder": "resnet18", "encoder_options": {"width": 0.25, "no_max_pool": True},
-                                   "weights": None, "proj_hidden": 32, "proj_dim": 16,
-                                   "radiomics_hidden": [32, 32], "radiomics_dim": 16},
-                        extra={"radiomics_cfg": {"bin_width": 25.0}})
-    method = method_class("byop")(nn.ModuleDict(), ctx, {"loss": "bce", "negatives": "in_batch", "lambda": 0.4,
-                                                          "cam_threshold": 0.8, "contrastive_start_epoch": 2,
-                                                          "lambda_warmup_epochs": warm})
+    method = _byop({"loss": "bce", "negatives": "in_batch", "lambda": 0.4, "cam_threshold": 0.8,
+                    "contrastive_start_epoch": 2, "lambda_warmup_epochs": warm})
     expected = {0: 0.0, 1: 0.0, 2: 0.4 / 3, 3: 0.8 / 3, 4: 0.4, 7: 0.4} if warm else {0: 0.0, 1: 0.0, 2: 0.4, 7: 0.4}
     for epoch, lam in expected.items():
         method.on_epoch_start(epoch)
         assert method.contrastive_weight() == pytest.approx(lam)
-    images = _images()
-    whole = RegionRadiomics({"bin_width": 25.0}).of_boxes(torch.round(images[:, 0].double() * 255),
-                                                         torch.tensor([[0.0, 0, S, S]] * 4))
+    batch, whole = _unannotated_batch()
     method.parts["radiomics_encoder"].standardizer.fit(whole.float())
-    batch = {"image": images, "index": torch.arange(4),
-             "label": torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]),
-             "has_box": torch.zeros(4, dtype=torch.bool), "box": torch.tensor([[0.0, 0, S, S]] * 4),
-             "radiomics": whole.float(), "no_finding": torch.tensor([False, False, False, True])}
     method.on_epoch_start(2)  # the loop's first epoch
     out = method.training_step(batch)
     lam_cl = 0.4 / 3 if warm else 0.4
     torch.testing.assert_close(out["loss"], lam_cl * out["loss_contrastive"] + 0.6 * out["loss_cls"])
     with pytest.raises(Exception, match="lambda_warmup_epochs"):
-        method_class("byop")(nn.ModuleDict(), ctx, {"lambda_warmup_epochs": -1})
+        _byop({"lambda_warmup_epochs": -1})

@@ -176,20 +176,26 @@ def _multiclass_classification(ctx: ReportContext, cls: dict) -> str:
              f"images (seed 004); macro F1 = their unweighted mean over the classes present. 95 % confidence "
              f"intervals from {esc(boot.get('n_boot', '?'))} bootstrap resamples of "
              f"{esc(boot.get('resampling', 'patients'))}.</p>")
-    findings = ctx.results.findings
-    pred = ctx.table(f"predictions_{cls.get('split', 'test')}.csv")
+    return body + (_roc_curves(ctx, cls, ctx.results.findings, "ROC curves (one-vs-rest)",
+                               "One-vs-rest ROC curve of each class's probability on the {split} split") or "")
+
+
+def _roc_curves(ctx: ReportContext, cls: dict, findings: list[str], title: str, caption: str) -> str | None:
+    """ROC figure per finding/class of the evaluated split's predictions with patient-bootstrap bands (at most 200
+    resamples); ``None`` without a predictions file. ``caption`` may name ``{split}``."""
+    split = cls.get("split", "test")
+    pred = ctx.table(f"predictions_{split}.csv")
     if pred is None:
-        return body
+        return None
     y = np.column_stack([pred[f"y_{f}"].to_numpy(dtype=float) for f in findings])
     p = np.column_stack([pred[f"p_{f}"].to_numpy(dtype=float) for f in findings])
     n_boot = min(int((ctx.cfg.get("evaluation") or {}).get("n_boot", 200)), 200)
     fig = roc_figure(y, p, findings, patient_ids=pred["patient_id"].to_numpy(), n_boot=n_boot,
                      seed=int(ctx.cfg.get("seed", 0)), ncols=min(4, len(findings)))
-    body += img(figure_uri(fig), "ROC curves (one-vs-rest)", f"One-vs-rest ROC curve of each class's probability "
-                f"on the {cls.get('split', 'test')} split; bands: 95 % pointwise intervals from {n_boot} "
-                "patient-bootstrap resamples.")
+    out = img(figure_uri(fig), title, caption.format(split=split) + f"; bands: 95 % pointwise intervals from "
+              f"{n_boot} patient-bootstrap resamples.")
     _close(fig)
-    return body
+    return out
 
 
 def classification(ctx: ReportContext) -> str:
@@ -220,18 +226,8 @@ def classification(ctx: ReportContext) -> str:
              f"{esc(boot.get('n_boot', '?'))} bootstrap resamples of {esc(boot.get('resampling', 'patients'))}. "
              f"Thresholds: {esc(cls.get('threshold_rule', '?'))}; an image is positive when p &ge; threshold. "
              f"Mean = unweighted mean over the findings where the metric is defined.</p>")
-    pred = ctx.table(f"predictions_{cls.get('split', 'test')}.csv")
-    if pred is None:
-        return body + "<p class=\"note\">No predictions file, so no ROC curves.</p>"
-    y = np.column_stack([pred[f"y_{f}"].to_numpy(dtype=float) for f in findings])
-    p = np.column_stack([pred[f"p_{f}"].to_numpy(dtype=float) for f in findings])
-    n_boot = min(int((ctx.cfg.get("evaluation") or {}).get("n_boot", 200)), 200)
-    fig = roc_figure(y, p, findings, patient_ids=pred["patient_id"].to_numpy(), n_boot=n_boot,
-                     seed=int(ctx.cfg.get("seed", 0)), ncols=min(4, len(findings)))
-    body += img(figure_uri(fig), "ROC curves", f"ROC curves of the {cls.get('split', 'test')} split; bands: 95 % "
-                f"pointwise intervals from {n_boot} patient-bootstrap resamples.")
-    _close(fig)
-    return body
+    roc = _roc_curves(ctx, cls, findings, "ROC curves", "ROC curves of the {split} split")
+    return body + (roc if roc is not None else "<p class=\"note\">No predictions file, so no ROC curves.</p>")
 
 
 # --------------------------------------------------------------------------------------------------------------
