@@ -9,6 +9,7 @@ sections go on and the merged JSON says what failed and why.
 Sections (sizes: ``--device cuda`` measures at the sizes in PROFILES["cuda"]; ``--device cpu`` is the dry mode,
 the same code at small sizes on the CPU -- it checks the script, not a GPU):
 
+* ``numba_warm``    the radiomics CPU kernels compiled once, in the background at the start (numba's disk cache)
 * ``phantom``       the phantom dataset the training sections share (written once into WORK/cache)
 * ``throughput``    supervised ResNet-18 at 224 px: a resident batch (forward + backward + Adam, autocast as the
                     loop does, contiguous and channels_last) vs the real loop (``radclr.runs.train.train`` with
@@ -181,6 +182,27 @@ class StepClock:
 # --------------------------------------------------------------------------------------------------------------
 # sections
 # --------------------------------------------------------------------------------------------------------------
+def cmd_numba_warm(args) -> dict:
+    """Compile the radiomics CPU kernels once (numba caches them on disk): run in the background at the start, so
+    the training sections' fixed-region radiomics do not each pay the first compilation on a fresh checkout."""
+    import torch
+
+    from radclr.radiomics import extract
+    from radclr.radiomics.kernels import AVAILABLE, numba_version
+
+    if not AVAILABLE:
+        return {"numba": None, "note": "numba unusable: the torch path runs instead"}
+    images = _textures(4, 48, seed=1)
+    masks = torch.zeros(4, 48, 48, dtype=torch.bool)
+    masks[:, 8:40, 10:38] = True
+    t0 = time.perf_counter()
+    extract(images, masks)
+    first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    extract(images, masks)
+    return {"numba": numba_version(), "first_call_s": first, "second_call_s": time.perf_counter() - t0}
+
+
 def cmd_phantom(args) -> dict:
     from radclr.engine.config import resolve_config
     from radclr.training_data.prepare import open_dataset
@@ -644,7 +666,7 @@ def cmd_merge(args) -> dict:
     return merged
 
 
-SECTIONS = {"phantom": cmd_phantom, "throughput": cmd_throughput, "sync_audit": cmd_sync_audit,
+SECTIONS = {"numba_warm": cmd_numba_warm, "phantom": cmd_phantom, "throughput": cmd_throughput, "sync_audit": cmd_sync_audit,
             "radiomics_boxes": cmd_radiomics_boxes, "cam_boxes": cmd_cam_boxes, "full_run": cmd_full_run,
             "memory_512": cmd_memory_512, "fp16": cmd_fp16, "ddp": cmd_ddp}
 
