@@ -77,3 +77,8 @@ def test_auto_device_warns_when_gpus_are_visible_but_torch_has_no_cuda(monkeypat
     with caplog.at_level(logging.WARNING, logger="radclr.runtime.device"):
         assert rd.resolve_device("auto") == torch.device("cpu")
     assert not caplog.records  # a plain CPU machine: silent
+
+
+def test_config_refuses_other_words_before_any_run():
+    with pytest.raises(ConfigError, match="trainer.deterministic must be auto, true or false, got 'maybe'"):
+        resolve_config(base={}, overrides=["trainer.deterministic=maybe"])

@@ -258,6 +258,8 @@ def validate_config(cfg: dict) -> None:
     frac = cfg["data"]["label_fraction"]
     if not (isinstance(frac, (int, float)) and 0 < frac <= 1):
         raise ConfigError(f"data.label_fraction must be in (0, 1], got {frac!r}")
+    if cfg["trainer"]["deterministic"] not in ("auto", None, True, False):
+        raise ConfigError(f"trainer.deterministic must be auto, true or false, got {cfg['trainer']['deterministic']!r}")
     if cfg["data"]["task"] not in ("multilabel", "multiclass"):
         raise ConfigError(f"data.task must be multilabel|multiclass, got {cfg['data']['task']!r}")
     if cfg["radiomics"]["region"] not in ("box", "whole_image", "roi_crop", "cam"):
