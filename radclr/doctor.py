@@ -113,7 +113,7 @@ def _system_items() -> list[Item]:
 def store_bytes_needed(cfg: dict) -> tuple[int, str]:
     """``(bytes, how)``: the space the config's training data takes in the cache folder when nothing is built yet
     -- the uint8 image store ``N x C x S x S`` plus, for synthetic data, the phantom files (one 8-bit image, or a
-    float32 volume, per case, uncompressed: an upper bound)."""
+    float32 volume of 16 slices, per case, uncompressed: an upper bound)."""
     from radclr.training_data.volumes import volume_settings
 
     data = cfg["data"]
@@ -126,7 +126,8 @@ def store_bytes_needed(cfg: dict) -> tuple[int, str]:
     extra, source = 0, str(path)
     if path in ("phantom", "phantom_volumes"):
         n, side = int(phantom.get("n", 240)), int(phantom.get("size", 128))
-        extra = n * side * side * (side * 4 if path == "phantom_volumes" else 1)
+        # phantom volumes: float32 [depth 16, side, side] each (radclr.data.phantom_volumes), before compression
+        extra = n * side * side * (16 * 4 if path == "phantom_volumes" else 1)
         source = f"{path} n={n}"
     else:
         from radclr.training_data.prepare import open_dataset
