@@ -1,9 +1,10 @@
 """Where and how a run computes: the device (chosen automatically), mixed precision, determinism.
 
 ``trainer.device: auto`` takes this process's GPU when CUDA is available (under torchrun: ``LOCAL_RANK``'s),
-else the CPU -- with a warning when the machine shows GPUs (``nvidia-smi``, ``/dev/nvidia*``) that this torch
-cannot use (a CPU build: ``make install-cuda``); ``trainer.amp: auto`` is bf16 autocast on GPUs that support it (fp16 with a gradient scaler on
-older ones) and off on the CPU.
+else the CPU -- with a warning (once per process) when the machine shows GPUs (``nvidia-smi``, ``/dev/nvidia*``)
+that this torch cannot use (a CPU build: ``make install-cuda``); ``trainer.amp: auto`` is bf16 autocast on GPUs
+that support it (fp16 with a gradient scaler on older ones) and off on the CPU. ``trainer.deterministic: auto``:
+deterministic kernels on the CPU, cuDNN autotuning on CUDA (:func:`resolve_determinism`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = ["resolve_device", "autocast_context", "resolve_determinism", "set_det
            "unused_gpu_note"]
 
 log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # notes already logged by this process
 
 
 def unused_gpu_note() -> str | None:
@@ -46,7 +48,8 @@ def resolve_device(name: str | None = "auto", local_rank: int = 0) -> torch.devi
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
         note = unused_gpu_note()
-        if note:
+        if note and note not in _WARNED:
+            _WARNED.add(note)
             log.warning("trainer.device auto -> cpu: %s", note)
         return torch.device("cpu")
     dev = torch.device(name)
