@@ -40,3 +40,21 @@ class OutputError(RadclrError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class MissingPackageError(RadclrError):
+    """An optional package a feature needs is not installed (SimpleITK for NIfTI/NRRD, PyRadiomics for its engine)."""
+
+
+def require_package(module: str, *, package: str, purpose: str):
+    """``module``, imported; or :class:`MissingPackageError` in one line naming what needs it and what to install.
+
+    radclr imports, trains and predicts on PNG/JPEG/DICOM without SimpleITK and PyRadiomics (a GPU machine without
+    a package index may lack them); only the features that need them ask for them, through this function."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise MissingPackageError(f"{purpose} needs {package}, which cannot be imported ({e}): "
+                                  f"pip install {package}") from None

@@ -37,7 +37,7 @@ def cli(capsys, *argv):
     ("trainer.epochs=abc", "trainer.epochs must be a whole number, got 'abc'"),
     ("trainer.epochs=1.5", "trainer.epochs must be a whole number, got 1.5 (fractions are not truncated)"),
     ("trainer.optimizer.lr=fast", "trainer.optimizer.lr must be a number, got 'fast'"),
-    ("trainer.deterministic=maybe", "trainer.deterministic must be true or false, got 'maybe'"),
+    ("trainer.deterministic=maybe", "trainer.deterministic must be auto, true or false, got 'maybe'"),
     ("stages.0.batch_size=big", "stages.0.batch_size must be a whole number, got 'big'"),
     ("trainer.keep_epochs=[1,x]", "trainer.keep_epochs.1 must be a whole number, got 'x'"),
     ("data.split=0.2", "data.split must be a section (mapping), got 0.2"),

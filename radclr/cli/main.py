@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "radclr.cli.report",
     "radclr.cli.predict",
     "radclr.cli.demo",
+    "radclr.cli.doctor",
 ]
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter
 
 from radclr.data.loading import load_dataset
+from radclr.errors import require_package
 
 PHANTOM_VOLUME_FINDINGS = ("Solid", "Textured", "Cystic")
 PHANTOM_VOLUME_VERSION = 1  # part of the cache folder name: bump when the generator's output changes
@@ -87,7 +88,7 @@ def make_tumour_volume(kind: str, size: int = 48, depth: int = 16, rng: np.rando
 
 
 def _write_nifti(array: np.ndarray, spacing, path: Path) -> None:
-    import SimpleITK as sitk  # only for volumes
+    sitk = require_package("SimpleITK", package="SimpleITK", purpose="writing the phantom CT volumes (NIfTI)")
 
     img = sitk.GetImageFromArray(array)
     img.SetSpacing(tuple(float(s) for s in reversed(spacing)))  # SimpleITK: (x, y, z)

@@ -82,7 +82,9 @@ DEFAULTS: dict[str, Any] = {
         "num_workers": 0,
         "device": "auto",
         "amp": "auto",
-        "deterministic": True,
+        # auto = deterministic kernels on the CPU (bit-exact resume), the fastest on CUDA (cudnn.benchmark);
+        # true / false forces either (radclr.runtime.device.resolve_determinism)
+        "deterministic": "auto",
         "precise_bn_batches": 20,  # re-estimate encoder BatchNorm statistics after each epoch (0 = off)
         "checkpoint_every_steps": 0,  # 0 = at every epoch end only
         "keep_epochs": [],  # also keep checkpoints/<stage>-epoch<k>.pt (e.g. t-SNE across training, seed 003 Fig. 3)
@@ -256,6 +258,8 @@ def validate_config(cfg: dict) -> None:
     frac = cfg["data"]["label_fraction"]
     if not (isinstance(frac, (int, float)) and 0 < frac <= 1):
         raise ConfigError(f"data.label_fraction must be in (0, 1], got {frac!r}")
+    if cfg["trainer"]["deterministic"] not in ("auto", None, True, False):
+        raise ConfigError(f"trainer.deterministic must be auto, true or false, got {cfg['trainer']['deterministic']!r}")
     if cfg["data"]["task"] not in ("multilabel", "multiclass"):
         raise ConfigError(f"data.task must be multilabel|multiclass, got {cfg['data']['task']!r}")
     if cfg["radiomics"]["region"] not in ("box", "whole_image", "roi_crop", "cam"):
@@ -282,6 +286,7 @@ OTHER_TYPES: dict[str, tuple[type, ...]] = {
     "data.path": (list,),  # several datasets combined
     "evaluation.cam_threshold": (int, float),  # auto | method | a number
     "trainer.amp": (bool, type(None)),
+    "trainer.deterministic": (bool, type(None)),
 }
 # element types of list-valued keys
 ELEMENT_TYPES: dict[str, type] = {"trainer.keep_epochs": int, "model.radiomics_hidden": int}

@@ -172,7 +172,7 @@ class Trainer:
     # --- main ---------------------------------------------------------------------------------------------
     def run(self) -> Path:
         cfg = self.cfg
-        set_determinism(int(cfg["seed"]), bool(cfg["trainer"]["deterministic"]))
+        set_determinism(int(cfg["seed"]), cfg["trainer"]["deterministic"], self.device)
         self._setup_run_dir()
         state = None
         if self.resume:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from radclr.errors import ImageReadError
+from radclr.errors import ImageReadError, require_package
 from radclr.io.image import LoadedImage
 from radclr.io.raster import ImageConversionWarning
 
@@ -36,7 +36,7 @@ def _first_line(e: Exception) -> str:
 
 def volume_size(path: str | Path) -> tuple[int, int]:
     """``(height, width)`` of the last two array axes, from the header only."""
-    import SimpleITK as sitk  # only for volumes
+    sitk = require_package("SimpleITK", package="SimpleITK", purpose="reading NIfTI/NRRD/MetaImage files")
 
     path = Path(path)
     reader = sitk.ImageFileReader()
@@ -51,7 +51,7 @@ def volume_size(path: str | Path) -> tuple[int, int]:
 
 
 def _read_sitk(path: Path):
-    import SimpleITK as sitk  # only for volumes
+    sitk = require_package("SimpleITK", package="SimpleITK", purpose="reading NIfTI/NRRD/MetaImage files")
 
     try:
         return sitk.ReadImage(str(path))
@@ -62,7 +62,7 @@ def _read_sitk(path: Path):
 
 def read_volume(path: str | Path) -> LoadedImage:
     """Decode a NIfTI/NRRD/MHA file into ``[H, W]`` or ``[D, H, W]`` float32 with spacing in array order."""
-    import SimpleITK as sitk  # only for volumes
+    sitk = require_package("SimpleITK", package="SimpleITK", purpose="reading NIfTI/NRRD/MetaImage files")
 
     path = Path(path)
     img = _read_sitk(path)
@@ -85,7 +85,7 @@ def read_volume(path: str | Path) -> LoadedImage:
 
 def read_volume_mask(path: str | Path) -> np.ndarray:
     """Boolean mask from a NIfTI/NRRD/MHA label file: nonzero = region (same axis rules as :func:`read_volume`)."""
-    import SimpleITK as sitk  # only for volumes
+    sitk = require_package("SimpleITK", package="SimpleITK", purpose="reading NIfTI/NRRD/MetaImage files")
 
     path = Path(path)
     img = _read_sitk(path)

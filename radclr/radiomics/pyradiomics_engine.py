@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from radclr.errors import ConfigError, DataError
+from radclr.errors import ConfigError, DataError, require_package
 from radclr.radiomics.base import Settings
 from radclr.radiomics.params import load_params
 from radclr.radiomics.registry import CLASS_ORDER, feature_names, resolve_classes
@@ -129,8 +129,10 @@ def _crop_safe(params: dict) -> bool:
 
 
 def _make_extractor(params: dict):
-    import radiomics  # PyRadiomics: heavy, and only needed when this engine runs
-    from radiomics import featureextractor  # PyRadiomics: heavy, only when it runs
+    # PyRadiomics: heavy, and only needed when this engine runs
+    radiomics = require_package("radiomics", package="pyradiomics-bhklab", purpose="the PyRadiomics engine")
+    featureextractor = require_package("radiomics.featureextractor", package="pyradiomics-bhklab",
+                                       purpose="the PyRadiomics engine")
 
     radiomics.setVerbosity(logging.ERROR)
     logging.getLogger("radiomics").setLevel(logging.ERROR)
@@ -148,7 +150,7 @@ def _init_worker(params: dict) -> None:
 
 def _run_tasks(tasks: list, extractor=None) -> list:
     """Worker: ``[(index, image, mask, spacing)]`` -> ``[(index, {name: value} | None, reason | None)]``."""
-    import SimpleITK as sitk  # heavy, and only needed in the PyRadiomics workers
+    sitk = require_package("SimpleITK", package="SimpleITK", purpose="the PyRadiomics engine")
 
     extractor = extractor if extractor is not None else _EXTRACTOR
 
@@ -199,7 +201,9 @@ class PyRadiomicsEngine:
         self.chunk = max(1, int(chunk))
         self.crop = _crop_safe(params)
         self._pool: ProcessPoolExecutor | None = None
-        self._extractor = _make_extractor(params) if self.jobs == 1 else None
+        # made here even with worker processes: a missing PyRadiomics / SimpleITK is one line in this process
+        self._extractor = _make_extractor(params)
+        require_package("SimpleITK", package="SimpleITK", purpose="the PyRadiomics engine")
         self.names: list[str] | None = None
 
     def __enter__(self) -> "PyRadiomicsEngine":

@@ -1,21 +1,45 @@
 """Where and how a run computes: the device (chosen automatically), mixed precision, determinism.
 
 ``trainer.device: auto`` takes this process's GPU when CUDA is available (under torchrun: ``LOCAL_RANK``'s),
-else the CPU; ``trainer.amp: auto`` is bf16 autocast on GPUs that support it (fp16 with a gradient scaler on
-older ones) and off on the CPU.
+else the CPU -- with a warning (once per process) when the machine shows GPUs (``nvidia-smi``, ``/dev/nvidia*``)
+that this torch cannot use (a CPU build: ``make install-cuda``); ``trainer.amp: auto`` is bf16 autocast on GPUs
+that support it (fp16 with a gradient scaler on older ones) and off on the CPU. ``trainer.deterministic: auto``:
+deterministic kernels on the CPU, cuDNN autotuning on CUDA (:func:`resolve_determinism`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
+import logging
 import os
+import shutil
 
 import numpy as np
 import torch
 
 from radclr.errors import ConfigError
 
-__all__ = ["resolve_device", "autocast_context", "set_determinism", "to_device"]
+__all__ = ["resolve_device", "autocast_context", "resolve_determinism", "set_determinism", "to_device",
+           "unused_gpu_note"]
+
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # notes already logged by this process
+
+
+def unused_gpu_note() -> str | None:
+    """A one-line note when NVIDIA GPUs are visible on this machine (``nvidia-smi`` on the PATH or a
+    ``/dev/nvidia<k>`` device) but this torch cannot use them; None otherwise."""
+    if torch.cuda.is_available():
+        return None
+    seen = [f"/dev/{os.path.basename(p)}" for p in sorted(glob.glob("/dev/nvidia[0-9]*"))]
+    if shutil.which("nvidia-smi"):
+        seen.insert(0, "nvidia-smi")
+    if not seen:
+        return None
+    build = f"CUDA {torch.version.cuda} build, no usable device" if torch.version.cuda else "a CPU-only build"
+    return (f"this machine shows NVIDIA GPUs ({', '.join(seen[:3])}) but torch {torch.__version__} is {build}: "
+            "training runs on the CPU (install the CUDA torch: make install-cuda; check: radclr doctor)")
 
 
 def resolve_device(name: str | None = "auto", local_rank: int = 0) -> torch.device:
@@ -23,6 +47,10 @@ def resolve_device(name: str | None = "auto", local_rank: int = 0) -> torch.devi
     if name in (None, "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
+        note = unused_gpu_note()
+        if note and note not in _WARNED:
+            _WARNED.add(note)
+            log.warning("trainer.device auto -> cpu: %s", note)
         return torch.device("cpu")
     dev = torch.device(name)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -46,14 +74,31 @@ def autocast_context(device: torch.device, amp):
     raise ConfigError(f"trainer.amp must be auto | bf16 | fp16 | off, got {amp!r}")
 
 
-def set_determinism(seed: int, deterministic: bool) -> None:
-    """Seed torch and numpy; with ``deterministic``, ask torch for deterministic kernels (warn where none)."""
+def resolve_determinism(setting, device: torch.device) -> bool:
+    """Whether a run asks torch for deterministic kernels: ``trainer.deterministic`` true / false as set;
+    ``auto`` (the default) = true on the CPU (bit-exact resume, the golden runs) and false on CUDA, where the
+    deterministic kernels are slow (and fill every ``torch.empty`` with NaN) -- cuDNN autotuning runs instead."""
+    if setting in ("auto", None):
+        return torch.device(device).type != "cuda"
+    if isinstance(setting, bool):
+        return setting
+    raise ConfigError(f"trainer.deterministic must be auto, true or false, got {setting!r}")
+
+
+def set_determinism(seed: int, deterministic, device: torch.device | str = "cpu") -> bool:
+    """Seed torch and numpy, and choose the kernels (:func:`resolve_determinism`): deterministic ones (torch warns
+    where none exists), or on CUDA the fastest (``cudnn.benchmark``). Returns the resolved choice."""
     torch.manual_seed(seed)
     np.random.seed(seed % (2**32))
-    if deterministic:
+    chosen = resolve_determinism(deterministic, torch.device(device))
+    if chosen:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
+    else:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.benchmark = torch.device(device).type == "cuda"
+    return chosen
 
 
 def to_device(batch: dict, device: torch.device) -> dict:

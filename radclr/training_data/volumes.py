@@ -35,7 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from radclr.errors import ConfigError, DataError
+from radclr.errors import ConfigError, DataError, require_package
 from radclr.io import read_image, read_mask
 from radclr.progress import progress_bar
 from radclr.radiomics.cache import FeatureCache, config_digest
@@ -281,7 +281,8 @@ def volume_radiomics(dataset, rad_cfg: dict, cache_dir, *, jobs: int = 1, progre
     Volumes are read ``chunk`` at a time; for the Original image type each is cut to its tumour's bounding box
     before it is sent (the features do not change: PyRadiomics crops to that box itself).
     """
-    import radiomics  # PyRadiomics (heavy; only its version is needed here)
+    # PyRadiomics (heavy; only its version is needed here)
+    radiomics = require_package("radiomics", package="pyradiomics-bhklab", purpose="3-D radiomics of volumes")
 
     if rad_cfg.get("params"):
         params = pyradiomics_params(params=rad_cfg["params"], volume=True)
