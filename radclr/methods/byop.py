@@ -114,7 +114,11 @@ class BYOP(RadiomicsViewMixin, Method):
     name = "byop"
     Options = BYOPOptions
     needs_radiomics = True  # the fixed-region radiomics fit the standardiser and serve the no-BYOP ablation
-    uses_labels = False  # semi-supervised: every training image takes part, unlabelled ones in the contrast
+    # a label-free row is never an anchor (§3.3: L_cl runs over the disease-positive images), never a hard
+    # negative (the hierarchy mask needs its labels) and gets no L_fl: in the batches it would only multiply the
+    # optimiser steps (10x at 10 % labels, each with a tenth of the labelled rows). The pool is therefore the
+    # labelled training images, as supervised's, and label fractions train BYOP per fraction (runs/fractions.py)
+    uses_labels = True
     monitor = ("val_auc_mean", "max")
     find_unused_parameters = True  # a batch without disease-positive images leaves f_r/g_r without gradient
     trained_parts = ("encoder", "classifier", "image_proj", "radiomics_encoder", "radiomics_proj")
