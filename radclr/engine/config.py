@@ -4,6 +4,11 @@ A config describes one experiment: the data, the radiomics view, the model, and 
 (e.g. contrastive pretraining, then fine-tuning). Stage fields fall back to the ``trainer`` section, so
 ``trainer.epochs=2`` shortens every stage and ``stages.1.epochs=3`` only the second one.
 
+A config may extend another (``base: FILE``, merged section by section). A stage *list* replaces the base's
+stages; a stage *mapping* ``stages: {NAME: {key: value, ...}}`` instead updates the base's stages by name and
+keeps everything else -- so ablation configs state only what they change (``configs/seed001/``: Table 3's four
+rows differ in ``loss`` and ``byop`` alone).
+
 Overrides are parsed with YAML (``lr=1e-3`` is a float, ``classes=[glcm,glrlm]`` a list, ``weights=null``
 None). An override of an unknown top-level key or of a key missing from a section is refused (typos must not
 silently do nothing); ``+key=value`` adds a new key deliberately.
@@ -146,8 +151,32 @@ def load_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     if base:
         if not isinstance(base, str):
             raise ConfigError(f"{path}: base must be a file name, got {base!r}")
-        data = deep_merge(load_yaml(path.parent / base, (*_chain, real)), data)
+        parent = load_yaml(path.parent / base, (*_chain, real))
+        updates = data.pop("stages", None) if isinstance(data.get("stages"), dict) else None
+        data = deep_merge(parent, data)
+        if updates is not None:
+            data["stages"] = _update_stages(parent.get("stages"), updates, path)
+    elif isinstance(data.get("stages"), dict):
+        raise ConfigError(f"{path}: a stages mapping (stage name -> keys) updates the stages of a base config, "
+                          "but this file has no base:")
     return data
+
+
+def _update_stages(stages, updates: dict, path: Path) -> list:
+    """The base's ``stages`` list with ``updates`` (stage name -> keys) merged into the stages of those names."""
+    if not isinstance(stages, list):
+        raise ConfigError(f"{path}: a stages mapping needs a base config with a stages list")
+    out = copy.deepcopy(stages)
+    names = [st.get("name", f"stage{i}") if isinstance(st, dict) else None for i, st in enumerate(out)]
+    for name, keys in updates.items():
+        if name not in names:
+            raise ConfigError(f"{path}: stages.{name}: the base config has no stage named {name!r} "
+                              f"(its stages: {names})")
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{path}: stages.{name} must be a mapping of keys, got {keys!r}")
+        i = names.index(name)
+        out[i] = deep_merge(out[i], keys)
+    return out
 
 
 def _parse_value(text: str) -> Any:
