@@ -18,7 +18,9 @@ run directory exists): a whole number where the default is one (``trainer.epochs
 ``2.0`` is read as 2), a number where the default is a float, true/false for flags, text, lists and sections where
 the default is one; keys whose default is ``null`` take anything. Stage keys are checked like the ``trainer``
 keys they override, and each stage's method options by the method's own options class. A ``base:`` chain that
-comes back to a file already in it is refused, naming the chain.
+comes back to a file already in it is refused, naming the chain. Values read only after training are checked
+here too: ``evaluation.cam_layer``, ``evaluation.cam_threshold`` and each stage's ``best_checkpoint.metric`` (a
+validation column that stage writes to ``metrics.csv``, :func:`validation_columns`).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from radclr.cam.options import LAYERS, CamOptions
 from radclr.errors import ConfigError
 from radclr.methods import method_class
 from radclr.training_data.volumes import volume_settings
@@ -300,6 +303,65 @@ def validate_config(cfg: dict) -> None:
             raise ConfigError(f"stages.{i}.best_checkpoint must be a section {{metric, mode}}, got {chosen!r}")
         if chosen.get("metric") and str(chosen.get("mode") or "min") not in ("min", "max"):
             raise ConfigError(f"stages.{i}.best_checkpoint.mode must be min or max, got {chosen.get('mode')!r}")
+        if chosen.get("metric"):
+            _check_best_metric(cfg, i, str(chosen["metric"]))
+    _check_evaluation(cfg)
+
+
+# parts whose logits give metrics.csv its val_auc_* columns (Method.logits / Hybrid.batch_logits)
+_CLASSIFIER_PARTS = ("classifier", "hybrid_classifier")
+
+
+def validation_columns(cfg: dict, index: int) -> tuple[set[str], bool]:
+    """``(columns, open_ended)``: the ``metrics.csv`` validation columns stage ``index`` writes -- ``val_<key>``
+    for the method's :attr:`~radclr.methods.Method.validation_keys`, and with a classifier (this stage's, or one
+    an earlier stage trained) ``val_auc_mean`` and ``val_auc_<finding>`` for ``data.findings``. ``open_ended``:
+    the findings are not in the config (every finding of the dataset), so any ``val_auc_<name>`` may exist."""
+    cls = method_class(cfg["stages"][index]["method"])
+    cols = {f"val_{k}" for k in cls.validation_keys}
+    own = any(p in cls.trained_parts for p in _CLASSIFIER_PARTS)
+    earlier = any("classifier" in method_class(st["method"]).trained_parts for st in cfg["stages"][:index])
+    findings = cfg["data"].get("findings")
+    if not (own or earlier):
+        return cols, False
+    cols.add("val_auc_mean")
+    if isinstance(findings, list):
+        cols |= {f"val_auc_{f}" for f in findings}
+        return cols, False
+    return cols, True
+
+
+def _check_best_metric(cfg: dict, index: int, metric: str) -> None:
+    """``best_checkpoint.metric`` must name a validation column stage ``index`` writes to ``metrics.csv``: a name
+    that is never written would leave every epoch "not better" and best.pt silently the last epoch."""
+    cols, open_ended = validation_columns(cfg, index)
+    if metric in cols or (open_ended and metric.startswith("val_auc_") and len(metric) > len("val_auc_")):
+        return
+    method = cfg["stages"][index]["method"]
+    more = " or val_auc_<finding>" if open_ended else ""
+    raise ConfigError(f"stages.{index}.best_checkpoint.metric: {metric!r} is not a validation column of "
+                      f"metrics.csv for method {method!r} (its columns: {', '.join(sorted(cols))}{more})")
+
+
+def _check_evaluation(cfg: dict) -> None:
+    """``evaluation.cam_layer`` and ``evaluation.cam_threshold`` (read only when the run is evaluated, after
+    training): checked with the config so that a misspelt value fails before any training."""
+    ev = cfg["evaluation"]
+    layer = ev.get("cam_layer", "method")
+    if layer not in ("method", *LAYERS):
+        raise ConfigError(f"evaluation.cam_layer must be method | {' | '.join(LAYERS)}, got {layer!r}")
+    rule = ev.get("cam_threshold", "auto")
+    if isinstance(rule, str):
+        if rule not in ("auto", "auto_per_finding", "method"):
+            raise ConfigError("evaluation.cam_threshold must be auto | auto_per_finding | method | a number, got "
+                              f"{rule!r}")
+        return
+    last = cfg["stages"][-1]  # the evaluated model's CAM mode gives the number its meaning
+    mode = str(last.get("cam_mode", CamOptions.mode))
+    try:
+        CamOptions(threshold=float(rule), mode=mode)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"evaluation.cam_threshold: {e}") from None
 
 
 def dump_config(cfg: dict, path: str | Path) -> None:

@@ -123,6 +123,7 @@ class BYOP(RadiomicsViewMixin, Method):
     # labelled training images, as supervised's, and label fractions train BYOP per fraction (runs/fractions.py)
     uses_labels = True
     monitor = ("val_auc_mean", "max")
+    validation_keys = ("loss_cls",)
     find_unused_parameters = True  # a batch without disease-positive images leaves f_r/g_r without gradient
     trained_parts = ("encoder", "classifier", "image_proj", "radiomics_encoder", "radiomics_proj")
 
