@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -52,19 +54,32 @@ def _same(a, b) -> bool:
 
 def check_against_golden(name: str, run: Path) -> list[str]:
     """Differences between run ``name``'s fingerprint and the recorded one (empty: identical). With
-    ``RADCLR_UPDATE_GOLDEN=1`` the run's fingerprint is recorded instead."""
+    ``RADCLR_UPDATE_GOLDEN=1`` the run's fingerprint is recorded instead, and what changed is printed key by key
+    (``pytest -s`` shows it; the warnings summary gives the count and the first lines), so a re-recording commit
+    can say what moved."""
     fp = json.loads(json.dumps(fingerprint(run)))
     if os.environ.get("RADCLR_UPDATE_GOLDEN") == "1":
+        recorded = json.loads(GOLDEN.read_text()).get(name) if GOLDEN.exists() else None
+        diffs = diff_fingerprints(name, recorded, fp)
+        report = f"golden {name}: re-recorded, {len(diffs)} key(s) changed" + "".join(f"\n  {d}" for d in diffs)
+        print(report, file=sys.stderr)
+        if diffs:
+            warnings.warn("\n".join(report.splitlines()[:40]), stacklevel=2)
         GOLDEN.parent.mkdir(exist_ok=True)
         # one file per config while xdist workers write concurrently; merged on the next read
         (GOLDEN.parent / f"tiny_metrics.{name}.json").write_text(json.dumps(fp, indent=0, sort_keys=True))
         return []
-    golden = load_golden()
-    if name not in golden:
+    return diff_fingerprints(name, load_golden().get(name), fp)
+
+
+def diff_fingerprints(name: str, recorded: dict | None, fp: dict) -> list[str]:
+    """One line per key whose value differs (or exists on one side only) between a recorded fingerprint and
+    ``fp``."""
+    if recorded is None:
         return [f"{name}: no golden fingerprint recorded"]
     diffs = []
     for part in ("metrics_csv", "metrics_json"):
-        want, got = golden[name][part], fp[part]
+        want, got = recorded[part], fp[part]
         for key in sorted(set(want) | set(got)):
             if key not in got or key not in want or not _same(want[key], got[key]):
                 diffs.append(f"{name} {part} {key}: golden {want.get(key, '<missing>')!r}, now {got.get(key, '<missing>')!r}")

@@ -97,3 +97,49 @@ def test_retired_keys_of_old_run_configs_are_ignored_not_refused():
     assert "log_every_steps" not in cfg["trainer"] and "splits" not in cfg["evaluation"]
     with pytest.raises(ConfigError, match="log_every_step"):  # a typo of a live key is still refused
         resolve_config(base={"trainer": {"log_every_step": 10}})
+
+
+@pytest.mark.parametrize("overrides, msg", [
+    (["evaluation.cam_layer=layer4"], r"evaluation.cam_layer must be method \| last \| layer3, got 'layer4'"),
+    (["evaluation.cam_threshold=auto_per_findings"], r"evaluation.cam_threshold must be auto \| auto_per_finding"),
+    (["evaluation.cam_threshold=1.5"], r"evaluation.cam_threshold: relative CAM threshold .* got 1.5"),
+    (["trainer.best_checkpoint.metric=val_los", "trainer.best_checkpoint.mode=min"],
+     r"stages.0.best_checkpoint.metric: 'val_los' is not a validation column .* val_auc_mean, val_loss"),
+    (["data.findings=[Mass,Nodule]", "trainer.best_checkpoint.metric=val_auc_Effusion"],
+     r"'val_auc_Effusion' .* val_auc_Mass, val_auc_Nodule, val_auc_mean, val_loss\)"),
+    (["stages.0.method=simclr", "trainer.best_checkpoint.metric=val_auc_mean"],
+     r"'val_auc_mean' is not a validation column .* method 'simclr' \(its columns: val_loss\)"),
+    (["stages.0.method=byop", "trainer.best_checkpoint.metric=val_loss"], r"its columns: val_auc_mean, val_loss_cls"),
+])
+def test_values_read_after_training_are_checked_with_the_config(tmp_path, overrides, msg):
+    """A misspelt evaluation.cam_layer / cam_threshold or a best_checkpoint.metric naming no metrics.csv column
+    used to pass the config check and fail (or silently pick the last epoch) after training; now the run is refused
+    before its directory exists."""
+    from radclr.runs.train import train
+
+    with pytest.raises(ConfigError, match=msg):
+        resolve_config(overrides=overrides)
+    with pytest.raises(ConfigError, match=msg):
+        train(None, tmp_path / "run", overrides)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("overrides", [
+    ["evaluation.cam_layer=layer3", "evaluation.cam_threshold=0.4"],
+    ["evaluation.cam_threshold=method", "trainer.best_checkpoint.metric=val_auc_Anything"],  # findings from data
+    ["data.findings=[Mass]", "trainer.best_checkpoint.metric=val_auc_Mass", "trainer.best_checkpoint.mode=max"],
+    ["stages.0.method=byop", "trainer.best_checkpoint.metric=val_loss_cls"],
+])
+def test_valid_evaluation_and_best_checkpoint_values_pass(overrides):
+    resolve_config(overrides=overrides)
+
+
+def test_a_finetuning_stage_after_a_classifier_stage_may_choose_by_auc():
+    cfg = {"stages": [{"name": "sup", "method": "supervised"},
+                      {"name": "ssl", "method": "simclr", "best_checkpoint": {"metric": "val_auc_mean", "mode": "max"}}]}
+    resolve_config(base=cfg)  # the classifier the first stage trained still scores the validation images
+
+
+def test_every_shipped_config_passes_the_check():
+    for path in sorted((REPO / "configs").rglob("*.yaml")):
+        resolve_config(path)

@@ -50,8 +50,21 @@ def test_tiny_config_trains_and_evaluates(config, tmp_path):
     if config.stem.startswith("seed004"):  # seed 004's classical radiomics baseline rides along
         classical = res["classical_radiomics"]
         assert "test" in classical or "skipped" in classical
+    if config.stem == "seed001_full":  # the BYOP golden run exercises CAM calibration and localization
+        _check_byop_calibrates_and_localizes(run, metrics, res)
     diffs = check_against_golden(config.stem, run)  # every number as recorded (tests/golden_metrics.py)
     assert not diffs, "\n".join(diffs[:20])
+
+
+def _check_byop_calibrates_and_localizes(run: Path, metrics: pd.DataFrame, res: dict) -> None:
+    """Every epoch fits one CAM threshold per finding on the annotated training images (issue 21, item 8); the
+    evaluation fits its own on train/val and localizes test lesions above zero."""
+    for f in res["findings"]:
+        assert metrics[f"train_cam_threshold_{f}"].map(math.isfinite).all(), f
+    loc = res["localization"]
+    assert loc["cam_threshold"]["fit_on"].startswith("annotated train/val images")
+    assert set(loc["cam_threshold"]["per_finding"]) == set(res["findings"])
+    assert loc["iou_accuracy"]["0.1"]["mean"] > 0 and loc["iou_accuracy"]["0.3"]["mean"] > 0
 
 
 def _check_frozen_after_pretraining(run: Path, stem: str) -> None:

@@ -13,8 +13,9 @@ from PIL import Image
 
 from radclr.cli.main import main
 from radclr.radiomics.cache import CacheCorruptionWarning, FeatureCache
+from optional_deps import require_module
 
-pytest.importorskip("radiomics")
+require_module("radiomics")
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -15,8 +15,9 @@ import torch
 
 from radclr.errors import DataError
 from radclr.radiomics import Settings, extract
+from optional_deps import require_module
 
-pytest.importorskip("radiomics")
+require_module("radiomics")
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -9,8 +9,9 @@ import torch
 from radclr.errors import DataError
 from radclr.radiomics import Settings, extract
 from radclr.radiomics.discretize import bin_values, bounding_boxes, prepare
+from optional_deps import require_module
 
-imageoperations = pytest.importorskip("radiomics.imageoperations")
+imageoperations = require_module("radiomics.imageoperations")
 
 
 def pyradiomics_bins(values: np.ndarray, **settings) -> np.ndarray:

@@ -17,8 +17,9 @@ import torch
 from radclr.errors import ConfigError
 from radclr.radiomics import Settings, extract
 from radclr.radiomics import fast, kernels
+from optional_deps import require, require_module
 
-pytestmark = pytest.mark.skipif(not kernels.AVAILABLE, reason=f"numba not available: {kernels.REASON}")
+require(kernels.AVAILABLE, f"numba not available: {kernels.REASON}")
 
 RTOL = 1e-4
 CANVAS = 40
@@ -301,7 +302,7 @@ def test_missing_numba_falls_back_with_one_log_line(monkeypatch, caplog):
 
 def test_fast_path_matches_pyradiomics():
     """A handful of regions straight against PyRadiomics (the parity tests run the default backend too)."""
-    pytest.importorskip("radiomics")
+    require_module("radiomics")
     from test_radiomics_parity import assert_parity
 
     rng = np.random.default_rng(12)

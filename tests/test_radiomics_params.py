@@ -11,8 +11,9 @@ import pytest
 from radclr.errors import ConfigError
 from radclr.radiomics import Settings, extract
 from radclr.radiomics.params import load_params
+from optional_deps import require_module
 
-pytest.importorskip("radiomics")
+require_module("radiomics")
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -15,9 +15,10 @@ import pytest
 import torch
 
 from radclr.radiomics import Settings, extract, feature_names
+from optional_deps import require_module
 
-sitk = pytest.importorskip("SimpleITK")
-radiomics = pytest.importorskip("radiomics")
+sitk = require_module("SimpleITK")
+radiomics = require_module("radiomics")
 from radiomics import featureextractor  # noqa: E402
 
 logging.getLogger("radiomics").setLevel(logging.ERROR)

@@ -11,9 +11,10 @@ import torch
 from radclr.errors import ConfigError
 from radclr.radiomics import Settings, extract
 from radclr.radiomics.pyradiomics_engine import PyRadiomicsEngine, pyradiomics_params
+from optional_deps import require_module
 
-sitk = pytest.importorskip("SimpleITK")
-pytest.importorskip("radiomics")
+sitk = require_module("SimpleITK")
+require_module("radiomics")
 from radiomics import featureextractor  # noqa: E402
 
 logging.getLogger("radiomics").setLevel(logging.ERROR)

@@ -18,8 +18,9 @@ from conftest import shared_dataset
 from radclr.boxes import boxes_to_masks
 from radclr.radiomics import Settings, extract
 from radclr.radiomics.benchmark import compare
+from optional_deps import require_module
 
-pytest.importorskip("radiomics")
+require_module("radiomics")
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 pytestmark = [pytest.mark.realdata, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 RTOL = 1e-4

@@ -13,9 +13,10 @@ from scipy import ndimage
 from radclr.radiomics.base import RegionBatch, Settings
 from radclr.radiomics.discretize import prepare
 from radclr.radiomics.shape2d import Shape2D
+from optional_deps import require_module
 
-sitk = pytest.importorskip("SimpleITK")
-radiomics = pytest.importorskip("radiomics")
+sitk = require_module("SimpleITK")
+radiomics = require_module("radiomics")
 from radiomics import featureextractor, shape2D  # noqa: E402
 
 logging.getLogger("radiomics").setLevel(logging.ERROR)

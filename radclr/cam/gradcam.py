@@ -205,6 +205,7 @@ def grad_cam(
     eval_mode: bool = True,
     return_logits: bool = False,
     layer: str = "last",
+    labels: Tensor | None = None,
 ):
     """Grad-CAM for evaluation / prediction from an encoder and a linear classifier (seed 001 §3.2, Fig. 5).
 
@@ -213,8 +214,9 @@ def grad_cam(
     signatures work. ``layer="layer3"`` (encoders with ``feature_maps``/``forward_from``): the CAM of that stage's
     map, the scores computed on through the rest of the network.
 
-    ``targets``: ``None`` (the argmax logit of each image), an ``int`` (same finding for all), ``[B]`` (one
-    finding per image; ``-1`` = none, zero map) or ``[B, K]`` (K findings per image -> ``[B, K, ...]`` maps).
+    ``targets``: ``None`` (the argmax logit of each image, or with ``labels [B, F]`` the training rule of
+    :func:`select_targets` on this call's logits), an ``int`` (same finding for all), ``[B]`` (one finding per
+    image; ``-1`` = none, zero map) or ``[B, K]`` (K findings per image -> ``[B, K, ...]`` maps).
 
     The encoder body runs under ``no_grad`` (Grad-CAM needs only d score / d fmap), so no graph is built through
     the backbone and no parameter receives a ``.grad``. With ``eval_mode=True`` (default) every ``nn.Module``
@@ -242,7 +244,7 @@ def grad_cam(
             last = fmap if layer == "last" else encoder.forward_from(layer, fmap)
             logits = classifier(encoder.pool(last))
             if targets is None:
-                targets = logits.detach().argmax(dim=1)
+                targets = logits.detach().argmax(dim=1) if labels is None else select_targets(labels, logits)
             scores = target_scores(logits, targets)
             cam = grad_cam_from_activations(fmap, scores, retain_graph=False)
     finally:

@@ -4,6 +4,11 @@ A config describes one experiment: the data, the radiomics view, the model, and 
 (e.g. contrastive pretraining, then fine-tuning). Stage fields fall back to the ``trainer`` section, so
 ``trainer.epochs=2`` shortens every stage and ``stages.1.epochs=3`` only the second one.
 
+A config may extend another (``base: FILE``, merged section by section). A stage *list* replaces the base's
+stages; a stage *mapping* ``stages: {NAME: {key: value, ...}}`` instead updates the base's stages by name and
+keeps everything else -- so ablation configs state only what they change (``configs/seed001/``: Table 3's four
+rows differ in ``loss`` and ``byop`` alone).
+
 Overrides are parsed with YAML (``lr=1e-3`` is a float, ``classes=[glcm,glrlm]`` a list, ``weights=null``
 None). An override of an unknown top-level key or of a key missing from a section is refused (typos must not
 silently do nothing); ``+key=value`` adds a new key deliberately.
@@ -13,7 +18,9 @@ run directory exists): a whole number where the default is one (``trainer.epochs
 ``2.0`` is read as 2), a number where the default is a float, true/false for flags, text, lists and sections where
 the default is one; keys whose default is ``null`` take anything. Stage keys are checked like the ``trainer``
 keys they override, and each stage's method options by the method's own options class. A ``base:`` chain that
-comes back to a file already in it is refused, naming the chain.
+comes back to a file already in it is refused, naming the chain. Values read only after training are checked
+here too: ``evaluation.cam_layer``, ``evaluation.cam_threshold`` and each stage's ``best_checkpoint.metric`` (a
+validation column that stage writes to ``metrics.csv``, :func:`validation_columns`).
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 
 import yaml
 
+from radclr.cam.options import LAYERS, CamOptions
 from radclr.errors import ConfigError
 from radclr.methods import method_class
 from radclr.training_data.volumes import volume_settings
@@ -148,8 +156,32 @@ def load_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     if base:
         if not isinstance(base, str):
             raise ConfigError(f"{path}: base must be a file name, got {base!r}")
-        data = deep_merge(load_yaml(path.parent / base, (*_chain, real)), data)
+        parent = load_yaml(path.parent / base, (*_chain, real))
+        updates = data.pop("stages", None) if isinstance(data.get("stages"), dict) else None
+        data = deep_merge(parent, data)
+        if updates is not None:
+            data["stages"] = _update_stages(parent.get("stages"), updates, path)
+    elif isinstance(data.get("stages"), dict):
+        raise ConfigError(f"{path}: a stages mapping (stage name -> keys) updates the stages of a base config, "
+                          "but this file has no base:")
     return data
+
+
+def _update_stages(stages, updates: dict, path: Path) -> list:
+    """The base's ``stages`` list with ``updates`` (stage name -> keys) merged into the stages of those names."""
+    if not isinstance(stages, list):
+        raise ConfigError(f"{path}: a stages mapping needs a base config with a stages list")
+    out = copy.deepcopy(stages)
+    names = [st.get("name", f"stage{i}") if isinstance(st, dict) else None for i, st in enumerate(out)]
+    for name, keys in updates.items():
+        if name not in names:
+            raise ConfigError(f"{path}: stages.{name}: the base config has no stage named {name!r} "
+                              f"(its stages: {names})")
+        if not isinstance(keys, dict):
+            raise ConfigError(f"{path}: stages.{name} must be a mapping of keys, got {keys!r}")
+        i = names.index(name)
+        out[i] = deep_merge(out[i], keys)
+    return out
 
 
 def _parse_value(text: str) -> Any:
@@ -275,6 +307,65 @@ def validate_config(cfg: dict) -> None:
             raise ConfigError(f"stages.{i}.best_checkpoint must be a section {{metric, mode}}, got {chosen!r}")
         if chosen.get("metric") and str(chosen.get("mode") or "min") not in ("min", "max"):
             raise ConfigError(f"stages.{i}.best_checkpoint.mode must be min or max, got {chosen.get('mode')!r}")
+        if chosen.get("metric"):
+            _check_best_metric(cfg, i, str(chosen["metric"]))
+    _check_evaluation(cfg)
+
+
+# parts whose logits give metrics.csv its val_auc_* columns (Method.logits / Hybrid.batch_logits)
+_CLASSIFIER_PARTS = ("classifier", "hybrid_classifier")
+
+
+def validation_columns(cfg: dict, index: int) -> tuple[set[str], bool]:
+    """``(columns, open_ended)``: the ``metrics.csv`` validation columns stage ``index`` writes -- ``val_<key>``
+    for the method's :attr:`~radclr.methods.Method.validation_keys`, and with a classifier (this stage's, or one
+    an earlier stage trained) ``val_auc_mean`` and ``val_auc_<finding>`` for ``data.findings``. ``open_ended``:
+    the findings are not in the config (every finding of the dataset), so any ``val_auc_<name>`` may exist."""
+    cls = method_class(cfg["stages"][index]["method"])
+    cols = {f"val_{k}" for k in cls.validation_keys}
+    own = any(p in cls.trained_parts for p in _CLASSIFIER_PARTS)
+    earlier = any("classifier" in method_class(st["method"]).trained_parts for st in cfg["stages"][:index])
+    findings = cfg["data"].get("findings")
+    if not (own or earlier):
+        return cols, False
+    cols.add("val_auc_mean")
+    if isinstance(findings, list):
+        cols |= {f"val_auc_{f}" for f in findings}
+        return cols, False
+    return cols, True
+
+
+def _check_best_metric(cfg: dict, index: int, metric: str) -> None:
+    """``best_checkpoint.metric`` must name a validation column stage ``index`` writes to ``metrics.csv``: a name
+    that is never written would leave every epoch "not better" and best.pt silently the last epoch."""
+    cols, open_ended = validation_columns(cfg, index)
+    if metric in cols or (open_ended and metric.startswith("val_auc_") and len(metric) > len("val_auc_")):
+        return
+    method = cfg["stages"][index]["method"]
+    more = " or val_auc_<finding>" if open_ended else ""
+    raise ConfigError(f"stages.{index}.best_checkpoint.metric: {metric!r} is not a validation column of "
+                      f"metrics.csv for method {method!r} (its columns: {', '.join(sorted(cols))}{more})")
+
+
+def _check_evaluation(cfg: dict) -> None:
+    """``evaluation.cam_layer`` and ``evaluation.cam_threshold`` (read only when the run is evaluated, after
+    training): checked with the config so that a misspelt value fails before any training."""
+    ev = cfg["evaluation"]
+    layer = ev.get("cam_layer", "method")
+    if layer not in ("method", *LAYERS):
+        raise ConfigError(f"evaluation.cam_layer must be method | {' | '.join(LAYERS)}, got {layer!r}")
+    rule = ev.get("cam_threshold", "auto")
+    if isinstance(rule, str):
+        if rule not in ("auto", "auto_per_finding", "method"):
+            raise ConfigError("evaluation.cam_threshold must be auto | auto_per_finding | method | a number, got "
+                              f"{rule!r}")
+        return
+    last = cfg["stages"][-1]  # the evaluated model's CAM mode gives the number its meaning
+    mode = str(last.get("cam_mode", CamOptions.mode))
+    try:
+        CamOptions(threshold=float(rule), mode=mode)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"evaluation.cam_threshold: {e}") from None
 
 
 def dump_config(cfg: dict, path: str | Path) -> None:

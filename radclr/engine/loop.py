@@ -5,7 +5,8 @@ it afterwards, several seeds -- is :mod:`radclr.runs.train`)::
 
     RUN/config.yaml          resolved configuration (what was actually run)
     RUN/splits.csv           patient-wise split (+ which training images are labelled)
-    RUN/metrics.csv          one row per epoch: stage, epoch, training losses, validation metrics, lr, time
+    RUN/metrics.csv          one row per epoch: stage, epoch, steps (optimiser steps), images (training images
+                             seen, all ranks), training losses, validation metrics, lr, time
     RUN/train.log            log
     RUN/events.out.tfevents.*  TensorBoard events of the same numbers (only with tensorboard installed)
     RUN/checkpoints/last.pt  latest state (resume point; also written every ``checkpoint_every_steps``)
@@ -279,7 +280,8 @@ class Trainer:
             t_train = time.time() - t0
             self._precise_bn(stage, epoch)
             val_stats = self._validate(method, st)
-            row = {"stage": name, "epoch": epoch + 1, **{f"train_{k}": v for k, v in train_stats.items()},
+            counts = {k: train_stats.pop(k) for k in ("steps", "images")}
+            row = {"stage": name, "epoch": epoch + 1, **counts, **{f"train_{k}": v for k, v in train_stats.items()},
                    **val_stats, "lr": optimizer.param_groups[0]["lr"], "train_time_s": round(t_train, 3),
                    "time_s": round(time.time() - t0, 3)}
             self.history.append(row)
@@ -374,6 +376,8 @@ class Trainer:
             scheduler.step()
             method.after_optimizer_step(batch, out)
             step += 1
+            sums["#steps"] = sums.get("#steps", 0.0) + 1  # "#": counts, kept through step checkpoints
+            sums["#images"] = sums.get("#images", 0.0) + len(batch["index"])
             for k, v in out.items():  # epoch means of every scalar a step reports (over the steps reporting it)
                 if torch.is_tensor(v) and v.dim() == 0 and not k.startswith("_"):
                     sums[k] = sums.get(k, 0.0) + float(v.detach())
@@ -397,7 +401,10 @@ class Trainer:
         bar.close()
         if self.dist.enabled:  # ranks may report different keys (e.g. BYOP's loop stats on some steps only)
             sums = all_reduce_sums(sums, self.device)
-        return {k: v / sums["#" + k] for k, v in sums.items() if not k.startswith("#") and sums["#" + k] > 0}
+        means = {k: v / sums["#" + k] for k, v in sums.items() if not k.startswith("#") and sums["#" + k] > 0}
+        # optimiser steps (every rank takes the same number) and images (all ranks) of the epoch
+        return {"steps": int(round(sums.get("#steps", 0.0) / self.dist.world_size)),
+                "images": int(round(sums.get("#images", 0.0))), **means}
 
     @torch.no_grad()
     def _precise_bn(self, stage: StageRun, epoch: int) -> None:

@@ -68,8 +68,12 @@ class Method(nn.Module):
     needs_radiomics: ClassVar[bool] = False
     #: quantity to select ``best.pt`` on, and whether it is maximised
     monitor: ClassVar[tuple[str, str]] = ("val_loss", "min")
-    #: trains on labels: its pool is the *labelled* part of the training split (label fractions)
+    #: trains on labels: its pool is the *labelled* part of the training split, and ``--label-fractions`` trains
+    #: it once per fraction (:mod:`radclr.runs.fractions`); label-free methods see every training image
     uses_labels: ClassVar[bool] = False
+    #: the scalars :meth:`validation_step` reports: ``metrics.csv`` columns ``val_<key>`` (the config check of
+    #: ``best_checkpoint.metric`` names them)
+    validation_keys: ClassVar[tuple[str, ...]] = ("loss",)
     #: DDP: some steps leave trained parameters without a gradient (e.g. a batch without a BYOP anchor)
     find_unused_parameters: ClassVar[bool] = False
     #: label tasks (``data.task``) the method can train: label-free methods and those whose classification loss

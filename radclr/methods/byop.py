@@ -4,10 +4,13 @@ One end-to-end, semi-supervised step (Fig. 2 and 3 of seed 001):
 
 1. ``fmap = f_i.forward_features(x)``, ``y_i = pool(fmap)``, ``logits = classifier(y_i)``, ``z_i = g_i(y_i)``.
 2. Focal loss (§3.3) on the known labels (NaN = unlabelled/unknown contributes nothing).
-3. BYOP (§3.2): for every disease-positive image (the anchors of §3.3) a region -- the ground-truth box when the
-   image is annotated, otherwise a box from Grad-CAM of the last block (``fmap``, reused from step 1, no second
-   forward, no parameter ``.grad`` written) for the image's highest-scoring positive finding, thresholded into
-   connected components (:func:`radclr.cam.boxes.cam_to_boxes` with the method's :class:`~radclr.cam.CamOptions`).
+3. BYOP (§3.2, "Bounding Boxes Generation"): for every disease-positive image (the anchors of §3.3) a region --
+   the ground-truth box when the image is annotated, otherwise a box from Grad-CAM of the CAM layer (``cam_layer``)
+   for the image's highest-scoring positive finding, thresholded into connected components
+   (:func:`radclr.cam.boxes.cam_to_boxes` with the method's :class:`~radclr.cam.CamOptions`). The loop's CAM is
+   the eval-mode map (:meth:`BYOP._loop_cams`): a no-grad forward of the rows that need a box with BatchNorm on
+   its running statistics, so an image's box does not depend on the other images of its batch (train-mode
+   BatchNorm would couple them) and is cut from the kind of map the CAM thresholds are calibrated on.
 4. Radiomics of those regions (:class:`radclr.radiomics.regions.RegionRadiomics`, on the images' device) (first-order, shape, GLCM, GLRLM, GLSZM, GLDM,
    NGTDM), standardised with training statistics, through f_r and g_r: the positive z_r.
 5. Cross-modal NT-Xent (§3.3): anchor z_i(v), positive z_r(v'), negatives z_i of "hard similar" images --
@@ -38,9 +41,9 @@ import numpy as np
 import torch
 
 from radclr.boxes import boxes_to_masks, iou, pairwise_iou, union_box
-from radclr.cam.boxes import cam_to_box_tensor, cam_to_boxes, upsample_cam
+from radclr.cam.boxes import cam_to_box_tensor, cam_to_boxes
 from radclr.cam.calibrate import calibrate_cam_threshold
-from radclr.cam.gradcam import grad_cam, grad_cam_from_activations, select_targets, target_scores
+from radclr.cam.gradcam import grad_cam, select_targets
 from radclr.cam.options import CamOptions
 from radclr.data.hierarchy import DiseaseHierarchy, hard_negative_mask
 from radclr.errors import ConfigError
@@ -114,8 +117,13 @@ class BYOP(RadiomicsViewMixin, Method):
     name = "byop"
     Options = BYOPOptions
     needs_radiomics = True  # the fixed-region radiomics fit the standardiser and serve the no-BYOP ablation
-    uses_labels = False  # semi-supervised: every training image takes part, unlabelled ones in the contrast
+    # a label-free row is never an anchor (§3.3: L_cl runs over the disease-positive images), never a hard
+    # negative (the hierarchy mask needs its labels) and gets no L_fl: in the batches it would only multiply the
+    # optimiser steps (10x at 10 % labels, each with a tenth of the labelled rows). The pool is therefore the
+    # labelled training images, as supervised's, and label fractions train BYOP per fraction (runs/fractions.py)
+    uses_labels = True
     monitor = ("val_auc_mean", "max")
+    validation_keys = ("loss_cls",)
     find_unused_parameters = True  # a batch without disease-positive images leaves f_r/g_r without gradient
     trained_parts = ("encoder", "classifier", "image_proj", "radiomics_encoder", "radiomics_proj")
 
@@ -267,7 +275,7 @@ class BYOP(RadiomicsViewMixin, Method):
     # --- the step -----------------------------------------------------------------------------------------
     def training_step(self, batch):
         x, y = batch["image"], batch["label"]
-        cam_maps, fmap = self.encoder.feature_maps(x, self._cam_base.layer)  # the Grad-CAM layer, the last block
+        fmap = self.encoder.forward_features(x)
         rep = self.encoder.pool(fmap)
         logits = self.parts["classifier"](rep)
         l_fl = self.cls_loss(logits, y)
@@ -275,7 +283,7 @@ class BYOP(RadiomicsViewMixin, Method):
         anchors = (y == 1).any(dim=1)
         active = self.lam > 0 and self.epoch >= self.contrastive_start and bool(anchors.any())
         if active:
-            regions, stats = self._regions(batch, cam_maps, logits, anchors)
+            regions, stats = self._regions(batch, anchors)
             out.update(stats)
             rad = self._region_radiomics(batch, regions, anchors)
             view, background, has_background = self._image_view(fmap, rep, regions, logits, y, int(x.shape[-1]))
@@ -319,9 +327,10 @@ class BYOP(RadiomicsViewMixin, Method):
         return {"loss_cls": self.cls_loss(logits, batch["label"]), "logits": logits}
 
     # --- BYOP regions -------------------------------------------------------------------------------------
-    def _regions(self, batch, fmap, logits, anchors) -> tuple[torch.Tensor, dict]:
-        """``[B, 4]`` boxes (store pixels) for the batch; only anchor rows are meaningful. ``fmap``: the
-        activations of the Grad-CAM layer from this step's forward."""
+    def _regions(self, batch, anchors) -> tuple[torch.Tensor, dict]:
+        """``[B, 4]`` boxes (store pixels) for the batch; only anchor rows are meaningful: the ground-truth union
+        box where annotated, else the box of the image's loop CAM (:meth:`_loop_cams`, cached for
+        ``refresh_every`` steps)."""
         idx = batch["index"]
         size = int(batch["image"].shape[-1])
         boxes = batch["box"].clone()  # ground-truth union box where annotated; whole image otherwise
@@ -337,13 +346,8 @@ class BYOP(RadiomicsViewMixin, Method):
             refresh = need_cam
         if refresh.any():
             rows = torch.nonzero(refresh).flatten()
-            targets = select_targets(batch["label"][rows], logits[rows].detach())
-            scores = target_scores(logits[rows], targets)
-            # autograd.grad w.r.t. the whole fmap: rows outside `rows` get zero gradient and are dropped
             t0 = time.perf_counter()
-            cam = grad_cam_from_activations(fmap, torch.zeros(fmap.shape[0], device=fmap.device,
-                                                              dtype=scores.dtype).index_add(0, rows, scores))[rows]
-            cam = upsample_cam(cam, (size, size))
+            cam, targets = self._loop_cams(batch["image"][rows], batch["label"][rows], size)
             t1 = time.perf_counter()
             new, fell_back = self._boxes_of(cam, targets)
             new = new.to(boxes.dtype)
@@ -366,6 +370,20 @@ class BYOP(RadiomicsViewMixin, Method):
             cached = need_cam & ~refresh
             boxes[cached] = self.box_cache[idx[cached]].to(boxes.dtype)
         return boxes, stats
+
+    def _loop_cams(self, images: torch.Tensor, labels: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cams [k, size, size], targets [k])``: the loop's Grad-CAM (seed 001 §3.2, Grad-CAM eqs. 1-2) of
+        ``images`` for their highest-scoring positive finding (:func:`select_targets`), in eval mode.
+
+        :func:`radclr.cam.gradcam.grad_cam` runs the encoder under ``no_grad`` with every module in eval mode
+        (BatchNorm normalises with its running statistics and does not update them; each module's mode is
+        restored) and differentiates only the layers above the CAM layer. Each image's map is therefore a
+        function of that image and the weights alone -- in train mode the batch statistics of BatchNorm make
+        it depend on the other images of the batch -- and it is the map :meth:`calibrate` fits the per-finding
+        CAM thresholds on and evaluation thresholds. Costs one no-grad forward of the rows that need a box."""
+        cam, logits = grad_cam(self.encoder, self.parts["classifier"], images, labels=labels,
+                               upsample_to=(size, size), layer=self._cam_base.layer, return_logits=True)
+        return cam, select_targets(labels, logits)
 
     def _boxes_of(self, cam: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(boxes [k, 4], fallback [k])`` of upsampled CAMs ``[k, S, S]`` on their own device (no copy to the

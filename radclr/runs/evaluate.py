@@ -81,7 +81,7 @@ from radclr.progress import progress_bar
 from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
 from radclr.training_data import PreparedData, build_store, default_cache_dir, open_dataset, prepare_data
-from radclr.training_data.prepare import build_run_store, fixed_radiomics, store_boxes
+from radclr.training_data.prepare import build_run_store, check_roi_coverage, fixed_radiomics, store_boxes
 from radclr.transforms import ROICrop
 from radclr.visualize.overlays import OverlayExample, overlay_grid
 
@@ -564,6 +564,7 @@ def transfer_linear_eval(run_dir, data_path=None, *, checkpoint: str = "best", f
     data = PreparedData(ds, store, split, store_boxes(ds, store))
     input_note = "whole images"
     if cfg["radiomics"].get("region") == "roi_crop" and store.volume is None:  # the encoder learnt ROI crops
+        check_roi_coverage(data.boxes, ds.labels, str(path))
         sizes = [(b.w, b.h) for bx in data.boxes for b in bx]
         if not sizes:
             raise DataError(f"{path}: the run's encoder was trained on ROI crops (radiomics.region: roi_crop); "
