@@ -63,7 +63,8 @@ from radclr.data.phantom import PHANTOM_FINDINGS
 from radclr.errors import DataError
 from radclr.progress import progress_bar
 
-__all__ = ["write_background_lesions", "insert_lesions", "patient_part", "SIZE_RANGES", "OPACITY", "PARTS"]
+__all__ = ["write_background_lesions", "insert_lesions", "patient_part", "background_pool", "SIZE_RANGES", "OPACITY",
+           "PARTS"]
 
 #: side fraction range of each kind (Effusion: fraction of the lung's height)
 SIZE_RANGES = {"Mass": (0.06, 0.19), "Nodule": (0.04, 0.08), "Infiltration": (0.12, 0.30), "Effusion": (0.15, 0.35)}
@@ -235,6 +236,14 @@ def _backgrounds(ds, part: str, holdout: float) -> pd.DataFrame:
         if rec.empty:
             raise DataError(f"{ds.root}: no '{NO_FINDING}' image in part {part!r} (holdout fraction {holdout})")
     return rec
+
+
+def background_pool(background: str | Path, part: str = "all", holdout: float = 0.3, *,
+                    format: str | None = None, follow_links: bool = False) -> pd.DataFrame:  # noqa: A002
+    """The candidate backgrounds of ``part`` (``image_id, path, patient_id``): how many images ``--n`` may ask."""
+    if part not in PARTS:
+        raise DataError(f"part must be one of {PARTS}, got {part!r}")
+    return _backgrounds(load_dataset(background, format=format, follow_links=follow_links), part, holdout)
 
 
 def _read_square(path: str, size: int | None) -> np.ndarray:
