@@ -68,6 +68,7 @@ TUNING_FILE = REPO / "benchmarks" / "results" / "phantom_localization_tuning.jso
 # overrides on the same runs) -- 3 x 2 x 2 = 12 settings, BYOP's exploration count
 SUPERVISED_LRS = (1e-3, 3e-4, 1e-4)
 SUPERVISED_EPOCHS = (10, 20)
+BASE_LR = 1e-3  # configs/phantom/common.yaml
 READOUTS = {"l3pf": [], "l4pf": ["evaluation.cam_layer=last"]}  # layer3 / layer4 Grad-CAM, threshold per finding
 
 # name -> (config file under configs/phantom, overrides[, evaluation overrides]); variants that differ only in
@@ -91,11 +92,23 @@ def _grid_name(lr: float, epochs: int, readout: str) -> str:
     return f"sup-lr{lr:g}-e{epochs}-{readout}"
 
 
-def supervised_grid(lrs=SUPERVISED_LRS, epochs=SUPERVISED_EPOCHS) -> dict[str, tuple]:
-    """Supervised's tuning grid: every learning rate x epochs x readout (:data:`READOUTS`)."""
-    return {_grid_name(lr, ep, ro): ("supervised", [f"trainer.optimizer.lr={lr}", f"trainer.epochs={ep}"],
-                                     READOUTS[ro])
-            for lr in lrs for ep in epochs for ro in READOUTS}
+def supervised_grid(lrs=SUPERVISED_LRS, epochs=SUPERVISED_EPOCHS, base_epochs: int = 20) -> dict[str, tuple]:
+    """Supervised's tuning grid: every learning rate x epochs x readout (:data:`READOUTS`). A setting equal to the
+    plain ``supervised`` run (lr 1e-3 of common.yaml, ``base_epochs``) has no training overrides, so it reuses
+    that run instead of training it twice."""
+    def overrides(lr, ep):
+        return ([] if lr == BASE_LR else [f"trainer.optimizer.lr={lr}"]) + \
+            ([] if ep == base_epochs else [f"trainer.epochs={ep}"])
+    grid = {}
+    for lr in lrs:
+        for ep in epochs:
+            for ro in READOUTS:
+                grid[_grid_name(lr, ep, ro)] = ("supervised", overrides(lr, ep), READOUTS[ro])
+                GRID_SETTINGS[_grid_name(lr, ep, ro)] = (lr, ep)
+    return grid
+
+
+GRID_SETTINGS: dict[str, tuple[float, int]] = {}  # grid name -> (learning rate, epochs)
 
 
 SUPERVISED_GRID: dict[str, tuple] = supervised_grid()
@@ -126,7 +139,9 @@ def choose_supervised(rows: list[dict], args) -> dict:
             scores[name] = (float(np.mean([r["iou_accuracy"]["0.3"]["mean"] for r in rs])),
                             float(np.mean([r["auc"]["mean"] for r in rs])))
     best = max(scores, key=lambda n: scores[n])
-    config, overrides, eval_overrides = SUPERVISED_GRID[best]
+    config, _, eval_overrides = SUPERVISED_GRID[best]
+    lr, epochs = GRID_SETTINGS[best]
+    overrides = [f"trainer.optimizer.lr={lr}", f"trainer.epochs={epochs}"]  # explicit: the test round may differ
     out = {"chosen": {"name": best, "config": config, "overrides": overrides, "evaluation_overrides": eval_overrides,
                       "val_iou>0.3": scores[best][0], "val_auc_mean": scores[best][1]},
            "scores": {n: {"iou>0.3": v[0], "auc_mean": v[1]} for n, v in scores.items()},
@@ -304,7 +319,10 @@ def main(argv=None) -> int:
                     help="epochs of supervised's tuning grid")
     args = ap.parse_args(argv)
     global SUPERVISED_GRID
-    SUPERVISED_GRID = supervised_grid(args.grid_lrs, args.grid_epochs)
+    for name in SUPERVISED_GRID:  # the import-time default grid: replaced by this invocation's
+        VARIANTS.pop(name, None)
+    GRID_SETTINGS.clear()
+    SUPERVISED_GRID = supervised_grid(args.grid_lrs, args.grid_epochs, args.epochs)
     VARIANTS.update(SUPERVISED_GRID)
     load_tuned(args.tuning_file)
     if args.tune_supervised and args.stage != "val":

@@ -163,7 +163,7 @@ def print_tables(summary: dict, diffs: dict) -> None:
         cells = [f"{s['auc_mean']['mean']:.3f} ± {s['auc_mean']['sd'] or 0:.3f}"]
         for t in THRESHOLDS:
             m = (s[f"iou>{t}"] or {}).get("mean") or {}
-            cells.append(f"{m.get('mean') or float('nan'):.3f} ± {m.get('sd') or 0:.3f}")
+            cells.append(f"{_num(m.get('mean')):.3f} ± {m.get('sd') or 0:.3f}")
         print(f"| {name} | {s['n_seeds']} | " + " | ".join(cells) + f" | {s['wall_time_s']['mean']:.0f} |")
     for name, d in diffs.items():
         print(f"\n{name} - supervised | seed level: mean [95 % t CI] (seeds A better / B better) | case level [95 % CI]")
@@ -173,6 +173,10 @@ def print_tables(summary: dict, diffs: dict) -> None:
                 f"{sl['mean_diff']:+.3f} [{_f(sl['t_ci'][0])}, {_f(sl['t_ci'][1])}] "
                 f"({sl['sign']['a_better']}/{sl['sign']['b_better']})")
             print(f"  {key:9s} | {seed_cell} | {cl['diff']:+.3f} [{cl['ci'][0]:+.3f}, {cl['ci'][1]:+.3f}]")
+
+
+def _num(x) -> float:
+    return float("nan") if x is None else float(x)
 
 
 def _f(x) -> str:
