@@ -32,11 +32,11 @@ rising laterally.
 ==============  =================================================================  ====================
 finding         look                                                               A_kind
 ==============  =================================================================  ====================
-``Mass``        smooth dome ``(1 - (d/r)^2)^0.6``, soft edge, hides fine texture   0.55
+``Mass``        smooth dome ``(1 - (d/r)^2)^0.6``, soft edge, hides fine texture   0.60
 ``Nodule``      flat-topped disc, sharp (1-px anti-aliased) edge                   0.60
 ``Effusion``    the base under a meniscus: texture smoothed away, opacity growing    0.60
                 from the meniscus down over ~40 % of the fluid's height
-``Infiltration`` mottled (blotches ~1 % of the side), irregular outline             0.40
+``Infiltration`` mottled (blotches ~1 % of the side), irregular outline             0.70
 ==============  =================================================================  ====================
 
 Soft edges: every profile is smoothed (Gaussian, ~8 % of the lesion radius, at least 0.7 px) and cut below 2 % of
@@ -69,7 +69,7 @@ __all__ = ["write_background_lesions", "insert_lesions", "patient_part", "backgr
 #: side fraction range of each kind (Effusion: fraction of the lung's height)
 SIZE_RANGES = {"Mass": (0.06, 0.19), "Nodule": (0.04, 0.08), "Infiltration": (0.12, 0.30), "Effusion": (0.15, 0.35)}
 #: peak opacity of each kind at contrast 1
-OPACITY = {"Mass": 0.55, "Nodule": 0.60, "Effusion": 0.60, "Infiltration": 0.40}
+OPACITY = {"Mass": 0.60, "Nodule": 0.60, "Effusion": 0.60, "Infiltration": 0.70}
 PARTS = ("all", "train", "holdout")
 CUT = 0.02  # profile values below this fraction of the peak are cut (the lesion's support ends there)
 
