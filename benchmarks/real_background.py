@@ -158,7 +158,8 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def print_tables(summary: dict, diffs: dict) -> None:
-    print("\n| variant | seeds | mean AUC | IoU>0.1 | IoU>0.3 | IoU>0.5 | train wall s |\n|---|---|---|---|---|---|---|")
+    print("\n| variant | seeds | mean AUC | IoU>0.1 | IoU>0.3 | IoU>0.5 | train wall s |\n"
+          "|---|---|---|---|---|---|---|")
     for name, s in summary.items():
         cells = [f"{s['auc_mean']['mean']:.3f} ± {s['auc_mean']['sd'] or 0:.3f}"]
         for t in THRESHOLDS:
@@ -166,7 +167,8 @@ def print_tables(summary: dict, diffs: dict) -> None:
             cells.append(f"{_num(m.get('mean')):.3f} ± {m.get('sd') or 0:.3f}")
         print(f"| {name} | {s['n_seeds']} | " + " | ".join(cells) + f" | {s['wall_time_s']['mean']:.0f} |")
     for name, d in diffs.items():
-        print(f"\n{name} - supervised | seed level: mean [95 % t CI] (seeds A better / B better) | case level [95 % CI]")
+        print(f"\n{name} - supervised | seed level: mean [95 % t CI] (seeds A better / B better) | "
+              "case level [95 % CI]")
         for key in ("auc_mean", *(f"iou>{t}" for t in THRESHOLDS)):
             sl, cl = d["seed_level"].get(key), d["case_level"][key]
             seed_cell = "n/a" if not sl else (

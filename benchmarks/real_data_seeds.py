@@ -15,8 +15,8 @@ Equal budgets (issue 21, item 5):
   Kermany labels, issue 21) or ``on`` -- or ``choose``: every method trained both ways and, per (dataset, fraction,
   method), the setting with the higher mean validation value of the selected checkpoints is reported (2 settings
   each, counted in ``settings_tried``).
-* **checkpoint rule**: every method keeps the epoch with the best validation mean AUC
-  (the labelled stage's ``best_checkpoint: {metric: val_auc_mean, mode: max}``), among the epochs of its labelled stage (M1/M3:
+* **checkpoint rule**: every method keeps the epoch with the best validation mean AUC (the labelled stage's
+  ``best_checkpoint: {metric: val_auc_mean, mode: max}``), among the epochs of its labelled stage (M1/M3:
   the fine-tuning stage; BYOP: the engine keeps its rule of taking best.pt from the loop's epochs only -- its
   classification warm-up epochs are a different model, README "Choices").
 * **optimiser steps**: E epochs over the labelled training images for every method's labelled stage (supervised E,
@@ -210,8 +210,9 @@ def summarise(results: dict, out_dir: Path, seeds: list[int]) -> dict:
                 entry[method] = e
                 runs[method] = {s: run_dir(out_dir, ds, method, frac, aug, s) for s in seeds}
             for m in runs:
-                if m != "supervised" and "supervised" in runs and all(
-                        (r / "predictions_test.csv").exists() for r in [*runs[m].values(), *runs["supervised"].values()]):
+                both = [*runs[m].values(), *runs.get("supervised", {}).values()]
+                if m != "supervised" and "supervised" in runs and all((r / "predictions_test.csv").exists()
+                                                                      for r in both):
                     entry[f"{m}_minus_supervised"] = paired(runs[m], runs["supervised"])
             summary[f"{ds}/{frac:g}"] = entry
     return summary
@@ -241,9 +242,10 @@ def markdown(results: dict) -> str:
     val = [(k, m, e[m]) for k, e in results.get("summary", {}).items()
            for m in results.get("methods", METHODS) if m in e]
     if val:
-        out += ["", "Validation value of the checkpoint each run selected (validation mean AUC; mean ± sd over seeds), "
-                "optimiser steps per stage, settings tried:", "",
-                "| dataset | labels | method | validation mean AUC | steps | settings tried |", "|---|---|---|---|---|---|"]
+        out += ["", "Validation value of the checkpoint each run selected (validation mean AUC; mean ± sd over "
+                "seeds), optimiser steps per stage, settings tried:", "",
+                "| dataset | labels | method | validation mean AUC | steps | settings tried |",
+                "|---|---|---|---|---|---|"]
         for k, m, e in val:
             ds, frac = k.split("/")
             v = e["val_best"]
