@@ -3,22 +3,36 @@
     .venv/bin/python benchmarks/phantom_localization.py --stage val  --variants supervised byop ...   # choose
     .venv/bin/python benchmarks/phantom_localization.py --stage test --variants supervised byop        # report
 
+    # issue 21's protocol: fresh training draws per seed, >= 5 seeds, supervised tuned with BYOP's budget
+    .venv/bin/python benchmarks/phantom_localization.py --stage val --train-draw-base 100 --eval-seed 12 \
+        --seeds 0 1 2 3 4 --tune-supervised                                  # -> phantom_localization_tuning.json
+    .venv/bin/python benchmarks/phantom_localization.py --stage test --train-draw-base 200 --eval-seed 13 \
+        --seeds 0 1 2 3 4 --variants supervised supervised-tuned byop
+
 Protocol (written down before any number was looked at; see the README):
 
-* **Training data**: the built-in phantoms of ``configs/phantom/common.yaml`` (400 images at 128 px, phantom seed 1,
-  ground-truth boxes kept for 20 % of the annotated patients).
-* **Validation phantoms** (``--stage val``; settings are chosen on these only): 120 images, phantom seed 2, every
-  lesion boxed. **Test phantoms** (``--stage test``; looked at once, for the configurations chosen on validation):
-  120 images, phantom seed 3, every lesion boxed. Neither seed is ever trained on.
-* Each variant is ``configs/phantom/<config>.yaml`` plus overrides, trained with ``--seeds`` training seeds (the
-  ``seed`` key: initialisation, sample order; the data and its split stay the same), evaluated with
-  ``radclr evaluate RUN --data PHANTOMS`` (best checkpoint as the config says -- the validation classification loss
-  of the run's own split; CAM threshold fit on the run's own annotated train/val images -- never on the evaluated
-  phantoms). Training is the same for both stages: ``--stage test`` reuses the runs trained for ``--stage val`` and
-  only evaluates them on the test phantoms.
+* **Training data**: the built-in phantoms of ``configs/phantom/common.yaml`` (400 images at 128 px, ground-truth
+  boxes kept for 20 % of the annotated patients). Without ``--train-draw-base`` every run trains on phantom seed 1
+  (the original protocol: one draw, on which the shipped options were chosen); with ``--train-draw-base B`` the run
+  of training seed ``k`` trains on its own draw, phantom seed ``B + k`` (both variants of a seed see the same draw),
+  so the seed-level comparison includes the data-draw variance.
+* **Validation phantoms** (``--stage val``; settings are chosen on these only): 120 images, phantom seed 2 (or
+  ``--eval-seed``), every lesion boxed. **Test phantoms** (``--stage test``; looked at once, for the configurations
+  chosen on validation): 120 images, phantom seed 3 (or ``--eval-seed``). Neither is ever trained on. Choices made on
+  a validation round must be tested on other draws: a different ``--train-draw-base`` and ``--eval-seed``.
+* Each variant is ``configs/phantom/<config>.yaml`` plus overrides, trained once per ``--seeds`` seed (the ``seed``
+  key: initialisation, sample order), evaluated with ``radclr evaluate RUN --data PHANTOMS`` (best checkpoint as the
+  config says -- the validation classification loss of the run's own split; CAM threshold fit on the run's own
+  annotated train/val images -- never on the evaluated phantoms).
+* **Equal tuning budget** (``--tune-supervised``, stage val): supervised tries :data:`SUPERVISED_GRID` -- learning
+  rate x epochs x Grad-CAM readout, as many settings as BYOP's exploration tried (counted from
+  ``phantom_localization_exploration.json``) -- and the best by validation IoU>0.3 (mean over seeds; AUC breaks
+  ties) is written to ``phantom_localization_tuning.json``; ``--stage test --variants supervised-tuned`` reads it.
 * Reported per variant: mean +- sd over seeds of the mean AUC and of the localization accuracy (IoU > T) per
-  finding; and the **paired** difference to ``supervised``: per (image, finding) case, the correctness averaged over
-  the seeds of each variant, resampled by patient (2000 bootstrap draws) -> mean difference with a 95 % interval.
+  finding; and two paired differences to ``supervised`` (:mod:`paired`): **seed level** (per-seed differences, mean,
+  Student-t 95 % interval, sign count) and **case level** (each (image, finding) case's outcome averaged over the
+  seeds of a variant, patients resampled, 2000 bootstrap draws). The seed-level interval is the one that accounts
+  for another training run; the case-level one holds the trained models fixed.
 
 Writes ``--out`` (JSON: every run's headline numbers, the summaries and the paired differences) and prints tables.
 """
@@ -32,22 +46,30 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import machine  # noqa: E402
+from paired import THRESHOLDS, case_level, seed_level  # noqa: E402
 
 from radclr.data.phantom import write_phantom_dataset  # noqa: E402
 from radclr.engine.config import resolve_config  # noqa: E402
+from radclr.evaluation.seed_level import seed_interval  # noqa: E402
 from radclr.runs import evaluate_run, train  # noqa: E402
 
 STAGES = {"val": 2, "test": 3}  # phantom seed of the evaluation set
 EVAL_VERSION = "3"  # bumped when the evaluation code changes (3: grid 0.1..0.95, threshold per finding, layer3)
 N_EVAL = 120
-THRESHOLDS = ("0.1", "0.3", "0.5")
+TUNING_FILE = REPO / "benchmarks" / "results" / "phantom_localization_tuning.json"
+
+# supervised's tuning budget (issue 21): learning rate x epochs trained, each read out two ways (evaluation
+# overrides on the same runs) -- 3 x 2 x 2 = 12 settings, BYOP's exploration count
+SUPERVISED_LRS = (1e-3, 3e-4, 1e-4)
+SUPERVISED_EPOCHS = (10, 20)
+BASE_LR = 1e-3  # configs/phantom/common.yaml
+READOUTS = {"l3pf": [], "l4pf": ["evaluation.cam_layer=last"]}  # layer3 / layer4 Grad-CAM, threshold per finding
 
 # name -> (config file under configs/phantom, overrides[, evaluation overrides]); variants that differ only in
 # evaluation overrides share the trained run (the run directory is cloned with its checkpoints linked)
@@ -66,10 +88,74 @@ VARIANTS: dict[str, tuple] = {
 }
 
 
-def eval_phantoms(root: Path, stage: str) -> Path:
-    path = root / f"phantoms-{stage}-seed{STAGES[stage]}"
+def _grid_name(lr: float, epochs: int, readout: str) -> str:
+    return f"sup-lr{lr:g}-e{epochs}-{readout}"
+
+
+def supervised_grid(lrs=SUPERVISED_LRS, epochs=SUPERVISED_EPOCHS, base_epochs: int = 20) -> dict[str, tuple]:
+    """Supervised's tuning grid: every learning rate x epochs x readout (:data:`READOUTS`). A setting equal to the
+    plain ``supervised`` run (lr 1e-3 of common.yaml, ``base_epochs``) has no training overrides, so it reuses
+    that run instead of training it twice."""
+    def overrides(lr, ep):
+        return ([] if lr == BASE_LR else [f"trainer.optimizer.lr={lr}"]) + \
+            ([] if ep == base_epochs else [f"trainer.epochs={ep}"])
+    grid = {}
+    for lr in lrs:
+        for ep in epochs:
+            for ro in READOUTS:
+                grid[_grid_name(lr, ep, ro)] = ("supervised", overrides(lr, ep), READOUTS[ro])
+                GRID_SETTINGS[_grid_name(lr, ep, ro)] = (lr, ep)
+    return grid
+
+
+GRID_SETTINGS: dict[str, tuple[float, int]] = {}  # grid name -> (learning rate, epochs)
+
+
+SUPERVISED_GRID: dict[str, tuple] = supervised_grid()
+VARIANTS.update(SUPERVISED_GRID)
+
+
+def byop_settings_tried() -> int:
+    """How many BYOP settings the validation exploration tried (``phantom_localization_exploration.json``)."""
+    path = REPO / "benchmarks" / "results" / "phantom_localization_exploration.json"
+    if not path.exists():
+        return 0
+    return sum(1 for k in json.loads(path.read_text())["runs"] if k.startswith("byop"))
+
+
+def load_tuned(path: Path = TUNING_FILE) -> None:
+    """Register ``supervised-tuned`` from the tuning file of a ``--tune-supervised`` validation round."""
+    if Path(path).exists():
+        chosen = json.loads(Path(path).read_text())["chosen"]
+        VARIANTS["supervised-tuned"] = (chosen["config"], chosen["overrides"], chosen["evaluation_overrides"])
+
+
+def choose_supervised(rows: list[dict], args) -> dict:
+    """The grid setting with the best validation IoU>0.3 (mean over seeds; mean AUC breaks ties)."""
+    scores = {}
+    for name in SUPERVISED_GRID:
+        rs = [r for r in rows if r["variant"] == name and r["iou_accuracy"]]
+        if rs:
+            scores[name] = (float(np.mean([r["iou_accuracy"]["0.3"]["mean"] for r in rs])),
+                            float(np.mean([r["auc"]["mean"] for r in rs])))
+    best = max(scores, key=lambda n: scores[n])
+    config, _, eval_overrides = SUPERVISED_GRID[best]
+    lr, epochs = GRID_SETTINGS[best]
+    overrides = [f"trainer.optimizer.lr={lr}", f"trainer.epochs={epochs}"]  # explicit: the test round may differ
+    out = {"chosen": {"name": best, "config": config, "overrides": overrides, "evaluation_overrides": eval_overrides,
+                      "val_iou>0.3": scores[best][0], "val_auc_mean": scores[best][1]},
+           "scores": {n: {"iou>0.3": v[0], "auc_mean": v[1]} for n, v in scores.items()},
+           "settings_tried": {"supervised": len(scores), "byop": byop_settings_tried()},
+           "rule": "max validation IoU>0.3 (mean over findings and seeds), then mean AUC",
+           "stage": "val", "eval_seed": args.eval_seed, "train_draw_base": args.train_draw_base, "seeds": args.seeds}
+    Path(args.tuning_file).write_text(json.dumps(out, indent=1))
+    return out
+
+
+def eval_phantoms(root: Path, stage: str, seed: int, n: int = N_EVAL) -> Path:
+    path = root / f"phantoms-{stage}-seed{seed}" if n == N_EVAL else root / f"phantoms-{stage}-seed{seed}-n{n}"
     if not (path / "labels.csv").exists():
-        write_phantom_dataset(path, n=N_EVAL, size=128, seed=STAGES[stage])
+        write_phantom_dataset(path, n=n, size=128, seed=seed)
     return path
 
 
@@ -78,8 +164,15 @@ def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
     if config == "byop":  # per-epoch diagnostics in metrics.csv (they do not change what is trained)
         overrides = ["stages.0.diagnostics=true", *overrides]
     eval_overrides = rest[0] if rest else []
-    trained = next(n for n, v in VARIANTS.items() if v[:2] == tuple(VARIANTS[name][:2]) and not (v[2:] and v[2]))
-    run = out_dir / "runs" / f"{trained}-seed{seed}"
+    trained = next((n for n, v in VARIANTS.items() if tuple(v[:2]) == tuple(VARIANTS[name][:2])
+                    and not (v[2:] and v[2])), name)
+    draw = None if args.train_draw_base is None else args.train_draw_base + seed
+    tag = f"-seed{seed}" if draw is None else f"-seed{seed}-draw{draw}"
+    data = [] if draw is None else [f"data.phantom.seed={draw}"]
+    if args.n_train is not None:
+        data.append(f"data.phantom.n={args.n_train}")
+        tag += f"-n{args.n_train}"
+    run = out_dir / "runs" / f"{trained}{tag}"
     done = run / "wall_time_s.txt"
     if not done.exists():
         if run.exists():
@@ -87,13 +180,13 @@ def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
 
             shutil.rmtree(run)
         cfg = resolve_config(REPO / "configs" / "phantom" / f"{config}.yaml",
-                             [*overrides, f"seed={seed}", f"trainer.epochs={args.epochs}",
+                             [f"trainer.epochs={args.epochs}", *data, *overrides, f"seed={seed}",
                               f"data.cache_dir={out_dir / 'cache'}", f"evaluation.n_boot={args.n_boot}"])
         t0 = time.time()
         train(cfg, run, progress=False, evaluate=True)
         done.write_text(f"{time.time() - t0:.1f}")
     if eval_overrides:
-        run = _clone_for_evaluation(run, out_dir / "runs" / f"{name}-seed{seed}", eval_overrides, args)
+        run = _clone_for_evaluation(run, out_dir / "runs" / f"{name}{tag}", eval_overrides, args)
     target = run / "evaluations" / f"{phantoms.name}.json"
     stamp = run / "evaluated_with.txt"  # the code that evaluated it: re-evaluate runs evaluated by older code
     if target.exists() and (not stamp.exists() or stamp.read_text() != EVAL_VERSION):
@@ -105,7 +198,7 @@ def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
     m = json.loads(target.read_text())
     side = Path(m["results_dir"])
     loc = m.get("localization") or {}
-    return {"variant": name, "seed": seed, "wall_time_s": float(done.read_text()),
+    return {"variant": name, "seed": seed, "train_draw": draw, "wall_time_s": float(done.read_text()),
             "auc": m["classification"]["auc"], "iou_accuracy": loc.get("iou_accuracy"),
             "cam_threshold": (loc.get("cam_threshold") or {}).get("threshold"),
             "cases": _rel(side / "localization_all.csv"), "predictions": _rel(side / "predictions_all.csv"),
@@ -150,83 +243,11 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def _msd(values) -> dict:
-    v = np.asarray([x for x in values if x is not None], dtype=float)
-    return {"mean": float(v.mean()) if v.size else None, "sd": float(v.std(ddof=1)) if v.size > 1 else None,
-            "values": [round(float(x), 4) for x in v]}
-
-
-def paired_difference(rows: list[dict], a: str, b: str, *, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Variant ``a`` minus ``b``: localization accuracy (IoU > T, mean over findings of case means) and mean AUC;
-    each case's outcome averaged over the seeds of a variant, patients resampled with replacement."""
-    def cases(name):
-        frames = [pd.read_csv(REPO / r["cases"]) for r in rows if r["variant"] == name]
-        df = pd.concat(frames).groupby(["image_id", "finding"], as_index=False)["iou"].agg(list)
-        return df
-
-    ca, cb = cases(a), cases(b)
-    merged = ca.merge(cb, on=["image_id", "finding"], suffixes=("_a", "_b"))
-    patients = merged["image_id"].map(_patient_of(REPO / rows[0]["predictions"])).to_numpy()
-    units, unit_idx = np.unique(patients, return_inverse=True)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(units), size=(n_boot, len(units)))
-    counts = np.stack([np.bincount(d, minlength=len(units)) for d in draws]).astype(float)  # [n_boot, U]
-    findings = sorted(merged["finding"].unique())
-    out = {}
-    for t in THRESHOLDS:
-        ta = merged["iou_a"].map(lambda v: float(np.mean(np.asarray(v) > float(t)))).to_numpy()
-        tb = merged["iou_b"].map(lambda v: float(np.mean(np.asarray(v) > float(t)))).to_numpy()
-        point, boots = [], []
-        for f in findings:
-            sel = (merged["finding"] == f).to_numpy()
-            w = np.zeros((len(units),))
-            np.add.at(w, unit_idx[sel], 1.0)
-            d = np.zeros((len(units),))
-            np.add.at(d, unit_idx[sel], ta[sel] - tb[sel])
-            point.append(d.sum() / w.sum())
-            with np.errstate(invalid="ignore", divide="ignore"):
-                boots.append((counts @ d) / (counts @ w))
-        boot_mean = np.nanmean(np.stack(boots), axis=0)
-        out[f"iou>{t}"] = {"diff": float(np.mean(point)), "ci": [float(np.percentile(boot_mean, 2.5)),
-                                                               float(np.percentile(boot_mean, 97.5))],
-                           "per_finding": dict(zip(findings, map(float, point)))}
-    out["auc_mean"] = _paired_auc(rows, a, b, n_boot=n_boot, seed=seed)
-    return out
-
-
-def _patient_of(predictions_csv: str) -> dict:
-    p = pd.read_csv(predictions_csv, dtype={"image_id": str, "patient_id": str})
-    return dict(zip(p["image_id"], p["patient_id"]))
-
-
-def _paired_auc(rows, a, b, *, n_boot, seed) -> dict:
-    from radclr.evaluation.metrics import auc_per_finding
-
-    def probs(name):
-        ps = [pd.read_csv(REPO / r["predictions"], dtype={"image_id": str, "patient_id": str}) for r in rows
-              if r["variant"] == name]
-        base = ps[0]
-        pcols = [c for c in base.columns if c.startswith("p_")]
-        mean = sum(p[pcols].to_numpy() for p in ps) / len(ps)  # seed-averaged probabilities
-        return base, pcols, mean
-
-    base, pcols, pa = probs(a)
-    _, _, pb = probs(b)
-    findings = [c[2:] for c in pcols]
-    y = base[[f"y_{f}" for f in findings]].to_numpy(dtype=float)
-    units, idx = np.unique(base["patient_id"].to_numpy(), return_inverse=True)
-    rng = np.random.default_rng(seed + 1)
-    point = auc_per_finding(y, pa, findings)["mean"] - auc_per_finding(y, pb, findings)["mean"]
-    diffs = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(units), size=len(units))
-        rows_ = np.concatenate([np.flatnonzero(idx == u) for u in pick])
-        da = auc_per_finding(y[rows_], pa[rows_], findings)["mean"]
-        db = auc_per_finding(y[rows_], pb[rows_], findings)["mean"]
-        diffs.append(da - db)
-    d = np.asarray(diffs)
-    d = d[np.isfinite(d)]
-    return {"diff": float(point), "ci": [float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))],
-            "note": "AUC of the seed-averaged probabilities"}
+    """Mean, sd and 95 % Student-t interval over seeds (:func:`radclr.evaluation.seed_level.seed_interval`)."""
+    si = seed_interval(values)
+    fin = lambda x: float(x) if np.isfinite(x) else None  # noqa: E731
+    return {"mean": fin(si.mean), "sd": fin(si.sd), "t_ci": [fin(si.low), fin(si.high)],
+            "values": [round(float(x), 4) for x in si.values]}
 
 
 def print_tables(summary: dict, diffs: dict) -> None:
@@ -238,45 +259,113 @@ def print_tables(summary: dict, diffs: dict) -> None:
             cells.append(f"{m.get('mean', float('nan')):.3f} ± {m.get('sd') or 0:.3f}")
         print(f"| {name} | {s['n_seeds']} | " + " | ".join(cells) + f" | {s['wall_time_s']['mean']:.0f} |")
     if diffs:
-        print("\n| variant - supervised | IoU>0.3 (paired, 95 % CI) | mean AUC (paired, 95 % CI) |\n|---|---|---|")
+        print("\n| variant - supervised | IoU>0.3 seed level: mean [95 % t CI] (A better/B better) | IoU>0.3 case "
+              "level [95 % CI] | mean AUC seed level | mean AUC case level |\n|---|---|---|---|---|")
         for name, d in diffs.items():
-            loc, auc = d["iou>0.3"], d["auc_mean"]
-            print(f"| {name} | {loc['diff']:+.3f} [{loc['ci'][0]:+.3f}, {loc['ci'][1]:+.3f}] | "
-                  f"{auc['diff']:+.3f} [{auc['ci'][0]:+.3f}, {auc['ci'][1]:+.3f}] |")
+            print(f"| {name} | {_seed_cell(d['seed_level'].get('iou>0.3'))} | {_case_cell(d['case_level']['iou>0.3'])}"
+                  f" | {_seed_cell(d['seed_level'].get('auc_mean'))} | {_case_cell(d['case_level']['auc_mean'])} |")
+
+
+def _seed_cell(d) -> str:
+    if not d:
+        return "n/a (< 2 seeds)"
+    lo, hi = d["t_ci"]
+    if lo is None or not np.isfinite(lo):
+        return f"{d['mean_diff']:+.3f} (n={d['n_seeds']})"
+    return (f"{d['mean_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] ({d['sign']['a_better']}/{d['sign']['b_better']}, "
+            f"n={d['n_seeds']})")
+
+
+def _case_cell(d) -> str:
+    return f"{d['diff']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]"
+
+
+def compare(rows: list[dict], base: str = "supervised") -> dict:
+    """Every variant against ``base``: seed-level and case-level paired differences (:mod:`paired`)."""
+    names = list(dict.fromkeys(r["variant"] for r in rows))
+    if base not in names:
+        return {}
+    return {n: {"seed_level": seed_level(rows, n, base), "case_level": case_level(rows, n, base)}
+            for n in names if n != base}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stage", choices=sorted(STAGES), required=True)
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=None,
+                    help="default: the named variants (VARIANTS without the supervised grid)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=20, help="epochs of every run (grid variants set their own)")
+    ap.add_argument("--train-draw-base", type=int, default=None, metavar="B",
+                    help="train the run of seed k on phantoms of data seed B+k (fresh draw per seed; default: the "
+                    "config's one draw, phantom seed 1)")
+    ap.add_argument("--eval-seed", type=int, default=None, metavar="S",
+                    help="phantom seed of the evaluation set (default: val 2, test 3)")
+    ap.add_argument("--n-train", type=int, default=None, help="training phantoms per run (default: the config's 400)")
+    ap.add_argument("--n-eval", type=int, default=N_EVAL, help=f"evaluation phantoms (default {N_EVAL})")
+    ap.add_argument("--tune-supervised", action="store_true",
+                    help="(stage val) add supervised's tuning grid (SUPERVISED_GRID) and write the chosen setting to "
+                    "phantom_localization_tuning.json")
     ap.add_argument("--n-boot", type=int, default=200, help="bootstrap draws of each run's own CIs")
+    ap.add_argument("--n-boot-paired", type=int, default=2000, help="bootstrap draws of the case-level difference")
     ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "out" / "phantom_localization_v2"))
     ap.add_argument("--out", default=None, help="results JSON (default: benchmarks/results/phantom_localization_"
                     "<stage>.json)")
+    ap.add_argument("--tuning-file", default=str(TUNING_FILE),
+                    help="where --tune-supervised writes its choice and supervised-tuned reads it")
+    ap.add_argument("--grid-lrs", type=float, nargs="+", default=list(SUPERVISED_LRS),
+                    help="learning rates of supervised's tuning grid")
+    ap.add_argument("--grid-epochs", type=int, nargs="+", default=list(SUPERVISED_EPOCHS),
+                    help="epochs of supervised's tuning grid")
     args = ap.parse_args(argv)
-    unknown = [v for v in args.variants if v not in VARIANTS]
+    global SUPERVISED_GRID
+    for name in SUPERVISED_GRID:  # the import-time default grid: replaced by this invocation's
+        VARIANTS.pop(name, None)
+    GRID_SETTINGS.clear()
+    SUPERVISED_GRID = supervised_grid(args.grid_lrs, args.grid_epochs, args.epochs)
+    VARIANTS.update(SUPERVISED_GRID)
+    load_tuned(args.tuning_file)
+    if args.tune_supervised and args.stage != "val":
+        ap.error("--tune-supervised chooses on validation: use it with --stage val")
+    variants = args.variants or [v for v in VARIANTS if v not in SUPERVISED_GRID]
+    if args.tune_supervised:
+        variants += [v for v in SUPERVISED_GRID if v not in variants]
+    unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
-        ap.error(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)}")
+        hint = " (supervised-tuned needs a --tune-supervised validation round first)" if "supervised-tuned" in \
+            unknown else ""
+        ap.error(f"unknown variant(s) {unknown}; known: {sorted(VARIANTS)}{hint}")
+    args.eval_seed = STAGES[args.stage] if args.eval_seed is None else args.eval_seed
+    if args.train_draw_base is not None and args.train_draw_base + min(args.seeds) <= args.eval_seed <= \
+            args.train_draw_base + max(args.seeds):
+        ap.error(f"--eval-seed {args.eval_seed} is one of the training draws")
     out_dir = Path(args.out_dir)
-    phantoms = eval_phantoms(out_dir, args.stage)
+    phantoms = eval_phantoms(out_dir, args.stage, args.eval_seed, args.n_eval)
     rows = []
-    for name in args.variants:
+    for name in variants:
         for seed in args.seeds:
             rows.append(run_one(name, seed, args, out_dir, phantoms))
             r = rows[-1]
             print(f"{name} seed {seed}: AUC {r['auc']['mean']:.3f}, IoU>0.3 {r['iou_accuracy']['0.3']['mean']:.3f} "
                   f"({r['wall_time_s']:.0f} s)", flush=True)
     summary = summarise(rows)
-    diffs = {n: paired_difference(rows, n, "supervised") for n in summary if n != "supervised"} \
-        if "supervised" in summary else {}
+    diffs = compare(rows)
+    tuning = choose_supervised(rows, args) if args.tune_supervised else None
     out = Path(args.out or REPO / "benchmarks" / "results" / f"phantom_localization_{args.stage}.json")
-    out.write_text(json.dumps({"machine": machine(), "stage": args.stage, "eval_phantom_seed": STAGES[args.stage],
-                               "n_eval": N_EVAL, "epochs": args.epochs, "seeds": args.seeds,
+    out.write_text(json.dumps({"machine": machine(), "stage": args.stage, "eval_phantom_seed": args.eval_seed,
+                               "n_eval": args.n_eval, "n_train": args.n_train, "epochs": args.epochs,
+                               "seeds": args.seeds, "train_draw_base": args.train_draw_base,
+                               "train_draws": None if args.train_draw_base is None else
+                               [args.train_draw_base + s for s in args.seeds],
                                "variants": {n: VARIANTS[n] for n in summary}, "runs": rows, "summary": summary,
-                               "paired_vs_supervised": diffs}, indent=1, default=str))
+                               "paired_vs_supervised": diffs, "supervised_tuning": tuning,
+                               "settings_tried": {"supervised_grid": len(SUPERVISED_GRID),
+                                                  "byop_exploration": byop_settings_tried()}},
+                              indent=1, default=str))
     print_tables(summary, diffs)
+    if tuning:
+        print(f"\nsupervised tuned on validation: {tuning['chosen']['name']} (IoU>0.3 "
+              f"{tuning['chosen']['val_iou>0.3']:.3f}); settings tried: {tuning['settings_tried']}")
     print(f"\nwritten: {out}")
     return 0
 

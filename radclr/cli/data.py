@@ -44,14 +44,30 @@ def register(sub) -> None:
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_validate)
 
-    y = dsub.add_parser("synth", help="write a synthetic phantom dataset in the folder format")
+    y = dsub.add_parser("synth", help="write a synthetic phantom dataset, or lesions on real normals (--background), "
+                        "in the folder format")
     y.add_argument("out", help="output folder")
     y.add_argument("--n", type=int, required=True, metavar="N", help="number of images")
-    y.add_argument("--size", type=int, default=128, metavar="S", help="image side in pixels (default 128)")
+    y.add_argument("--size", type=int, default=None, metavar="S",
+                   help="image side in pixels (default 128; with --background: the background's own size)")
     y.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     y.add_argument("--box-fraction", type=float, default=1.0, metavar="F",
                    help="write the boxes of this fraction of the images with a lesion (seeded; the others are "
                    "unannotated, as in seed 001's semi-supervised setting; default 1: every lesion boxed)")
+    y.add_argument("--background", metavar="DATASET",
+                   help="insert the four phantom lesion kinds into the 'No Finding' images of this real dataset "
+                   "(whole patients; negatives are untouched normals of other patients; see docs/data.md)")
+    y.add_argument("--contrast", type=float, default=1.0, metavar="C",
+                   help="with --background: scale of every lesion's opacity (default 1; choose it on validation)")
+    y.add_argument("--part", choices=("all", "train", "holdout"), default="all",
+                   help="with --background: only patients of this fixed patient-hash part (train/holdout never "
+                   "share a patient, whatever the seeds; default all)")
+    y.add_argument("--holdout-fraction", type=float, default=0.3, metavar="F",
+                   help="with --background: fraction of patients in the holdout part (default 0.3)")
+    y.add_argument("--p-normal", type=float, default=0.3, metavar="F",
+                   help="with --background: fraction of patients written untouched as negatives (default 0.3)")
+    y.add_argument("--format", choices=FORMAT_CHOICES, help="with --background: its layout (default: auto-detect)")
+    y.add_argument("--follow-links", action="store_true", help=FOLLOW_LINKS_HELP)
     y.add_argument("--force", action="store_true", help="write into OUT even if it already holds a dataset")
     y.set_defaults(func=cmd_synth)
 
@@ -117,6 +133,9 @@ def cmd_synth(args) -> int:
     out = Path(args.out)
     if (out / "labels.csv").exists() and not args.force:
         raise DataError(f"{out} already holds a dataset (labels.csv); use --force to overwrite")
+    if args.background:
+        return _synth_background(args, out)
+    args.size = 128 if args.size is None else args.size
     if args.n < 1 or args.size < 32:
         raise DataError(f"--n must be >= 1 and --size >= 32, got --n {args.n} --size {args.size}")
     if not 0.0 <= args.box_fraction <= 1.0:
@@ -127,4 +146,23 @@ def cmd_synth(args) -> int:
     boxed = int(ds.has_boxes().sum())
     print(f"{len(ds)} phantom images ({args.size}x{args.size}, seed {args.seed}) written to {out}: {counts}; "
           f"{len(ds.boxes)} boxes on {boxed} image(s)")
+    return 0
+
+
+def _synth_background(args, out) -> int:
+    from radclr.data.background_lesions import write_background_lesions
+    from radclr.errors import DataError
+
+    if args.box_fraction != 1.0:
+        raise DataError("--box-fraction applies to phantoms; with --background every lesion is boxed (choose the "
+                        "annotated fraction with the training config)")
+
+    ds = write_background_lesions(out, args.background, n=args.n, seed=args.seed, contrast=args.contrast,
+                                  size=args.size, p_normal=args.p_normal, part=args.part,
+                                  holdout=args.holdout_fraction, format=args.format, follow_links=args.follow_links,
+                                  progress=True)
+    counts = ", ".join(f"{k} {v}" for k, v in ds.label_counts().items())
+    print(f"{len(ds)} images ({ds.records['patient_id'].nunique()} patients, part {args.part}) with lesions "
+          f"inserted into normals of {args.background} (seed {args.seed}, contrast {args.contrast:g}) written to "
+          f"{out}: {counts}; {len(ds.boxes)} boxes")
     return 0

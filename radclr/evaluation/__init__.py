@@ -5,6 +5,8 @@
 * :mod:`~radclr.evaluation.thresholds` -- thresholds per finding chosen on validation data (Youden, max-F1, fixed).
 * :mod:`~radclr.evaluation.bootstrap` -- patient-resampling 95 % CIs, the classification report, paired model
   comparison, ROC bands.
+* :mod:`~radclr.evaluation.seed_level` -- over training seeds: mean, sd and Student-t interval; the paired
+  per-seed difference of two methods with its t interval and sign count.
 * :mod:`~radclr.evaluation.linear` -- seed 003 linear evaluation (logistic regression on frozen features).
 * :mod:`~radclr.evaluation.localization` -- localization accuracy at IoU thresholds (seed 001 Table 2).
 """
@@ -27,6 +29,7 @@ from radclr.evaluation.metrics import (
     multilabel_metrics,
     roc_auc_masked,
 )
+from radclr.evaluation.seed_level import PairedSeedDiff, SeedInterval, paired_seed_diff, seed_interval
 from radclr.evaluation.thresholds import choose_threshold, choose_thresholds
 
 __all__ = [
@@ -47,6 +50,10 @@ __all__ = [
     "multiclass_metrics",
     "multilabel_metrics",
     "roc_auc_masked",
+    "PairedSeedDiff",
+    "SeedInterval",
+    "paired_seed_diff",
+    "seed_interval",
     "choose_threshold",
     "choose_thresholds",
 ]

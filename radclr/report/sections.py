@@ -460,19 +460,22 @@ def seeds(ctx: ReportContext) -> str:
     wanted = [m for m in summary["metrics"] if m["metric"].split("/")[0] in ("auc", "accuracy", "f1")
               or m["metric"].startswith("iou_accuracy@0.3/")]
     seeds_ = summary["seeds"]
-    head = ["metric", f"mean ± sd over {len(seeds_)} seeds"] + [
+    head = ["metric", f"mean ± sd over {len(seeds_)} seeds", "95 % t interval over seeds"] + [
         f"seed {s}" + (" (this run)" if ctx.run_dir.name == f"seed{s}" else "") for s in seeds_]
     rows = []
     for m in wanted:
         cells = [m["metric"].replace("iou_accuracy@", "IoU>").replace("/", ": "),
                  "n/a" if m["mean"] is None else f"{m['mean']:.3f} ± {m['sd'] or 0:.3f}"]
+        lo, hi = (m.get("t_ci") or [None, None])[:2]
+        cells.append("n/a" if lo is None or hi is None else f"[{lo:.3f}, {hi:.3f}]")
         for s in seeds_:
             v, ci = m.get(f"seed{s}"), m.get(f"seed{s}_ci") or [None, None]
             cells.append(Estimate(v, *(ci[:2] if ci else (None, None))).format() if v is not None else "n/a")
         rows.append(cells)
     return (f"<p>{len(seeds_)} training seeds of this configuration ({esc(', '.join(summary['runs']))}); the "
             "bracket after each seed's value is its 95 % patient-bootstrap interval (test patients), the ± the "
-            "standard deviation over training runs.</p>" + table(head, rows))
+            "standard deviation over training runs and the t interval the uncertainty of their mean (Student-t, "
+            "n-1 degrees of freedom).</p>" + table(head, rows))
 
 
 SECTIONS: list[tuple[str, str, Callable[[ReportContext], str]]] = [

@@ -2,10 +2,14 @@
 
 Each seed is a complete run in ``OUT/seed<k>/`` (the config's ``seed`` key set to ``k``: initialisation, sample
 order and augmentation change; the data and its patient-wise split do not). ``OUT/seeds_summary.json`` and
-``seeds_summary.csv`` then hold, for every headline number of the runs' primary evaluations, the mean and standard
-deviation over seeds next to each seed's own value and 95 % patient-bootstrap interval: the bootstrap interval
-says how much the number would move with other test patients, the spread over seeds how much it moves with another
-training run. Re-running the command keeps finished seeds and resumes an interrupted one.
+``seeds_summary.csv`` then hold, for every headline number of the runs' primary evaluations, the mean, standard
+deviation and 95 % Student-t interval over seeds (:func:`radclr.evaluation.seed_level.seed_interval`) next to each
+seed's own value and 95 % patient-bootstrap interval: the bootstrap interval says how much the number would move
+with other test patients, the seed-level interval how much the mean moves with other training runs. Re-running the
+command keeps finished seeds and resumes an interrupted one.
+
+:func:`compare_seed_dirs` pairs two such directories (two methods, the same seeds) metric by metric:
+per-seed differences, their mean, t interval and sign count (:func:`radclr.evaluation.seed_level.paired_seed_diff`).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import pandas as pd
 
 from radclr.engine.config import resolve_config
 from radclr.errors import ConfigError, RadclrError
+from radclr.evaluation.seed_level import paired_seed_diff, seed_interval
 from radclr.runs.train import train
 
-__all__ = ["train_seeds", "summarise_seeds", "SUMMARY_FILE", "seed_runs"]
+__all__ = ["train_seeds", "summarise_seeds", "SUMMARY_FILE", "seed_runs", "seed_metrics", "compare_seed_dirs"]
 
 SUMMARY_FILE = "seeds_summary.json"
 CLASSIFICATION_METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity")
@@ -59,33 +64,64 @@ def seed_runs(out) -> list[Path]:
     return sorted(runs, key=lambda p: int(p.name[4:]))
 
 
-def summarise_seeds(out) -> dict:
-    """Write ``OUT/seeds_summary.json`` (+ ``.csv``) from the seed runs' ``metrics.json`` and return it."""
+def seed_metrics(out) -> dict[str, dict[int, tuple]]:
+    """``{metric key: {seed: (value, [ci_low, ci_high] or None)}}`` from the seed runs' primary evaluations."""
     out = Path(out)
     runs = seed_runs(out)
     if not runs:
         raise RadclrError(f"{out}: no finished seed runs (seed<k>/metrics.json)")
-    metrics = {int(p.name[4:]): json.loads((p / "metrics.json").read_text()) for p in runs}
     rows: dict[str, dict] = {}
-    for seed, m in metrics.items():
+    for p in runs:
+        m = json.loads((p / "metrics.json").read_text())
         for key, value, ci in _headline(m):
-            rows.setdefault(key, {})[seed] = (value, ci)
+            rows.setdefault(key, {})[int(p.name[4:])] = (value, ci)
+    return rows
+
+
+def summarise_seeds(out) -> dict:
+    """Write ``OUT/seeds_summary.json`` (+ ``.csv``) from the seed runs' ``metrics.json`` and return it."""
+    out = Path(out)
+    runs = seed_runs(out)
+    rows = seed_metrics(out)
     table = []
     for key, per_seed in rows.items():
-        values = np.asarray([v for v, _ in per_seed.values() if v is not None and math.isfinite(v)], dtype=float)
-        entry = {"metric": key, "mean": float(values.mean()) if values.size else None,
-                 "sd": float(values.std(ddof=1)) if values.size > 1 else None, "n_seeds": int(values.size)}
+        si = seed_interval([v for v, _ in per_seed.values()])
+        entry = {"metric": key, "mean": _none(si.mean), "sd": _none(si.sd), "t_ci": [_none(si.low), _none(si.high)],
+                 "n_seeds": si.n}
         for seed, (v, ci) in sorted(per_seed.items()):
             entry[f"seed{seed}"] = v
             entry[f"seed{seed}_ci"] = ci
         table.append(entry)
-    summary = {"seeds": sorted(metrics), "runs": [p.name for p in runs], "metrics": table,
-               "note": "mean and sd (ddof=1) over training seeds; seed<k>_ci is that run's 95 % patient-bootstrap "
-                       "interval"}
+    seeds = sorted(int(p.name[4:]) for p in runs)
+    summary = {"seeds": seeds, "runs": [p.name for p in runs], "metrics": table,
+               "note": "mean, sd (ddof=1) and t_ci (95 % Student-t interval of the mean, t_{0.975,n-1} s/sqrt(n)) "
+                       "over training seeds; seed<k>_ci is that run's 95 % patient-bootstrap interval"}
+    if len(seeds) < 5:
+        summary["warning"] = f"{len(seeds)} seeds: a seed-level interval needs >= 5 to be informative"
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=1))
     flat = pd.DataFrame([{k: (json.dumps(v) if isinstance(v, list) else v) for k, v in e.items()} for e in table])
     flat.to_csv(out / "seeds_summary.csv", index=False)
     return summary
+
+
+def compare_seed_dirs(out_a, out_b, names: tuple[str, str] = ("A", "B"), ci: float = 0.95) -> dict:
+    """Seed-level paired comparison of two multi-seed directories (``radclr train --seeds`` outputs of two
+    methods with the same seeds): for every headline metric both hold, :func:`paired_seed_diff` of A - B over
+    the seeds both finished. Returns ``{"names", "seeds", "metrics": {key: paired result dict}}``."""
+    ma, mb = seed_metrics(out_a), seed_metrics(out_b)
+    seeds = sorted(set.intersection(*(set(v) for v in (*ma.values(), *mb.values()))))
+    if len(seeds) < 2:
+        raise RadclrError(f"{out_a} and {out_b} share {len(seeds)} finished seed(s); a paired comparison needs >= 2")
+    metrics = {}
+    for key in ma:
+        if key in mb:
+            metrics[key] = paired_seed_diff({s: ma[key][s][0] for s in seeds}, {s: mb[key][s][0] for s in seeds},
+                                            ci=ci, names=names).to_dict()
+    return {"names": list(names), "seeds": seeds, "metrics": metrics}
+
+
+def _none(x):
+    return None if x is None or not math.isfinite(x) else float(x)
 
 
 def _headline(m: dict):
