@@ -233,7 +233,7 @@ def build_radiomics_reference(run_dir, *, max_images: int = 2000, seed: int = 0,
     path = run_dir / REFERENCE_FILE
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, names=np.asarray(regions.names), values=np.concatenate(chunks), boxes=np.asarray(boxes, dtype=np.float64),
-             image_ids=np.asarray([data.dataset.image_ids[i] for i in pick]), findings=np.asarray(targets),
+             image_ids=np.asarray(data.dataset.image_ids, dtype=object)[pick].astype(str), findings=np.asarray(targets),
              fallback=np.asarray(fallback, dtype=bool), meta=np.asarray(json.dumps(meta)))
     tmp.replace(path)
     return path
