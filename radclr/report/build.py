@@ -25,8 +25,9 @@ log = logging.getLogger("radclr.report")
 __all__ = ["write_report"]
 
 
-def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> Path:
-    """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``) and return its path.
+def write_report(run_dir, out=None, *, device="auto", progress: bool = False) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``) and return its path; the model
+    runs on ``device`` (``auto``: the GPU when there is one).
 
     A directory of several training seeds (``radclr train --seeds``) gets the report of its first seed's run, with
     the across-seeds section, as ``OUT/report.html``."""
