@@ -106,6 +106,16 @@ def test_cache_reruns_and_detects_corruption(dataset, tmp_path):
     assert len(list(cache.rglob("*.rad"))) == 8
 
 
+def test_a_fully_cached_rerun_reads_every_row_from_the_cache(dataset, tmp_path):
+    cache = tmp_path / "cache"
+    first, second = tmp_path / "1.csv", tmp_path / "2.csv"
+    assert run("extract", dataset, "--out", first, "--cache", cache, "--no-progress") == 0
+    stamps = [e.stat().st_mtime_ns for e in sorted(cache.rglob("*.rad"))]
+    assert run("extract", dataset, "--out", second, "--cache", cache, "--no-progress") == 0  # nothing to compute
+    pd.testing.assert_frame_equal(pd.read_csv(first), pd.read_csv(second))
+    assert [e.stat().st_mtime_ns for e in sorted(cache.rglob("*.rad"))] == stamps
+
+
 def test_cache_entry_checksum(tmp_path):
     c = FeatureCache(tmp_path)
     key = c.key("img", "box", "cfg")
