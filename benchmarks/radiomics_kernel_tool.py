@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     import torch
 
     from radclr.radiomics import Settings, fast
-    from radclr.radiomics.benchmark import default_dataset, sample_regions
+    from radiomics_runner import default_dataset, sample_regions  # benchmarks/, this script's folder
     from radclr.radiomics.discretize import bounding_boxes
     from radclr.radiomics.glcm import glcm_matrices
     from radclr.radiomics.kernels import numba_version

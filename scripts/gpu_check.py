@@ -36,7 +36,10 @@ def cmd_radiomics(args) -> dict:
     import torch
 
     from radclr.radiomics import extract
-    from radclr.radiomics.benchmark import compare, default_dataset, sample_regions
+    from radclr.radiomics.agreement import compare
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from radiomics_runner import default_dataset, sample_regions
 
     dataset = default_dataset()
     if dataset is not None:

@@ -9,6 +9,7 @@ matrices are also compared with the torch builders directly. Deterministic, no t
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,10 +352,11 @@ def _extract_in_child(images, masks):
     return extract(images, masks, backend="numba")[1].numpy()
 
 
-def test_jit_cost_measures_compile_and_cached_load_in_fresh_processes():
+def test_jit_cost_measures_compile_and_cached_load_in_fresh_processes(monkeypatch):
     """The benchmark's first-call cost runs in subprocesses: it must import the kernels' module (not the package's
     ``extract`` function of the same name) and report a compile and a cached load."""
-    from radclr.radiomics.benchmark import jit_cost
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from radiomics_runner import jit_cost
 
     cost = jit_cost()
     assert set(cost) == {"cold_compile", "cached"}

@@ -17,7 +17,7 @@ from PIL import Image
 from conftest import shared_dataset
 from radclr.boxes import boxes_to_masks
 from radclr.radiomics import Settings, extract
-from radclr.radiomics.benchmark import compare
+from radclr.radiomics.agreement import compare
 
 pytest.importorskip("radiomics")
 logging.getLogger("radiomics").setLevel(logging.ERROR)
