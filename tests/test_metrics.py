@@ -14,7 +14,6 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from radclr.errors import ConfigError, DataError
 from radclr.evaluation.metrics import (
     MetricAccumulator,
-    binary_counts,
     binary_metrics,
     jsonable,
     metrics_from_counts,
@@ -103,10 +102,6 @@ def test_metrics_from_counts_vectorised_matches_scalar():
         sc = metrics_from_counts(*row)
         for k, v in sc.items():
             assert (math.isnan(v) and math.isnan(vec[k][i])) or vec[k][i] == pytest.approx(v)
-
-
-def test_binary_counts_drops_unknown():
-    assert binary_counts([1, 0, np.nan, 1], [1, 1, 1, 0]) == {"tp": 1, "fp": 1, "tn": 0, "fn": 1}
 
 
 # ------------------------------------------------------------------------------------------------- multilabel
