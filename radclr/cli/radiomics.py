@@ -67,7 +67,7 @@ def cmd_extract(args) -> int:
 
     from radclr.data import load_dataset
     from radclr.errors import OutputError
-    from radclr.outputs import atomic_path, writable_dir
+    from radclr.safe_write import atomic_path, writable_dir
     from radclr.progress import progress_bar
     from radclr.radiomics.allocator import tune_malloc
     from radclr.radiomics.params import load_params

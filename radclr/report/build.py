@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from radclr.errors import RadclrError
-from radclr.outputs import atomic_path, writable_dir
+from radclr.safe_write import atomic_path, writable_dir
 from radclr.report.context import ReportContext
 from radclr.report.html import page
 from radclr.report.sections import build_sections

@@ -76,7 +76,7 @@ from radclr.evaluation.localization import (
 )
 from radclr.evaluation.metrics import jsonable, probabilities
 from radclr.evaluation.thresholds import choose_thresholds
-from radclr.outputs import atomic_path, writable_dir
+from radclr.safe_write import atomic_path, writable_dir
 from radclr.progress import progress_bar
 from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device

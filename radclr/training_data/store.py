@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from radclr.data.dataset import CXRDataset
 from radclr.errors import DataError
 from radclr.io import read_image
-from radclr.outputs import reserve, writable_dir
+from radclr.safe_write import reserve, writable_dir
 from radclr.progress import progress_bar
 
 log = logging.getLogger(__name__)
