@@ -12,13 +12,13 @@ import logging
 from pathlib import Path
 
 from radclr.errors import RadclrError
-from radclr.safe_write import atomic_path, writable_dir
 from radclr.report.context import ReportContext
 from radclr.report.html import page
 from radclr.report.sections import build_sections
 from radclr.runs.evaluate import evaluate_run
 from radclr.runs.seeds import SUMMARY_FILE, seed_runs
 from radclr.runtime.device import resolve_device
+from radclr.safe_write import atomic_path, writable_dir
 
 log = logging.getLogger("radclr.report")
 

@@ -76,10 +76,10 @@ from radclr.evaluation.localization import (
 )
 from radclr.evaluation.metrics import jsonable, probabilities
 from radclr.evaluation.thresholds import choose_thresholds
-from radclr.safe_write import atomic_path, writable_dir
 from radclr.progress import progress_bar
 from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
+from radclr.safe_write import atomic_path, writable_dir
 from radclr.training_data import PreparedData, build_store, default_cache_dir, open_dataset, prepare_data
 from radclr.training_data.prepare import build_run_store, fixed_radiomics, store_boxes
 from radclr.transforms import ROICrop

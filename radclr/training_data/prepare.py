@@ -36,9 +36,9 @@ from radclr.data.phantom import write_phantom_dataset
 from radclr.data.phantom_classes import write_single_label_phantoms
 from radclr.data.phantom_volumes import PHANTOM_VOLUME_VERSION, write_phantom_volumes
 from radclr.errors import ConfigError, DataError
-from radclr.safe_write import writable_dir
 from radclr.radiomics.cache import FeatureCache
 from radclr.radiomics.regions import RegionRadiomics
+from radclr.safe_write import writable_dir
 from radclr.training_data.store import ImageStore, build_store, default_cache_dir
 from radclr.training_data.volumes import build_volume_store, volume_radiomics, volume_settings
 from radclr.transforms import ROICrop
