@@ -65,11 +65,11 @@ from radclr.data.validate import SMALL_IMAGE_SIDE
 from radclr.errors import DataError, RadclrError
 from radclr.evaluation.metrics import probabilities
 from radclr.io import read_image
+from radclr.progress import progress_bar
 from radclr.radiomics.regions import RegionRadiomics, radiomics_settings
 from radclr.runs.evaluate import saved_thresholds
 from radclr.runs.run import load_run
 from radclr.runtime.device import resolve_device
-from radclr.progress import progress_bar
 from radclr.training_data import open_dataset
 from radclr.training_data.store import resize_image, to_store_scale
 from radclr.visualize.overlays import overlay_title, save_overlay_png
