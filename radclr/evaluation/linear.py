@@ -29,9 +29,10 @@ radclr's reading (each point documented in the result):
 * k-fold (:func:`linear_eval_cv`): patient-wise ``StratifiedGroupKFold``; in each outer fold the remaining
   patients are split once more (patient-wise, stratified) into training and validation for the choice of C and
   the threshold, and the held-out fold is the test set. Per-fold metrics and mean +- sd (ddof 1) are reported.
-* Cores: the findings x C fits (k-fold: the findings x folds) are independent and run in worker processes, one
-  BLAS thread each (``n_jobs``; default every core once rows x features x fits reach 10^7, below which starting
-  workers costs more than it saves). Each fit sees the same rows as in one process, so the results are identical.
+* Cores: the findings x C fits (k-fold: the findings x folds) are independent and run in worker processes
+  (``n_jobs``; default every core once rows x features x fits reach 10^7, below which starting workers costs more
+  than it saves). Every fit uses one BLAS thread, in a worker or in this process, so the results are identical
+  whatever ``n_jobs``.
 """
 
 from __future__ import annotations
@@ -158,11 +159,14 @@ def _jobs(n_jobs: int | None, n_tasks: int, work: float) -> int:
 def _parallel(function, calls: list[tuple], n_jobs: int) -> list:
     """``[function(*args) for args in calls]``, in ``n_jobs`` worker processes when ``n_jobs > 1``.
 
-    Each call is fit exactly as in this process (same inputs, one BLAS thread per worker), so the results are
-    identical to the serial ones. A large array passed to several calls is written once to a memory-mapped file
-    the workers share (joblib), not copied into every call."""
+    Every call runs with one BLAS thread, in a worker or here, on the same inputs: the results do not depend on
+    ``n_jobs`` or on the machine's thread settings. A large array passed to several calls is written once to a
+    memory-mapped file the workers share (joblib), not copied into every call."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency; slow to import
+
     if n_jobs <= 1 or len(calls) <= 1:
-        return [function(*args) for args in calls]
+        with threadpool_limits(limits=1, user_api="blas"):
+            return [function(*args) for args in calls]
     from joblib import Parallel, delayed, parallel_config  # slow to import; only used here
 
     with parallel_config(backend="loky", inner_max_num_threads=1):
