@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from radclr.radiomics import Settings  # noqa: E402
-from radclr.radiomics.benchmark import BusyLoad, default_dataset, jit_cost, run_benchmark  # noqa: E402
+from radiomics_runner import BusyLoad, default_dataset, jit_cost, run_benchmark  # noqa: E402
 
 
 def _portable(arg: str) -> str:

@@ -63,8 +63,8 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    from radclr.radiomics import Settings, fast
-    from radclr.radiomics.benchmark import default_dataset, sample_regions
+    from radclr.radiomics import Settings, kernel_backend
+    from radiomics_runner import default_dataset, sample_regions  # benchmarks/, this script's folder
     from radclr.radiomics.discretize import bounding_boxes
     from radclr.radiomics.glcm import glcm_matrices
     from radclr.radiomics.kernels import numba_version
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
     sample = sample_regions(default_dataset(), args.n, args.size, seed=0)
     images, masks = sample["images"], sample["masks"]
     boxes = tuple(t.numpy() for t in bounding_boxes(masks))
-    batch = fast.prepare_fast(images, masks, Settings(), None, np.arange(args.n), boxes, threads=1)
+    batch = kernel_backend.prepare_with_kernels(images, masks, Settings(), None, np.arange(args.n), boxes, threads=1)
     counts = batch.cache["counts"]
     code, height, width, G = counts.code, counts.height, counts.width, counts.size
     B, Hp, Wp = code.shape

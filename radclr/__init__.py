@@ -6,7 +6,7 @@ Deep image features are trained to agree with radiomic features of the same regi
 Package map, bottom-up along the data path (a package imports only from the ones listed above it):
 
     errors.py       user-facing errors (one line on the command line, no traceback)
-    outputs.py      writing outputs safely: writable-folder checks, atomic writes, disk-full as a message
+    safe_write.py   writing outputs safely: writable-folder checks, atomic writes, disk-full as a message
     progress.py     progress: a tqdm bar on a terminal, periodic log lines when output goes to a file or pipe
     boxes.py        box geometry: IoU, clipping, scaling between pixel grids, the one box -> pixels rule
     io/             image files -> float32 arrays (+ pixel spacing): PNG/JPEG, DICOM, NIfTI/NRRD
@@ -27,6 +27,7 @@ Package map, bottom-up along the data path (a package imports only from the ones
     runs/           run directories: train + evaluate, several seeds, k-fold CV, label fractions, loading a run
     predict.py      new images -> probabilities, Grad-CAM box, the box's radiomics and why
     report/         tables in the papers' layouts and the one-page HTML report
+    doctor.py       `radclr doctor`: the environment report (torch build, GPUs, packages, cache space)
     demo.py         `radclr demo`: train, evaluate and report on the embedded sample
     cli/            the `radclr` command (a thin layer over the above)
 """

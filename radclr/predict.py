@@ -26,7 +26,8 @@ run wrote to ``predictions_test.csv``:
 
 Reference population (:func:`build_radiomics_reference`): the radiomics of the model's own top-finding Grad-CAM
 boxes on a seeded sample of at most 2000 TRAINING images, computed once and saved as
-``RUN/radiomics_reference.npz``; rebuilt when the checkpoint or the radiomics settings changed. Percentile of a
+``RUN/radiomics_reference.npz``; rebuilt when the checkpoint or the radiomics settings changed. Only the sampled
+images are read to build it (not the run's whole image store). Percentile of a
 value v among the n finite reference values: ``100 * (#{r < v} + #{r == v} / 2) / n`` (mid-rank, in [0, 100]).
 When the run's training data are not available to build it, predict still returns the radiomics values, with
 ``percentile: null`` and an explanation line saying why.
@@ -53,6 +54,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from radclr.boxes import scale_boxes
@@ -63,11 +65,12 @@ from radclr.data.validate import SMALL_IMAGE_SIDE
 from radclr.errors import DataError, RadclrError
 from radclr.evaluation.metrics import probabilities
 from radclr.io import read_image
+from radclr.progress import progress_bar
 from radclr.radiomics.regions import RegionRadiomics, radiomics_settings
 from radclr.runs.evaluate import saved_thresholds
 from radclr.runs.run import load_run
 from radclr.runtime.device import resolve_device
-from radclr.training_data import prepare_data
+from radclr.training_data import open_dataset
 from radclr.training_data.store import resize_image, to_store_scale
 from radclr.visualize.overlays import overlay_title, save_overlay_png
 
@@ -116,6 +119,20 @@ def _cam_options(run) -> CamOptions:
         if isinstance(used, dict) and m.get("checkpoint") == Path(run.checkpoint).name:
             opts.update({k: v for k, v in used.items() if k in opts})
     return CamOptions.from_dict(opts)
+
+
+def model_input(path, size: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(store_scale_full [H, W] float32, model_input uint8 [size, size])`` of an image file, exactly as the image
+    store builds it (step 1 of the module docstring)."""
+    img = read_image(path)
+    a = img.array
+    if a.ndim == 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 2:
+        raise DataError(f"{path}: predict takes 2-D images; this file holds an array of shape {a.shape}")
+    scaled = to_store_scale(a, img.meta, rule)
+    small = np.clip(np.rint(resize_image(scaled, size)), 0, 255).astype(np.uint8)
+    return scaled, small
 
 
 def _checkpoint_id(path: Path) -> str:
@@ -194,6 +211,8 @@ def build_radiomics_reference(run_dir, *, max_images: int = 2000, seed: int = 0,
     when no component survives) -> radiomics of the box on the store-scale image (torch engine, run settings).
     The file holds ``names``, ``values [N, R]``, ``image_ids``, ``boxes [N, 4]`` (store pixels), ``findings``
     (the target of each box), ``fallback`` flags and ``meta`` (JSON: checkpoint, settings, sample). Returns the path.
+    ``data``: the run's prepared data when at hand (pixels from its image store); without it only the sampled
+    image files are read (:class:`_ReferenceSample`).
     """
     if max_images < 1:
         raise ValueError(f"max_images must be >= 1, got {max_images}")
@@ -202,41 +221,78 @@ def build_radiomics_reference(run_dir, *, max_images: int = 2000, seed: int = 0,
         run = load_run(run_dir, checkpoint, resolve_device(device) if isinstance(device, str) else device)
     _check_predictable(run)
     dev = next(run.method.parameters()).device
-    if data is None:
-        data = prepare_data(run.cfg, run_dir, need_radiomics=False, progress=progress)
-    train = data.indices("train")
-    if len(train) == 0:
-        raise DataError(f"{run_dir}: the run's split has no training images to build a radiomics reference from")
-    rng = np.random.default_rng([int(seed), 0x5EF])
-    pick = np.sort(rng.choice(train, size=min(int(max_images), len(train)), replace=False))
-    S = data.store.size
+    sample = _ReferenceSample(run, max_images, seed, data)
+    S, findings = run.image_size, run.findings
     head, enc = run.method.cam_head(), run.method.encoder
     opts = _cam_options(run)
     regions = RegionRadiomics(run.cfg["radiomics"])
     boxes, targets, fallback, chunks = [], [], [], []
-    for s in range(0, len(pick), batch_size):
-        idx = pick[s:s + batch_size]
-        store = np.asarray(data.store.images[idx])
+    for s in progress_bar(range(0, len(sample.pick), batch_size), desc="radiomics reference", unit="batch",
+                          enabled=progress):
+        store = sample.images(sample.pick[s:s + batch_size])
         x = torch.from_numpy(store.astype(np.float32) / 255.0).unsqueeze(1).to(dev)
         cams, logits = grad_cam(enc, head, x, None, upsample_to=(S, S), return_logits=True, layer=opts.layer)
         top = logits.argmax(dim=1).cpu().numpy()
-        found = [cam_to_boxes(cam, opts.for_finding(data.findings[t])) for cam, t in zip(cams.cpu(), top)]
+        found = [cam_to_boxes(cam, opts.for_finding(findings[t])) for cam, t in zip(cams.cpu(), top)]
         bx = [b[0].as_array() if b else np.array([0.0, 0.0, S, S]) for b in found]
         vals = regions.of_boxes(torch.as_tensor(store, dtype=torch.float64), np.asarray(bx)).cpu().numpy()
         chunks.append(vals)
         boxes += bx
-        targets += [data.findings[t] for t in top]
+        targets += [findings[t] for t in top]
         fallback += [not b or b[0].fallback for b in found]
+    pick, train = sample.pick, sample.train
     meta = {**_reference_key(run), "n": int(len(pick)), "n_train": int(len(train)), "max_images": int(max_images),
             "seed": int(seed), "population": "top-finding Grad-CAM boxes on training images",
             "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
     path = run_dir / REFERENCE_FILE
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, names=np.asarray(regions.names), values=np.concatenate(chunks), boxes=np.asarray(boxes, dtype=np.float64),
-             image_ids=np.asarray([data.dataset.image_ids[i] for i in pick]), findings=np.asarray(targets),
+             image_ids=np.asarray(sample.image_ids(), dtype=str), findings=np.asarray(targets),
              fallback=np.asarray(fallback, dtype=bool), meta=np.asarray(json.dumps(meta)))
     tmp.replace(path)
     return path
+
+
+class _ReferenceSample:
+    """The seeded sample of at most ``max_images`` training images a reference is built from, and their pixels.
+
+    With the run's prepared ``data`` (``radclr report`` has it) the pixels come from its image store; without,
+    only the sampled files are read and brought to the store's pixels (:func:`model_input`), so a first
+    ``radclr predict`` on a 112 k-image run decodes ~2,000 images, not the whole dataset. The split is the
+    run's ``splits.csv``; both ways draw the same sample."""
+
+    def __init__(self, run, max_images: int, seed: int, data=None):
+        self.run, self.data = run, data
+        if data is not None:
+            self.dataset, train = data.dataset, data.indices("train")
+        else:
+            self.dataset = open_dataset(run.cfg["data"])
+            train = self._training_indices()
+        if len(train) == 0:
+            raise DataError(f"{run.run_dir}: the run's split has no training images to build a radiomics reference "
+                            "from")
+        rng = np.random.default_rng([int(seed), 0x5EF])
+        self.train = train
+        self.pick = np.sort(rng.choice(train, size=min(int(max_images), len(train)), replace=False))
+
+    def _training_indices(self) -> np.ndarray:
+        path = Path(self.run.run_dir) / "splits.csv"
+        if not path.exists():
+            raise DataError(f"{path} is missing: the run's training images are unknown")
+        split = pd.read_csv(path, dtype={"image_id": str, "patient_id": str})
+        train = set(split.loc[split["split"] == "train", "image_id"])
+        return np.flatnonzero([iid in train for iid in self.dataset.image_ids])
+
+    def images(self, indices: np.ndarray) -> np.ndarray:
+        """uint8 ``[k, S, S]`` model inputs of dataset rows ``indices``, as the image store holds them."""
+        if self.data is not None:
+            return np.asarray(self.data.store.images[indices])
+        rule = self.run.cfg["data"].get("intensity", "auto")
+        return np.stack([model_input(self.dataset.path(i), self.run.image_size, rule)[1] for i in indices])
+
+    def image_ids(self) -> list[str]:
+        ids = self.dataset.image_ids
+        return [ids[i] for i in self.pick]
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -379,15 +435,7 @@ class Predictor:
     # --- steps --------------------------------------------------------------------------------------------
     def preprocess(self, path) -> tuple[np.ndarray, np.ndarray]:
         """``(store_scale_full [H, W] float32, model_input uint8 [S, S])`` exactly as the image store builds it."""
-        img = read_image(path)
-        a = img.array
-        if a.ndim == 3 and a.shape[0] == 1:
-            a = a[0]
-        if a.ndim != 2:
-            raise DataError(f"{path}: predict takes 2-D images; this file holds an array of shape {a.shape}")
-        scaled = to_store_scale(a, img.meta, self.rule)
-        small = np.clip(np.rint(resize_image(scaled, self.size)), 0, 255).astype(np.uint8)
-        return scaled, small
+        return model_input(path, self.size, self.rule)
 
     def usability_warnings(self, full: np.ndarray) -> list[str]:
         """Why the model's answer for this image is not meaningful (tiny or constant image), or ``[]``."""

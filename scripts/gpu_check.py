@@ -406,7 +406,7 @@ def cmd_radiomics_boxes(args) -> dict:
     import torch
 
     from radclr.boxes import boxes_to_masks
-    from radclr.radiomics.benchmark import compare
+    from radclr.radiomics.agreement import compare
     from radclr.radiomics.regions import RegionRadiomics
 
     p = _profile(args)

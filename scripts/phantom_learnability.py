@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     for j, f in enumerate(ds.findings):
         hits = total = 0
         for k in range(len(yv)):
-            for b in ds.boxes_for(ds.image_ids[n_train + k]):
+            for b in ds.boxes_for(ds.image_id(n_train + k)):
                 if b.label != f:
                     continue
                 cam = np.tensordot(w[j], fmap[k].numpy(), axes=(0, 0))

@@ -19,9 +19,7 @@ from radclr.evaluation.bootstrap import (
     group_index,
     multiclass_report,
     paired_bootstrap_diff,
-    resample_counts,
     tpr_at_fpr,
-    weighted_auc,
 )
 from radclr.evaluation.metrics import binary_metrics, multiclass_metrics, multilabel_metrics, roc_auc_masked
 
@@ -83,20 +81,6 @@ def test_vectorised_auc_equals_resample_loop():
     loop = bootstrap_ci(lambda a, b: roc_auc_masked(a, b), y[:, 0], s[:, 0], groups=pid, n_boot=150, seed=1)
     assert fast.n_valid == loop.n_valid
     assert fast.low == pytest.approx(loop.low, abs=1e-12) and fast.high == pytest.approx(loop.high, abs=1e-12)
-
-
-def test_weighted_auc_equals_auc_of_duplicated_images():
-    y, s, pid = _patients(n_patients=30, seed=5)
-    counts = resample_counts(pid, len(pid), n_boot=5, seed=0)
-    assert counts.shape == (5, len(pid))
-    # all images of a patient appear equally often, and each resample draws n_patients patients
-    for row in counts:
-        assert all(np.unique(row[pid == p]).size == 1 for p in range(30))
-        assert row.sum() == len(pid)
-    got = weighted_auc(y[:, 0], s[:, 0], counts)
-    for b in range(5):
-        rep = np.repeat(np.arange(len(pid)), counts[b].astype(int))
-        assert got[b] == pytest.approx(roc_auc_masked(y[rep, 0], s[rep, 0]), abs=1e-12)
 
 
 def test_single_class_resamples_are_skipped_and_counted():

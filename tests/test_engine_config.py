@@ -143,3 +143,33 @@ def test_a_finetuning_stage_after_a_classifier_stage_may_choose_by_auc():
 def test_every_shipped_config_passes_the_check():
     for path in sorted((REPO / "configs").rglob("*.yaml")):
         resolve_config(path)
+
+
+def test_data_section_typed_once_with_the_config_defaults():
+    """The data path reads a frozen DataConfig made from the config's data section (issue 18); its defaults are
+    DEFAULTS["data"]'s, and a bad value or unknown key names data.<key>."""
+    import dataclasses
+
+    from radclr.engine.config import DEFAULTS
+    from radclr.errors import ConfigError
+    from radclr.training_data.data_config import DataConfig, PhantomConfig, SplitConfig
+
+    def plain(value):
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return value
+
+    assert plain(DataConfig()) == DEFAULTS["data"]  # one set of defaults
+    assert DataConfig.from_dict(DEFAULTS["data"]) == DataConfig()
+    dc = DataConfig.from_dict({"path": ["a", "b"], "findings": ["Mass"], "split": {"seed": 3},
+                               "phantom": {"n": 12}, "image_size": 64})
+    assert dc.path == ("a", "b") and dc.findings == ("Mass",) and dc.image_size == 64
+    assert dc.split == SplitConfig(seed=3) and dc.phantom == PhantomConfig(n=12)
+    assert DataConfig.from_dict(dc) is dc
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        dc.image_size = 128
+    for bad, key in (({"image_size": "big"}, "data.image_size"), ({"split": {"seed": 1.5}}, "data.split.seed"),
+                     ({"follow_links": "yes"}, "data.follow_links"), ({"findings": "Mass"}, "data.findings"),
+                     ({"phantom": {"m": 3}}, "data.phantom"), ({"imagesize": 3}, "data: unknown")):
+        with pytest.raises(ConfigError, match=key):
+            DataConfig.from_dict(bad)

@@ -16,7 +16,7 @@ from conftest import REPO
 from data_factories import small_folder, write_bomb_png, write_png
 from run_factories import byop_run
 
-from radclr import outputs
+from radclr import safe_write
 from radclr.cli.main import main
 from radclr.engine.checkpoint import load_checkpoint, save_checkpoint
 from radclr.engine.config import load_yaml, resolve_config
@@ -80,7 +80,7 @@ def _refuse_writes(monkeypatch, code=errno.EROFS):
     def refuse(path, *a, **k):
         raise OSError(code, "simulated", str(path))
 
-    monkeypatch.setattr(outputs, "open", refuse, raising=False)  # the probe file of writable_dir
+    monkeypatch.setattr(safe_write, "open", refuse, raising=False)  # the probe file of writable_dir
 
 
 def test_read_only_run_directory_is_said_before_any_work(tmp_path, capsys, monkeypatch):
@@ -95,7 +95,7 @@ def test_permission_denied_names_the_folder(tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         _refuse_writes(mp, errno.EACCES)
         with pytest.raises(OutputError, match="cannot write to the results folder: permission denied"):
-            outputs.writable_dir(tmp_path / "x", "results folder")
+            safe_write.writable_dir(tmp_path / "x", "results folder")
 
 
 def test_output_path_through_a_file(tmp_path, capsys):
@@ -162,7 +162,7 @@ def test_atomic_path_removes_the_tmp_on_any_failure(tmp_path):
     target = tmp_path / "m.json"
     target.write_text("old")
     with pytest.raises(KeyError):
-        with outputs.atomic_path(target) as tmp:
+        with safe_write.atomic_path(target) as tmp:
             tmp.write_text("half")
             raise KeyError("bug")
     assert target.read_text() == "old" and not (tmp_path / "m.json.tmp").exists()

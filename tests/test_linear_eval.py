@@ -173,3 +173,40 @@ def test_kfold_train_val_test_are_patient_disjoint(monkeypatch):
     for tr, va, te in seen:
         assert not (tr & va) and not (tr & te) and not (va & te)
     assert set().union(*(te for _, _, te in seen)) == set(pid.tolist())
+
+
+def test_parallel_fits_equal_the_serial_ones():
+    """Issue 18 item 7: findings x C (and the k-fold's findings x folds) fit in worker processes give exactly the
+    serial result -- every number, every chosen C, every test score."""
+    x, y, pid = _pool(n=500, seed=14, signal=2.0)
+    rng = np.random.default_rng(15)
+    y3 = np.stack([y, (x[:, 2] > 0.3).astype(float), np.zeros(len(y))], axis=1)
+    y3[rng.random(y3.shape) < 0.2] = np.nan
+    parts = _split(x, y3, 250, 350)
+    serial, s_scores = linear_eval(*parts, findings=["A", "B", "Never"], patient_ids_test=pid[350:], n_boot=20,
+                                   return_scores=True, n_jobs=1)
+    parallel, p_scores = linear_eval(*parts, findings=["A", "B", "Never"], patient_ids_test=pid[350:], n_boot=20,
+                                     return_scores=True, n_jobs=2)
+    assert parallel == serial and "skipped" in parallel["per_finding"]["Never"]
+    np.testing.assert_array_equal(p_scores, s_scores)
+    y_cls = np.digitize(x[:, 0] + 0.3 * rng.normal(size=len(x)), [-0.5, 0.5]).astype(float)
+    mc = _split(x, y_cls, 250, 350)
+    assert linear_eval(*mc, n_jobs=2) == linear_eval(*mc, n_jobs=1)
+    cv = dict(findings=["A", "B", "Never"], n_splits=3, c_grid=(0.1, 1.0))
+    assert linear_eval_cv(x, y3, pid, n_jobs=2, **cv) == linear_eval_cv(x, y3, pid, n_jobs=1, **cv)
+
+
+def test_fits_run_in_worker_processes_only_when_worth_it():
+    import os
+
+    import joblib
+
+    import radclr.evaluation.linear as linear
+
+    pids = linear._parallel(lambda i: os.getpid(), [(i,) for i in range(4)], 2)
+    assert os.getpid() not in pids  # really other processes
+    assert linear._jobs(None, 84, 100 * 64 * 84) == 1  # a tiny problem: starting workers costs more
+    assert linear._jobs(None, 84, 78_000 * 512 * 84) == min(joblib.cpu_count(), 84)  # every core the machine has
+    assert linear._jobs(3, 2, 0) == 2 and linear._jobs(1, 84, 1e12) == 1
+    with pytest.raises(ValueError, match="n_jobs"):
+        linear._jobs(0, 4, 0)

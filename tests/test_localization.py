@@ -17,7 +17,6 @@ from radclr.evaluation.localization import (
     DEFAULT_THRESHOLDS,
     centre_box_baseline,
     ground_truth_from_dataset,
-    image_sizes_from_dataset,
     iou_accuracy,
     localization_cases,
     mean_box_sizes,
@@ -204,7 +203,7 @@ def test_whole_and_centre_baselines():
         centre_box_baseline(gt, sizes, box_sizes={"Nodule": (0.1, 0.1)})
 
 
-def test_ground_truth_and_sizes_from_dataset(tmp_path):
+def test_ground_truth_from_dataset(tmp_path):
     records = pd.DataFrame({"image_id": ["i1", "i2"], "path": ["a.png", "b.png"], "patient_id": ["p", "q"],
                             "width": [300, 200], "height": [100, 150]})
     boxes = pd.DataFrame({"image_id": ["i1", "i1", "i2"], "label": ["Mass", "Mass", "Nodule"],
@@ -213,10 +212,6 @@ def test_ground_truth_and_sizes_from_dataset(tmp_path):
     gt = ground_truth_from_dataset(ds)
     assert [(b.x, b.w) for b in gt["i1"]["Mass"]] == [(1.0, 2.0), (5.0, 2.0)] and list(gt["i2"]) == ["Nodule"]
     assert list(ground_truth_from_dataset(ds, findings=["Nodule"])) == ["i2"]
-    assert image_sizes_from_dataset(ds) == {"i1": (100, 300), "i2": (150, 200)}
-    ds.records = ds.records.drop(columns=["width"])
-    with pytest.raises(DataError, match="width/height"):
-        image_sizes_from_dataset(ds)
 
 
 # --- bad options --------------------------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from radclr.errors import ConfigError, DataError
 from radclr.evaluation.metrics import (
     MetricAccumulator,
-    binary_counts,
     binary_metrics,
     jsonable,
     metrics_from_counts,
@@ -103,10 +102,6 @@ def test_metrics_from_counts_vectorised_matches_scalar():
         sc = metrics_from_counts(*row)
         for k, v in sc.items():
             assert (math.isnan(v) and math.isnan(vec[k][i])) or vec[k][i] == pytest.approx(v)
-
-
-def test_binary_counts_drops_unknown():
-    assert binary_counts([1, 0, np.nan, 1], [1, 1, 1, 0]) == {"tp": 1, "fp": 1, "tn": 0, "fn": 1}
 
 
 # ------------------------------------------------------------------------------------------------- multilabel
@@ -271,3 +266,14 @@ def test_single_class_validation_threshold_policy():
     assert math.isnan(thr["Hernia"]) and thr["Mass"] == pytest.approx(0.45)
     with pytest.raises(ConfigError, match="youden"):
         choose_threshold([0, 1], [0.1, 0.2], "otsu")
+
+
+def test_cross_validated_r2_of_a_ridge_regression():
+    from radclr.evaluation.ridge_r2 import cross_validated_r2
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    assert cross_validated_r2(x, x @ rng.normal(size=(5, 3))) > 0.99  # y linear in x: explained
+    assert cross_validated_r2(x, rng.normal(size=(200, 3))) < 0.05  # unrelated: nothing explained
+    assert np.isnan(cross_validated_r2(x[:8], x[:8]))  # too few rows for 5 folds
+    assert np.isnan(cross_validated_r2(x, np.ones((200, 2))))  # constant y

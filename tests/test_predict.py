@@ -108,6 +108,39 @@ def test_reference_population_saved_once(run, predictor):
     assert len(ref.names) == 102 and ref.values.shape == (len(ref), 102)
 
 
+def test_reference_reads_only_its_sample_and_equals_the_stores(run, tmp_path, monkeypatch):
+    """Issue 18 item 7: predict's first call builds the reference from the ~2,000 sampled files, not the run's
+    whole image store -- and gets what the store's pixels give (the report builds it from the store)."""
+    import shutil
+
+    import radclr.predict as P
+    import radclr.training_data.store as St
+    from radclr.runs.run import load_run
+    from radclr.training_data import prepare_data
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)  # the reference file of the shared run stays as the other tests expect
+    loaded = load_run(copy, "best", "cpu")
+    data = prepare_data(loaded.cfg, copy, need_radiomics=False, progress=False)
+    P.build_radiomics_reference(copy, max_images=10, seed=5, run=loaded, data=data)
+    from_store = dict(np.load(copy / REFERENCE_FILE))
+
+    def no_store(*a, **k):
+        raise AssertionError("the reference built an image store")
+
+    reads = []
+    read = P.read_image
+    monkeypatch.setattr(P, "read_image", lambda path: reads.append(path) or read(path))
+    monkeypatch.setattr(St, "build_cached_store", no_store)
+    P.build_radiomics_reference(copy, max_images=10, seed=5, run=loaded)
+    from_files = dict(np.load(copy / REFERENCE_FILE))
+    assert len(reads) == 10 and len(set(reads)) == 10  # the sample's files, each once
+    train = set(data.split.loc[data.split["split"] == "train", "image_id"])
+    assert len(from_files["image_ids"]) == 10 and set(from_files["image_ids"]) <= train
+    for key in ("names", "image_ids", "findings", "fallback", "boxes", "values"):
+        np.testing.assert_array_equal(from_files[key], from_store[key], err_msg=key)
+
+
 def test_png_probabilities_equal_the_runs_test_predictions(predictor, test_images, tmp_path):
     results = predictor([p for _, p, _ in test_images], tmp_path)
     for (iid, _, expected), res in zip(test_images, results):

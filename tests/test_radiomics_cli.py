@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -107,6 +108,16 @@ def test_cache_reruns_and_detects_corruption(dataset, tmp_path):
     assert len(list(cache.rglob("*.rad"))) == 8
 
 
+def test_a_fully_cached_rerun_reads_every_row_from_the_cache(dataset, tmp_path):
+    cache = tmp_path / "cache"
+    first, second = tmp_path / "1.csv", tmp_path / "2.csv"
+    assert run("extract", dataset, "--out", first, "--cache", cache, "--no-progress") == 0
+    stamps = [e.stat().st_mtime_ns for e in sorted(cache.rglob("*.rad"))]
+    assert run("extract", dataset, "--out", second, "--cache", cache, "--no-progress") == 0  # nothing to compute
+    pd.testing.assert_frame_equal(pd.read_csv(first), pd.read_csv(second))
+    assert [e.stat().st_mtime_ns for e in sorted(cache.rglob("*.rad"))] == stamps
+
+
 def test_cache_entry_checksum(tmp_path):
     c = FeatureCache(tmp_path)
     key = c.key("img", "box", "cfg")
@@ -121,14 +132,16 @@ def test_cache_entry_checksum(tmp_path):
     assert FeatureCache.key("img", "box", "cfg") != FeatureCache.key("img2", "box", "cfg")
 
 
-def test_bench_prints_one_json_line(dataset, tmp_path, capsys):
-    out = tmp_path / "bench.json"
-    assert run("bench", dataset, "--n", 4, "--size", 24, "--threads", 1, "--json-out", out) == 0
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.strip()]
-    assert len(lines) == 1
-    result = json.loads(lines[0])
-    assert result == json.loads(out.read_text())
-    assert result["n"] == 4 and result["size"] == 24 and result["threads"] == 1
+def test_benchmark_runner_times_and_compares_the_engines(dataset, monkeypatch):
+    """The runner of benchmarks/radiomics_bench.py (moved out of the library, issue 18)."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from radiomics_runner import run_benchmark
+
+    result = run_benchmark(dataset, n=4, size=24, threads=1, rounds=1)
+    json.dumps(result)
+    assert result["n"] == 4 and result["size"] == 24 and result["threads"] == 1 and result["rounds"] == 1
+    assert result["fast_ms_per_region"] > 0 and result["pyradiomics_ms_per_region"] > 0
+    assert result["worst_rel_error"] < 1e-6 and result["n_features"] == 102
     assert result["torch_ms_per_region"] > 0 and result["pyradiomics_ms_per_region"] > 0 and result["ratio"] > 0
     assert len(result["worst_rel_error_per_feature"]) == 102 and result["worst_rel_error"] <= 1e-4
     assert set(result["worst_rel_error_per_class"]) == {"shape2D", "firstorder", "glcm", "gldm", "glrlm", "glszm",

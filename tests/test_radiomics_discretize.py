@@ -8,7 +8,7 @@ import torch
 
 from radclr.errors import DataError
 from radclr.radiomics import Settings, extract
-from radclr.radiomics.discretize import bin_values, bounding_boxes, prepare
+from radclr.radiomics.discretize import BinEdges, bounding_boxes, prepare
 from optional_deps import require_module
 
 imageoperations = require_module("radiomics.imageoperations")
@@ -39,7 +39,7 @@ def test_bins_equal_pyradiomics_binimage(values, settings):
     x = VALUE_SETS[values](np.random.default_rng(0))
     s = Settings(bin_width=float(settings.get("binWidth", 25)), bin_count=settings.get("binCount"))
     t = torch.from_numpy(x)[None]
-    got = bin_values(t, t.min(1).values, t.max(1).values, s)[0].numpy()
+    got = BinEdges(t.min(1).values, t.max(1).values, s).bin(t)[0].numpy()
     np.testing.assert_array_equal(got, pyradiomics_bins(x, **settings))
 
 

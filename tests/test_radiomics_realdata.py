@@ -17,7 +17,7 @@ from PIL import Image
 from conftest import shared_dataset
 from radclr.boxes import boxes_to_masks
 from radclr.radiomics import Settings, extract
-from radclr.radiomics.benchmark import compare
+from radclr.radiomics.agreement import compare
 from optional_deps import require_module
 
 require_module("radiomics")

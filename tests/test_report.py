@@ -125,3 +125,52 @@ def test_report_cli_and_bad_input(tmp_path_factory, tmp_path, capsys):
     assert "not a radclr run directory" in capsys.readouterr().err
     with pytest.raises(RadclrError):
         write_report(tmp_path / "nothing")
+
+
+def test_tsne_computes_features_of_its_sample_only(tmp_path, monkeypatch):
+    """Issue 18 item 7: a 5,000-image test split, three kept checkpoints -> representations of the 2,000 images
+    the t-SNE shows (stratified by label, the sample tsne_figure itself draws), not of all 5,000 per checkpoint."""
+    import radclr.report.sections as S
+    from radclr.visualize.embedding import subsample_indices
+
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("finetune-epoch1.pt", "finetune-epoch2.pt", "last.pt"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    rng = np.random.default_rng(0)
+    test = np.sort(rng.choice(20_000, size=5_000, replace=False))
+    names = np.where(rng.random(20_000) < 0.1, "Mass", "no finding")
+    calls, drawn = [], {}
+
+    class Ctx:
+        run_dir, cfg, test_indices = tmp_path, {"seed": 3, "stages": [{"name": "finetune"}]}, test
+
+        def class_labels(self, idx):
+            return names[idx]
+
+        def features(self, which, idx):
+            calls.append((str(which), np.asarray(idx)))
+            return rng.normal(size=(len(idx), 4))
+
+    def fake_tsne(feats, labels, **kw):
+        drawn.update(feats=feats, labels=labels, kw=kw)
+        raise S.Omit("drawn")  # stop before rendering: what was computed is the point
+
+    monkeypatch.setattr(S, "tsne_figure", fake_tsne)
+    with pytest.raises(S.Omit, match="drawn"):
+        S.representation(Ctx())
+    assert len(calls) == 3 and {c[0].rsplit("/", 1)[-1] for c in calls} == {"finetune-epoch1.pt", "finetune-epoch2.pt",
+                                                                             "last.pt"}
+    expected = test[subsample_indices(names[test], 2000, 3)]
+    for _, idx in calls:
+        assert np.array_equal(idx, expected)
+    assert len(drawn["labels"]) == 2000 and drawn["kw"]["max_points"] == 2000
+    assert 150 < (drawn["labels"] == "Mass").sum() < 250  # the label mix of the split is kept
+
+
+def test_report_defaults_to_the_best_device():
+    import inspect
+
+    from radclr.cli.main import build_parser
+
+    assert build_parser().parse_args(["report", "RUN"]).device == "auto"
+    assert inspect.signature(write_report).parameters["device"].default == "auto"

@@ -10,7 +10,7 @@ from radclr.data.dataset import Box
 from radclr.errors import ConfigError, DataError
 from radclr.transforms import (BrightnessContrast, Compose, CXRAugment, GaussianBlur, Preprocess, RandomHorizontalFlip,
                                RandomResizedCrop, RandomRotation, ROICrop, Sample, crop_matrix,
-                               cxr_augmentation, gaussian_blur, mean_box_size, rotation_matrix,
+                               gaussian_blur, mean_box_size, rotation_matrix,
                                warp)
 
 
@@ -41,7 +41,7 @@ def iou(a, b):
 
 # --- reproducibility -------------------------------------------------------------------------------------
 def test_same_generator_seed_same_output_and_global_rng_untouched():
-    t = cxr_augmentation(48)
+    t = CXRAugment(48)
     s = square_sample()
     state = torch.get_rng_state()
     a, b, c = t.apply(s, gen(5)), t.apply(s, gen(5)), t.apply(s, gen(6))
@@ -53,22 +53,22 @@ def test_same_generator_seed_same_output_and_global_rng_untouched():
 
 def test_random_transforms_need_an_explicit_generator():
     for t in (RandomResizedCrop(), RandomRotation(), RandomHorizontalFlip(), GaussianBlur(), BrightnessContrast(),
-              cxr_augmentation()):
+              CXRAugment()):
         with pytest.raises(ValueError, match="explicit torch.Generator"):
             t(torch.zeros(1, 16, 16))
 
 
 def test_output_shapes_and_dtypes():
     s = square_sample()
-    out = cxr_augmentation(32).apply(s, gen(0))
+    out = CXRAugment(32).apply(s, gen(0))
     assert out.image.shape == (1, 32, 32) and out.image.dtype == torch.float32
     assert out.mask.shape == (32, 32) and out.mask.dtype == torch.uint8
     assert out.boxes.dtype == torch.float32 and out.boxes.shape[1] == 4
     assert float(out.image.min()) >= 0 and float(out.image.max()) <= 1
-    same = cxr_augmentation().apply(s, gen(0))
+    same = CXRAugment().apply(s, gen(0))
     assert same.image.shape == (1, 64, 64)
     multi = Sample(torch.rand(3, 40, 30), torch.zeros(2, 40, 30, dtype=torch.bool))
-    out = cxr_augmentation((20, 16)).apply(multi, gen(1))
+    out = CXRAugment((20, 16)).apply(multi, gen(1))
     assert out.image.shape == (3, 20, 16) and out.mask.shape == (2, 20, 16) and out.mask.dtype == torch.bool
 
 
@@ -228,12 +228,11 @@ def test_sample_validation():
 def test_sample_accepts_box_objects_and_empty_boxes():
     s = Sample(torch.zeros(1, 8, 8), boxes=[Box(1, 2, 3, 4, "Mass")])
     assert s.boxes.tolist() == [[1.0, 2.0, 3.0, 4.0]] and s.kept.tolist() == [0]
-    empty = cxr_augmentation(8).apply(Sample(torch.zeros(1, 8, 8), boxes=torch.zeros(0, 4)), gen(0))
+    empty = CXRAugment(8).apply(Sample(torch.zeros(1, 8, 8), boxes=torch.zeros(0, 4)), gen(0))
     assert empty.boxes.shape == (0, 4) and empty.kept.tolist() == []
 
 
 def test_cxr_augment_config_errors():
-    assert isinstance(cxr_augmentation(), CXRAugment)
     assert [type(t).__name__ for t in CXRAugment().transforms] == [
         "RandomResizedCrop", "RandomRotation", "GaussianBlur", "BrightnessContrast"]  # no flip by default
     assert "RandomHorizontalFlip" in [type(t).__name__ for t in CXRAugment(hflip=True).transforms]

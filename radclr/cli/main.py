@@ -17,7 +17,7 @@ import sys
 
 from radclr import __version__
 from radclr.errors import RadclrError
-from radclr.outputs import describe
+from radclr.safe_write import describe
 
 # command groups, in the order `radclr --help` lists them; each module defines register(subparsers)
 COMMAND_MODULES = [

@@ -50,7 +50,7 @@ def _summary(res: dict) -> str:
 def run(args) -> int:
     import json
 
-    from radclr.outputs import atomic_path, writable_dir
+    from radclr.safe_write import atomic_path, writable_dir
     from radclr.predict import predict
 
     out = writable_dir(args.out, "output folder (--out)")  # before loading the model: say it first

@@ -1,8 +1,9 @@
-"""`radclr radiomics extract|bench` -- thin layer over :mod:`radclr.radiomics` (torch imported lazily)."""
+"""`radclr radiomics extract` -- thin layer over :mod:`radclr.radiomics` (torch imported lazily).
+
+The engines' speed benchmark is ``benchmarks/radiomics_bench.py`` (not a command: it spins background load,
+measures peak memory in fresh processes and needs the repository's data)."""
 
 from __future__ import annotations
-
-import json
 
 from radclr.errors import ConfigError
 
@@ -46,17 +47,6 @@ def register(sub) -> None:
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     e.set_defaults(func=cmd_extract, mode=None)
 
-    b = rsub.add_parser("bench", help="time both engines on the same regions and compare their values (JSON line)")
-    b.add_argument("dataset", nargs="?", default=None,
-                   help="dataset folder with 2-D images (default: ../shared/data/nih_cxr14 next to the repo)")
-    b.add_argument("--n", type=int, default=256, metavar="N", help="regions (default 256)")
-    b.add_argument("--size", type=int, default=224, metavar="S", help="region side in pixels (default 224)")
-    _binning(b)
-    b.add_argument("--threads", type=int, default=2, metavar="T", help="torch threads (default 2)")
-    b.add_argument("--seed", type=int, default=0, metavar="S", help="random seed for the region positions")
-    b.add_argument("--json-out", metavar="FILE", help="also write the JSON to FILE")
-    b.set_defaults(func=cmd_bench)
-
     def radiomics_help(args) -> int:
         p.print_help()
         return 1
@@ -77,7 +67,7 @@ def cmd_extract(args) -> int:
 
     from radclr.data import load_dataset
     from radclr.errors import OutputError
-    from radclr.outputs import atomic_path, writable_dir
+    from radclr.safe_write import atomic_path, writable_dir
     from radclr.progress import progress_bar
     from radclr.radiomics.allocator import tune_malloc
     from radclr.radiomics.params import load_params
@@ -117,22 +107,4 @@ def cmd_extract(args) -> int:
     print(f"wrote {out}: {len(table)} region(s) x {n_feat} feature(s) ({args.engine})"
           + (f"; {len(named)} region(s) with NaN features: {', '.join(named[:3])}{more} (reasons in the log)"
              if named else ""))
-    return 0
-
-
-def cmd_bench(args) -> int:
-    from radclr.radiomics.benchmark import default_dataset, run_benchmark
-
-    dataset = args.dataset or default_dataset()
-    if dataset is None:
-        raise ConfigError("no dataset given and ../shared/data/nih_cxr14 is not there; pass a dataset folder")
-    result = run_benchmark(dataset, n=args.n, size=args.size, settings=_settings(args), threads=args.threads,
-                           seed=args.seed)
-    line = json.dumps(result, sort_keys=True)
-    print(line)
-    if args.json_out:
-        from pathlib import Path
-
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     return 0

@@ -11,7 +11,7 @@ def register(sub) -> None:
                        "has no metrics.json.")
     p.add_argument("run", help="run directory")
     p.add_argument("--out", help="HTML file to write (default RUN/report.html)")
-    p.add_argument("--device", default="cpu", help="cpu (default) | cuda | auto")
+    p.add_argument("--device", default="auto", help="auto (default: the GPU when there is one) | cpu | cuda")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 

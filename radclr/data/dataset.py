@@ -99,7 +99,9 @@ class CXRDataset:
         else:
             self.boxes = self.boxes.reset_index(drop=True)
             self.boxes["image_id"] = self.boxes["image_id"].astype(str)
-        self._index = {iid: i for i, iid in enumerate(self.records["image_id"])}
+        self._ids: list[str] = self.records["image_id"].tolist()
+        self._ids_of = self.records  # the frame ``_ids`` was read from (see ``image_ids``)
+        self._index = {iid: i for i, iid in enumerate(self._ids)}
         self._box_groups: dict[str, list[Box]] | None = None
 
     # --- size and lookup -------------------------------------------------------------------------------
@@ -107,6 +109,7 @@ class CXRDataset:
         return len(self.records)
 
     def index_of(self, image_id: str) -> int:
+        self._refresh_ids()
         try:
             return self._index[str(image_id)]
         except KeyError:
@@ -114,7 +117,20 @@ class CXRDataset:
 
     @property
     def image_ids(self) -> list[str]:
-        return self.records["image_id"].tolist()
+        """Every image id in record order. The list is made once and shared (O(1) per call, so
+        ``ds.image_ids[i]`` in a loop over 112 k images stays linear): do not modify it."""
+        self._refresh_ids()
+        return self._ids
+
+    def _refresh_ids(self) -> None:
+        if self._ids_of is not self.records:  # records replaced after construction: read them again
+            self._ids = self.records["image_id"].astype(str).tolist()
+            self._ids_of = self.records
+            self._index = {iid: i for i, iid in enumerate(self._ids)}
+
+    def image_id(self, i: int) -> str:
+        """The id of image ``i`` (O(1))."""
+        return self.image_ids[int(i)]
 
     @property
     def patient_ids(self) -> np.ndarray:

@@ -231,14 +231,6 @@ def _check_labels(y: np.ndarray, findings) -> None:
         raise ValueError(f"labels must be 0, 1 or NaN (unknown); found {np.unique(y[bad])[:5].tolist()}")
 
 
-def disease_positive(labels):
-    """Boolean ``[N]``: the image has at least one known-positive finding (the anchors of seed 001 §3.3)."""
-    y, device = _as_numpy(labels)
-    if y.ndim != 2:
-        raise ValueError(f"labels must be [N, F], got shape {y.shape}")
-    return _back((y == 1).any(axis=1), device)
-
-
 def hard_negative_mask(labels, findings, hierarchy: DiseaseHierarchy | None = None, *, unknown: str = "error",
                        normal=None):
     """Boolean ``[N, N]``: ``mask[a, k]`` = image k is a "hard similar" negative of anchor a (module rule).
@@ -276,5 +268,5 @@ def hard_negative_mask(labels, findings, hierarchy: DiseaseHierarchy | None = No
     return _back(mask, device)
 
 
-__all__ = ["DiseaseHierarchy", "default_hierarchy", "normalise_name", "hard_negative_mask", "disease_positive",
+__all__ = ["DiseaseHierarchy", "default_hierarchy", "normalise_name", "hard_negative_mask",
            "DEFAULT_PATH"]

@@ -338,39 +338,6 @@ def load_split(path: str | Path) -> pd.DataFrame:
     return t
 
 
-def split_parts(ds: CXRDataset, table: pd.DataFrame, *, labeled_only: bool = False) -> dict[str, CXRDataset]:
-    """``{"train": CXRDataset, "val": ..., "test": ...}`` built with :meth:`CXRDataset.subset`. With
-    ``labeled_only=False`` the unlabelled training images keep their rows but get NaN labels."""
-    table = align_split(ds, table)
-    check_patient_disjoint(table)
-    out = {}
-    labeled = table["labeled"].to_numpy(dtype=bool) if "labeled" in table.columns else np.ones(len(ds), bool)
-    for part in PARTS:
-        m = (table["split"] == part).to_numpy()
-        if labeled_only:
-            m = m & labeled
-        idx = np.flatnonzero(m)
-        if len(idx) == 0:
-            continue
-        sub = ds.subset(idx, name=f"{ds.name}:{part}")
-        sub.labels[~labeled[idx]] = np.nan
-        out[part] = sub
-    return out
-
-
-def fold_parts(ds: CXRDataset, table: pd.DataFrame, fold: int) -> dict[str, CXRDataset]:
-    """Round ``fold`` of a k-fold table: ``train`` = other folds, ``val`` = this fold, ``test`` = held out."""
-    table = align_split(ds, table)
-    if "fold" not in table.columns:
-        raise SplitError("split table has no fold column (make it with kfold_patients / --folds)")
-    f = table["fold"].to_numpy()
-    if fold not in set(f[f >= 0].tolist()):
-        raise SplitError(f"fold {fold} not in the table (folds {sorted(set(f[f >= 0].tolist()))})")
-    parts = {"train": np.flatnonzero((f >= 0) & (f != fold)), "val": np.flatnonzero(f == fold),
-             "test": np.flatnonzero(f < 0)}
-    return {k: ds.subset(v, name=f"{ds.name}:fold{fold}:{k}") for k, v in parts.items() if len(v)}
-
-
 def make_split(ds: CXRDataset, *, val: float | None = None, test: float | None = None, folds: int | None = None,
                label_fraction: float | None = None, seed: int = 0) -> pd.DataFrame:
     """What ``radclr data split`` does: a train/val/test split (defaults 0.1 / 0.2) or, with ``folds``, k-fold

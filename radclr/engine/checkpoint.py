@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from radclr.errors import ConfigError, RadclrError
-from radclr.outputs import atomic_path
+from radclr.safe_write import atomic_path
 
 FORMAT = "radclr-checkpoint-1"
 

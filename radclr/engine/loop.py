@@ -47,11 +47,11 @@ from radclr.engine.optim import build_optimizer, build_scheduler, early_stop_due
 from radclr.errors import ConfigError, RadclrError
 from radclr.evaluation.metrics import auc_per_finding, probabilities
 from radclr.methods import Method, MethodContext, method_class
-from radclr.outputs import atomic_path
 from radclr.progress import progress_bar
 from radclr.runtime.device import autocast_context, resolve_device, set_determinism, to_device
 from radclr.runtime.distributed import DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed
 from radclr.runtime.events import EventLog
+from radclr.safe_write import atomic_path
 from radclr.training_data import PreparedData, TrainingView, collate, prepare_data
 from radclr.training_data.prepare import label_coverage_warnings, pretext_subset
 from radclr.training_data.sampling import EpochBatches

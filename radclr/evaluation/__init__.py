@@ -9,6 +9,8 @@
   per-seed difference of two methods with its t interval and sign count.
 * :mod:`~radclr.evaluation.linear` -- seed 003 linear evaluation (logistic regression on frozen features).
 * :mod:`~radclr.evaluation.localization` -- localization accuracy at IoU thresholds (seed 001 Table 2).
+* :mod:`~radclr.evaluation.ridge_r2` -- how much of one representation another explains: cross-validated R^2 of a
+  ridge regression (BYOP's training diagnostics).
 """
 
 from radclr.evaluation.bootstrap import (

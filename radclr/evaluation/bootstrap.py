@@ -57,8 +57,6 @@ __all__ = [
     "BootstrapCI",
     "PairedDiff",
     "group_index",
-    "resample_counts",
-    "weighted_auc",
     "bootstrap_ci",
     "paired_bootstrap_diff",
     "tpr_at_fpr",
@@ -144,15 +142,6 @@ def _counts(draws: np.ndarray, n_groups: int) -> np.ndarray:
     return np.bincount(flat, minlength=b * n_groups).reshape(b, n_groups).astype(np.float64)
 
 
-def resample_counts(groups, n: int, n_boot: int, seed: int = 0) -> np.ndarray:
-    """``[n_boot, n]`` how many times each image is in each resample (patients drawn with replacement).
-
-    The same draws as :func:`bootstrap_ci` and :func:`classification_report` use for this seed."""
-    gidx, g = group_index(groups, n)
-    blocks = [_counts(d, g)[:, gidx] for d in _draws(g, n_boot, seed)]
-    return np.concatenate(blocks) if blocks else np.zeros((0, n))
-
-
 def _resample_indices(draw_row: np.ndarray, order: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
     """Image indices of one resample: all images of every drawn patient (repeated as often as drawn)."""
     ln = lengths[draw_row]
@@ -197,20 +186,6 @@ def _per_group(mask: np.ndarray, g_known: np.ndarray, n_groups: int) -> np.ndarr
     """How many images of each patient satisfy ``mask``."""
     return np.bincount(g_known[mask], minlength=n_groups).astype(np.float64)
 
-
-def weighted_auc(y_true, y_score, weights) -> np.ndarray:
-    """AUC of one finding under each row of ``weights [B, N]`` (resample counts); NaN labels masked.
-
-    Equals :func:`radclr.evaluation.metrics.roc_auc_masked` on the data with every image repeated ``weight``
-    times; NaN for a row in which the weighted known labels hold one class."""
-    y = np.asarray(y_true, dtype=np.float64)
-    s = np.asarray(y_score, dtype=np.float64)
-    w = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-    if y.ndim != 1 or s.shape != y.shape or w.shape[1] != y.shape[0]:
-        raise ValueError(f"need y_true [N], y_score [N], weights [B, N]; got {y.shape}, {s.shape}, {w.shape}")
-    known = ~np.isnan(y)
-    _check_scores(s[known])
-    return _SortedAUC(y[known], s[known], np.arange(int(known.sum())), int(known.sum()))(w[:, known])
 
 
 def _interval(samples: np.ndarray, ci: float) -> tuple[float, float, int]:

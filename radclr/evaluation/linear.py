@@ -29,10 +29,15 @@ radclr's reading (each point documented in the result):
 * k-fold (:func:`linear_eval_cv`): patient-wise ``StratifiedGroupKFold``; in each outer fold the remaining
   patients are split once more (patient-wise, stratified) into training and validation for the choice of C and
   the threshold, and the held-out fold is the test set. Per-fold metrics and mean +- sd (ddof 1) are reported.
+* Cores: the findings x C fits (k-fold: the findings x folds) are independent and run in worker processes
+  (``n_jobs``; default every core once rows x features x fits reach 10^7, below which starting workers costs more
+  than it saves). Every fit uses one BLAS thread, in a worker or in this process, so the results are identical
+  whatever ``n_jobs``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any, Sequence
@@ -133,6 +138,57 @@ def _task_names(task: str, y: np.ndarray, findings) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# fitting the grid, in parallel over the cores
+PARALLEL_MIN_WORK = 10_000_000  # rows x features x fits below which one process is faster than starting workers
+
+
+def _jobs(n_jobs: int | None, n_tasks: int, work: float) -> int:
+    """Worker processes for ``n_tasks`` independent fits: ``n_jobs`` when given (1 = in this process), else every
+    available core (:func:`joblib.cpu_count`) once the work is large enough to pay for starting them."""
+    if n_jobs is not None:
+        if int(n_jobs) < 1:
+            raise ValueError(f"n_jobs must be >= 1 or None (every core), got {n_jobs}")
+        return max(1, min(int(n_jobs), n_tasks))
+    if work < PARALLEL_MIN_WORK:
+        return 1
+    from joblib import cpu_count  # slow to import; only used here
+
+    return max(1, min(cpu_count(), n_tasks))
+
+
+def _parallel(function, calls: list[tuple], n_jobs: int) -> list:
+    """``[function(*args) for args in calls]``, in ``n_jobs`` worker processes when ``n_jobs > 1``.
+
+    Every call runs with one BLAS thread, in a worker or here, on the same inputs: the results do not depend on
+    ``n_jobs`` or on the machine's thread settings. A large array passed to several calls is written once to a
+    memory-mapped file the workers share (joblib), not copied into every call."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's dependency; slow to import
+
+    if n_jobs <= 1 or len(calls) <= 1:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return [function(*args) for args in calls]
+    from joblib import Parallel, delayed, parallel_config  # slow to import; only used here
+
+    with parallel_config(backend="loky", inner_max_num_threads=1):
+        return Parallel(n_jobs=n_jobs)(delayed(function)(*args) for args in calls)
+
+
+def _fit_entry(x, rows, y, entry, factory, max_iter: int, seed: int):
+    """``(model, converged)`` of grid ``entry`` fit on ``x[rows]`` (all rows when ``rows`` is None) and ``y``."""
+    model = factory(entry, max_iter=max_iter, seed=seed)
+    converged = _fit_quiet(model, x if rows is None else x[rows], y)
+    return model, converged
+
+
+def _fit_grid(x, tasks: list[tuple], *, factory, max_iter: int, seed: int, n_jobs: int | None) -> list[tuple]:
+    """Fit every ``(rows, y, grid entry)`` of ``tasks`` on the features ``x``: ``[(model, converged), ...]`` in
+    the order of ``tasks``."""
+    rows = [len(y) for _, y, _ in tasks]
+    jobs = _jobs(n_jobs, len(tasks), float(sum(rows)) * x.shape[1])
+    return _parallel(_fit_entry, [(x, r, y, e, factory, max_iter, seed) for r, y, e in tasks], jobs)
+
+
+# --------------------------------------------------------------------------------------------------------------
 # one binary task
 class _Skip(Exception):
     """A task that cannot be evaluated on these rows (reason in the message)."""
@@ -147,23 +203,25 @@ def _fit_quiet(model, x, y):
     return not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
-def _binary_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, threshold_rule, max_iter, seed, name, factory=None):
-    """Fit every grid entry on train, select by validation AUC, threshold on validation, metrics on test.
-
-    ``factory(entry, max_iter=, seed=)`` builds the model of a grid entry (default: :func:`make_logistic` of C);
-    ties go to the earlier entry (the default grid is ascending C: the stronger regularisation)."""
-    factory = factory or make_logistic
+def _check_two_classes(ytr, yva) -> None:
+    """:class:`_Skip` when the training or validation rows of a binary task hold one class only."""
     if np.unique(ytr).size < 2:
         raise _Skip(f"training rows hold one class ({int(ytr.sum())} positive of {ytr.size})")
     if np.unique(yva).size < 2:
         raise _Skip(f"validation rows hold one class ({int(yva.sum())} positive of {yva.size}): "
                     "C cannot be chosen by validation AUC")
-    val_auc, models, converged = {}, {}, {}
-    for c in c_grid:
-        model = factory(c, max_iter=max_iter, seed=seed)
-        converged[c] = _fit_quiet(model, xtr, ytr)
-        models[c] = model
-        val_auc[c] = _auc_known(yva, model.predict_proba(xva)[:, 1])
+
+
+def _binary_task(fitted, ytr, xva, yva, xte, yte, *, c_grid, threshold_rule, name, factory=None):
+    """Select among the grid's fitted models by validation AUC, threshold on validation, metrics on test.
+
+    ``fitted``: ``[(model, converged)]`` of every grid entry, fit on the training labels ``ytr``
+    (:func:`_fit_grid`; ``factory(entry, max_iter=, seed=)`` built them, default :func:`make_logistic` of C);
+    ties go to the earlier entry (the default grid is ascending C: the stronger regularisation)."""
+    factory = factory or make_logistic
+    models = {c: m for c, (m, _) in zip(c_grid, fitted)}
+    converged = {c: ok for c, (_, ok) in zip(c_grid, fitted)}
+    val_auc = {c: _auc_known(yva, models[c].predict_proba(xva)[:, 1]) for c in c_grid}
     order = list(c_grid) if factory is not make_logistic else sorted(c_grid)
     best_c = order[max(range(len(order)), key=lambda i: (val_auc[order[i]], -i))]  # ties -> earlier (smaller C)
     model = models[best_c]
@@ -181,21 +239,22 @@ def _binary_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, threshold_rule, max_it
     }, p_test
 
 
-def _multiclass_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, max_iter, seed, class_names, factory=None):
-    """One multinomial model per grid entry on train, selected by validation macro one-vs-rest AUC (ties -> the
-    earlier entry; the default grid is ascending C), metrics of the arg-max on test."""
+def _multiclass_task(xtr, ytr, xva, yva, xte, yte, *, c_grid, max_iter, seed, class_names, factory=None,
+                     n_jobs: int | None = None):
+    """One multinomial model per grid entry on train (fit in parallel, :func:`_fit_grid`), selected by validation
+    macro one-vs-rest AUC (ties -> the earlier entry; the default grid is ascending C), metrics of the arg-max on
+    test."""
     factory = factory or make_logistic
     k = len(class_names) if class_names else \
         int(max(np.max(ytr), np.max(yva), np.max(yte) if yte.size else 0)) + 1
     missing = sorted(set(range(k)) - set(np.unique(ytr).astype(int).tolist()))
     if missing:
         raise DataError(f"training rows lack class(es) {missing}; a multinomial model needs every class")
-    val_auc, models, converged = {}, {}, {}
-    for c in c_grid:
-        model = factory(c, max_iter=max_iter, seed=seed)
-        converged[c] = _fit_quiet(model, xtr, ytr.astype(int))
-        models[c] = model
-        val_auc[c] = multiclass_metrics(yva, model.predict_proba(xva), class_names or None)["auc"]
+    fitted = _fit_grid(xtr, [(None, ytr.astype(int), c) for c in c_grid], factory=factory, max_iter=max_iter,
+                       seed=seed, n_jobs=n_jobs)
+    models = {c: m for c, (m, _) in zip(c_grid, fitted)}
+    converged = {c: ok for c, (_, ok) in zip(c_grid, fitted)}
+    val_auc = {c: multiclass_metrics(yva, models[c].predict_proba(xva), class_names or None)["auc"] for c in c_grid}
     if all(math.isnan(v) for v in val_auc.values()):
         raise DataError("validation AUC is undefined for every C (validation holds a single class)")
     order = sorted(c_grid) if factory is make_logistic else list(c_grid)
@@ -217,34 +276,42 @@ def _mean_metrics(per_finding: dict[str, Any]) -> dict[str, Any]:
 
 
 def _evaluate_split(task, names, xtr, ytr, ltr, xva, yva, xte, yte, *, c_grid, threshold_rule, max_iter, seed,
-                    factory=None):
-    """The selection + test procedure on one train/val/test split. Returns (result, test scores)."""
+                    factory=None, n_jobs: int | None = None):
+    """The selection + test procedure on one train/val/test split; every (finding, grid entry) model is fit at once,
+    in parallel over ``n_jobs`` processes (:func:`_fit_grid`). Returns (result, test scores)."""
     if task == "multiclass":
         tr = ~np.isnan(ytr) & ltr
         va, te = ~np.isnan(yva), ~np.isnan(yte)
         res, p = _multiclass_task(xtr[tr], ytr[tr], xva[va], yva[va], xte[te], yte[te], c_grid=c_grid,
-                                  max_iter=max_iter, seed=seed, class_names=names or None, factory=factory)
+                                  max_iter=max_iter, seed=seed, class_names=names or None, factory=factory,
+                                  n_jobs=n_jobs)
         scores = np.full((len(yte), p.shape[1]), np.nan)
         scores[te] = p
         return {"task": task, "chosen_C": {"all": res["C"]}, **res, "test_metrics": res["test"]}, scores
     ytr2, yva2, yte2 = (v[:, None] if v.ndim == 1 else v for v in (ytr, yva, yte))
-    per, chosen = {}, {}
-    scores = np.full(yte2.shape, np.nan)
+    skipped, tasks = {}, []  # tasks: (finding index, training rows, validation rows, test rows)
     for j, f in enumerate(names):
-        tr = ~np.isnan(ytr2[:, j]) & ltr
+        tr = np.flatnonzero(~np.isnan(ytr2[:, j]) & ltr)
         va, te = ~np.isnan(yva2[:, j]), ~np.isnan(yte2[:, j])
         try:
-            r, p = _binary_task(xtr[tr], ytr2[tr, j], xva[va], yva2[va, j], xte[te], yte2[te, j], c_grid=c_grid,
-                                threshold_rule=threshold_rule, max_iter=max_iter, seed=seed, name=f, factory=factory)
+            _check_two_classes(ytr2[tr, j], yva2[va, j])
         except _Skip as e:
             if task == "binary":
                 raise DataError(f"linear evaluation impossible: {e}") from None
-            per[f] = {"skipped": str(e)}
-            chosen[f] = None
+            skipped[f] = str(e)
             continue
-        per[f] = r
-        chosen[f] = r["C"]
-        scores[te, j] = p
+        tasks.append((j, tr, va, te))
+    fitted = _fit_grid(xtr, [(tr, ytr2[tr, j], c) for j, tr, _, _ in tasks for c in c_grid], factory=factory or make_logistic,
+                       max_iter=max_iter, seed=seed, n_jobs=n_jobs)
+    results = {}
+    scores = np.full(yte2.shape, np.nan)
+    for k, (j, tr, va, te) in enumerate(tasks):
+        grid = fitted[k * len(c_grid):(k + 1) * len(c_grid)]
+        results[names[j]], scores[te, j] = _binary_task(grid, ytr2[tr, j], xva[va], yva2[va, j], xte[te], yte2[te, j],
+                                                        c_grid=c_grid, threshold_rule=threshold_rule, name=names[j],
+                                                        factory=factory)
+    per = {f: results[f] if f in results else {"skipped": skipped[f]} for f in names}
+    chosen = {f: results[f]["C"] if f in results else None for f in names}
     return {"task": task, "chosen_C": chosen, "per_finding": per, "test_metrics": _mean_metrics(per)}, scores
 
 
@@ -259,13 +326,16 @@ def _common(task, c_grid, threshold_rule, max_iter):
 def linear_eval(X_train, y_train, X_val, y_val, X_test, y_test, *, findings: Sequence[str] | None = None,
                 labeled=None, c_grid: Sequence[float] = C_GRID, threshold_rule: str = "youden",
                 patient_ids_test=None, n_boot: int = 0, ci: float = 0.95, seed: int = 0,
-                max_iter: int = MAX_ITER, return_scores: bool = False, model_factory=None, task: str | None = None):
+                max_iter: int = MAX_ITER, return_scores: bool = False, model_factory=None, task: str | None = None,
+                n_jobs: int | None = None):
     """Seed 003 linear evaluation on explicit train / validation / test features (see the module doc).
 
     ``model_factory(entry, max_iter=, seed=)`` replaces the logistic regression of C by another model per
     ``c_grid`` entry (e.g. feature selection + classifier: :mod:`radclr.evaluation.classical`).
     ``task``: ``None`` infers it from the labels (:func:`infer_task`); ``"multiclass"`` forces a single-label task
     (``y [N]`` class indices, or one-hot rows ``[N, K]`` as datasets hold them) even with two classes.
+    ``n_jobs``: worker processes for the findings x ``c_grid`` fits (``None``: every core once the features are
+    large enough to pay for them; 1: this process); the result does not depend on it.
 
     ``X_*`` are frozen features ``[N, D]``; ``y_*`` labels (``[N, F]`` multi-label with NaN unknown, ``[N]``
     binary or class indices); ``labeled`` a boolean mask over the *training* rows (label fractions).
@@ -294,7 +364,7 @@ def linear_eval(X_train, y_train, X_val, y_val, X_test, y_test, *, findings: Seq
     names = _task_names(task, ytr, findings)
     res, scores = _evaluate_split(task, names, xtr, ytr, _mask(labeled, len(xtr)), xva, yva, xte, yte,
                                   c_grid=c_grid, threshold_rule=threshold_rule, max_iter=max_iter, seed=seed,
-                                  factory=model_factory)
+                                  factory=model_factory, n_jobs=n_jobs)
     out = {**_common(task, [c if isinstance(c, (int, float)) else list(c) for c in c_grid], threshold_rule, max_iter),
            "findings": names,
            "n_train_labeled": int(_mask(labeled, len(xtr)).sum()), "n_train": len(xtr), "n_val": len(xva),
@@ -353,13 +423,15 @@ def _summary(rows: list[dict[str, Any]], metrics: Sequence[str]) -> dict[str, An
 
 def linear_eval_cv(X, y, groups, *, n_splits: int = 5, val_splits: int = 4, findings: Sequence[str] | None = None,
                    labeled=None, c_grid: Sequence[float] = C_GRID, threshold_rule: str = "youden", seed: int = 0,
-                   max_iter: int = MAX_ITER, task: str | None = None) -> dict[str, Any]:
+                   max_iter: int = MAX_ITER, task: str | None = None, n_jobs: int | None = None) -> dict[str, Any]:
     """Seed 003 linear evaluation by patient-wise stratified k-fold cross-validation on one pool.
 
     For each finding (multi-label: on the rows where it is known; stratified on it) the patients are split into
     ``n_splits`` folds (:func:`patient_folds`); each fold in turn is the test set and the other patients are
     split once more, patient-wise and stratified, into training ((val_splits-1)/val_splits) and validation
     (1/val_splits) for the choice of C and of the threshold. ``labeled`` restricts the rows used for *training*.
+    The (finding, fold) evaluations run in parallel over ``n_jobs`` processes (``None``: every core once the
+    features are large enough to pay for them; 1: this process); the result does not depend on it.
     Returns a JSON-serialisable dict: per finding the per-fold results (C, validation AUC, threshold, counts,
     test metrics, test patients) and ``summary`` (mean, sd over folds); ``mean`` = per fold the mean over
     findings, and its summary (seed 003 Table III: ACC, AUC, SEN, SPE, F1).
@@ -377,57 +449,47 @@ def linear_eval_cv(X, y, groups, *, n_splits: int = 5, val_splits: int = 4, find
     columns = [yy] if task == "multiclass" else [yy[:, j] if yy.ndim == 2 else yy for j in range(len(names))]
     col_names = ["all"] if task == "multiclass" else names
     metrics = ("auc", "accuracy", "f1_weighted") if task == "multiclass" else BINARY_METRICS
-    per: dict[str, Any] = {}
-    fold_rows: list[dict[int, dict]] = []
+    skipped: dict[str, str] = {}
+    calls = []  # one call of _cv_fold per (finding, fold)
     for col, name in zip(columns, col_names):
         known = np.flatnonzero(~np.isnan(col))
         try:
             folds = patient_folds(col[known], groups[known], n_splits, seed)
         except DataError as e:
             if task == "multilabel":
-                per[name] = {"skipped": str(e)}
+                skipped[name] = str(e)
                 continue
             raise
-        rows = []
         for k in range(n_splits):
             test_idx = known[folds == k]
             pool = known[folds != k]
             inner = patient_folds(col[pool], groups[pool], val_splits, seed + 1 + k)
-            tr_idx, va_idx = pool[inner != 0], pool[inner == 0]
-            if task == "multiclass":
-                res, _ = _evaluate_split(task, names, x[tr_idx], col[tr_idx], lab[tr_idx], x[va_idx], col[va_idx],
-                                         x[test_idx], col[test_idx], c_grid=c_grid, threshold_rule=threshold_rule,
-                                         max_iter=max_iter, seed=seed)
-                row = {"C": res["C"], "val_auc": res["val_auc"], "converged": res["converged"],
-                       **{m: res["test"][m] for m in metrics}}
-            else:
-                try:
-                    res, _ = _evaluate_split("binary", [name], x[tr_idx], col[tr_idx], lab[tr_idx], x[va_idx],
-                                             col[va_idx], x[test_idx], col[test_idx], c_grid=c_grid,
-                                             threshold_rule=threshold_rule, max_iter=max_iter, seed=seed)
-                except DataError as e:
-                    if task != "multilabel":
-                        raise
-                    row = {"skipped": str(e), **{m: float("nan") for m in metrics}}
-                else:
-                    r = res["per_finding"][name]
-                    row = {"C": r["C"], "val_auc": r["val_auc"], "threshold": r["threshold"],
-                           "converged": r["converged"], **{m: r["test"][m] for m in metrics}}
-            row.update(fold=k, n_train=int(lab[tr_idx].sum()), n_val=len(va_idx), n_test=len(test_idx),
-                       n_test_patients=len(set(groups[test_idx].tolist())))
-            rows.append(row)
-        per[name] = {"folds": rows, "summary": _summary(rows, metrics)}
-        fold_rows.append({r["fold"]: r for r in rows})
+            calls.append((x, col, lab, pool[inner != 0], pool[inner == 0], test_idx, name, k,
+                          len(set(groups[test_idx].tolist()))))
+    work = float(len(x)) * x.shape[1] * len(c_grid) * len(calls)
+    fold_rows = _parallel(functools.partial(_cv_fold, task=task, names=names, metrics=metrics, c_grid=c_grid,
+                                            threshold_rule=threshold_rule, max_iter=max_iter, seed=seed),
+                          calls, _jobs(n_jobs, len(calls), work))
+    rows_of: dict[str, list[dict]] = {}
+    for row, call in zip(fold_rows, calls):
+        rows_of.setdefault(call[6], []).append(row)
+    per: dict[str, Any] = {}
+    for name in col_names:
+        if name in skipped:
+            per[name] = {"skipped": skipped[name]}
+        elif name in rows_of:
+            per[name] = {"folds": rows_of[name], "summary": _summary(rows_of[name], metrics)}
     out = {**_common(task, [c if isinstance(c, (int, float)) else list(c) for c in c_grid], threshold_rule, max_iter),
            "findings": names, "n_splits": int(n_splits),
            "val_splits": int(val_splits), "seed": int(seed), "n": len(x), "n_patients": len(set(groups.tolist())),
            "per_finding": per}
-    if task == "multilabel" and fold_rows:
+    fold_maps = [{r["fold"]: r for r in rows_of[name]} for name in col_names if name in rows_of]
+    if task == "multilabel" and fold_maps:
         mean_rows = []
         for k in range(n_splits):
             row = {"fold": k}
             for m in metrics:
-                vals = [fr[k][m] for fr in fold_rows if k in fr and not math.isnan(fr[k][m])]
+                vals = [fr[k][m] for fr in fold_maps if k in fr and not math.isnan(fr[k][m])]
                 row[m] = float(np.mean(vals)) if vals else float("nan")
             mean_rows.append(row)
         out["mean"] = {"folds": mean_rows, "summary": _summary(mean_rows, metrics)}
@@ -435,3 +497,31 @@ def linear_eval_cv(X, y, groups, *, n_splits: int = 5, val_splits: int = 4, find
         only = next(iter(per.values()))
         out["mean"] = {"folds": only.get("folds", []), "summary": only.get("summary", {})}
     return jsonable(out)
+
+
+def _cv_fold(x, col, lab, tr_idx, va_idx, test_idx, name, fold, n_test_patients, *, task, names, metrics, c_grid,
+             threshold_rule, max_iter, seed) -> dict:
+    """Fold ``fold`` of :func:`linear_eval_cv` for one finding (``col``: its labels; ``name``): the chosen entry,
+    its validation AUC (and threshold) and the test metrics, or ``skipped`` with the reason (multi-label)."""
+    if task == "multiclass":
+        res, _ = _evaluate_split(task, names, x[tr_idx], col[tr_idx], lab[tr_idx], x[va_idx], col[va_idx],
+                                 x[test_idx], col[test_idx], c_grid=c_grid, threshold_rule=threshold_rule,
+                                 max_iter=max_iter, seed=seed, n_jobs=1)
+        row = {"C": res["C"], "val_auc": res["val_auc"], "converged": res["converged"],
+               **{m: res["test"][m] for m in metrics}}
+    else:
+        try:
+            res, _ = _evaluate_split("binary", [name], x[tr_idx], col[tr_idx], lab[tr_idx], x[va_idx], col[va_idx],
+                                     x[test_idx], col[test_idx], c_grid=c_grid, threshold_rule=threshold_rule,
+                                     max_iter=max_iter, seed=seed, n_jobs=1)
+        except DataError as e:
+            if task != "multilabel":
+                raise
+            row = {"skipped": str(e), **{m: float("nan") for m in metrics}}
+        else:
+            r = res["per_finding"][name]
+            row = {"C": r["C"], "val_auc": r["val_auc"], "threshold": r["threshold"], "converged": r["converged"],
+                   **{m: r["test"][m] for m in metrics}}
+    row.update(fold=fold, n_train=int(lab[tr_idx].sum()), n_val=len(va_idx), n_test=len(test_idx),
+               n_test_patients=n_test_patients)
+    return row

@@ -39,7 +39,6 @@ __all__ = [
     "iou_accuracy",
     "localization_cases",
     "ground_truth_from_dataset",
-    "image_sizes_from_dataset",
     "mean_box_sizes",
     "centre_box_baseline",
     "whole_image_baseline",
@@ -294,16 +293,6 @@ def ground_truth_from_dataset(dataset, findings: Sequence[str] | None = None) ->
             if keep is None or box.label in keep:
                 gt.setdefault(iid, {}).setdefault(box.label, []).append(box)
     return gt
-
-
-def image_sizes_from_dataset(dataset) -> dict[str, tuple[int, int]]:
-    """``{image_id: (H, W)}`` from the dataset's ``height`` / ``width`` record columns."""
-    rec = dataset.records
-    if not {"width", "height"} <= set(rec.columns):
-        raise DataError(
-            f"{dataset.name}: records have no width/height columns; pass image_sizes read from the images"
-        )
-    return {str(i): (int(h), int(w)) for i, h, w in zip(rec["image_id"], rec["height"], rec["width"])}
 
 
 # --- baselines --------------------------------------------------------------------------------------------

@@ -40,7 +40,6 @@ __all__ = [
     "BINARY_METRICS",
     "THRESHOLD_METRICS",
     "roc_auc_masked",
-    "binary_counts",
     "metrics_from_counts",
     "binary_metrics",
     "multilabel_metrics",
@@ -165,19 +164,6 @@ def auc_per_finding(y_true, y_score, findings: Sequence[str]) -> dict[str, float
 
 # --------------------------------------------------------------------------------------------------------------
 # thresholded metrics
-def binary_counts(y_true, y_pred) -> dict[str, int]:
-    """Confusion counts ``tp, fp, tn, fn`` of 0/1 labels (NaN rows dropped) and 0/1 (or bool) predictions."""
-    y = _as_float_array(y_true, "y_true")
-    p = _as_float_array(y_pred, "y_pred")
-    if y.ndim != 1 or p.shape != y.shape:
-        raise ValueError(f"y_true and y_pred must be 1-D of equal length, got {y.shape} and {p.shape}")
-    _check_binary_labels(y)
-    known = ~np.isnan(y)
-    y, p = y[known] == 1, p[known] != 0
-    return {"tp": int(np.sum(y & p)), "fp": int(np.sum(~y & p)), "tn": int(np.sum(~y & ~p)),
-            "fn": int(np.sum(y & ~p))}
-
-
 def _ratio(num, den):
     """num / den elementwise with NaN where den == 0 (works on scalars and arrays)."""
     num = np.asarray(num, dtype=np.float64)

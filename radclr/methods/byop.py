@@ -47,7 +47,7 @@ from radclr.cam.gradcam import grad_cam, select_targets
 from radclr.cam.options import CamOptions
 from radclr.data.hierarchy import DiseaseHierarchy, hard_negative_mask
 from radclr.errors import ConfigError
-from radclr.evaluation.explained import cross_validated_r2
+from radclr.evaluation.ridge_r2 import cross_validated_r2
 from radclr.losses import CrossModalNTXentLoss
 from radclr.methods.base import Method, register
 from radclr.methods.options import ClassificationOptions

@@ -39,8 +39,8 @@ class Group:
 def precomputed(batch: RegionBatch, name: str, part: slice = slice(None)):
     """The matrix ``name`` (``"glcm"``, ``"glrlm"``, ``"gldm"``, ``"ngtdm"``, ``"glszm"``, ``"shape2D"``; or the
     values ``"glrlm_features"``) of regions ``part`` when the CPU fast path built it with its compiled kernel
-    (``radclr.radiomics.fast.KernelCounts`` in ``batch.cache["counts"]``), else None -- the class then builds it in torch. Tensors are sliced to ``part``
-    along the region axis; a tuple is sliced item by item."""
+    (``radclr.radiomics.kernel_backend.KernelCounts`` in ``batch.cache["counts"]``), else None -- the class then
+    builds it in torch. Tensors are sliced to ``part`` along the region axis; a tuple is sliced item by item."""
     counts = batch.cache.get("counts")
     if counts is None:
         return None

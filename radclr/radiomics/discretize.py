@@ -33,7 +33,7 @@ import torch
 from radclr.errors import DataError
 from radclr.radiomics.base import RegionBatch, Settings
 
-__all__ = ["prepare", "bounding_boxes", "bin_values", "BinEdges"]
+__all__ = ["prepare", "bounding_boxes", "BinEdges"]
 
 # integer-valued regions whose intensity range is at most this wide are binned through a per-region lookup table
 # (one gather instead of a dozen float64 passes); firstorder then reads its order statistics from the histogram
@@ -89,11 +89,6 @@ class BinEdges:
             up &= k_next <= self.count
         k = torch.where(up, k_next, k)
         return (k + 1).to(torch.int64)
-
-
-def bin_values(values: torch.Tensor, minimum: torch.Tensor, maximum: torch.Tensor, settings: Settings) -> torch.Tensor:
-    """Discretise ``values [B, ...]`` with each region's PyRadiomics bin edges -> ``int64`` bins (1-based)."""
-    return BinEdges(minimum, maximum, settings).bin(values)
 
 
 def _check_settings(settings: Settings) -> None:

@@ -7,7 +7,7 @@ Torch engine: regions are sorted by bounding-box size and processed in groups (a
 pixels, or ``batch_size`` regions) so that padding stays small and intermediate tensors stay in cache; inside a
 group every class works on the whole group at once (:mod:`radclr.radiomics.discretize`, ``base.FeatureClass``).
 On the CPU the per-pixel passes (binning and every class's matrix) run in compiled kernels when numba is
-available (:mod:`radclr.radiomics.fast`; ``backend="torch"`` or ``RADCLR_RADIOMICS_BACKEND=torch`` forces the
+available (:mod:`radclr.radiomics.kernel_backend`; ``backend="torch"`` or ``RADCLR_RADIOMICS_BACKEND=torch`` forces the
 torch reference path); the feature formulas are the same code either way.
 Degenerate regions follow the policy in ``discretize`` (empty mask -> DataError, PyRadiomics-refused regions and
 NaN intensities -> NaN row with a logged reason).
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from radclr.errors import ConfigError, DataError
-from radclr.radiomics import fast, kernels
+from radclr.radiomics import kernel_backend, kernels
 from radclr.radiomics.base import Settings
 from radclr.radiomics.discretize import bounding_boxes, prepare
 from radclr.radiomics.params import RadiomicsParams, load_params
@@ -109,7 +109,8 @@ def extract(
     backend: how the torch engine computes on the CPU -- ``"auto"`` (default; compiled numba kernels for the
         per-pixel passes when numba is importable, the torch path otherwise and on CUDA), ``"numba"`` (the same,
         an error without numba or off the CPU) or ``"torch"`` (the torch reference path). None reads the
-        ``RADCLR_RADIOMICS_BACKEND`` environment variable (default ``auto``). See :mod:`radclr.radiomics.fast`.
+        ``RADCLR_RADIOMICS_BACKEND`` environment variable (default ``auto``). See
+        :mod:`radclr.radiomics.kernel_backend`.
 
     Values are returned on the device the torch engine ran on (CPU for the pyradiomics engine). Rows of regions
     PyRadiomics refuses (single pixel, 1-pixel-wide line, NaN intensities) are NaN and the reason is logged;
@@ -158,8 +159,8 @@ def extract(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
 
     # the fast path: compiled kernels on the kernels' own threads, torch itself on one thread meanwhile
-    use_kernels = fast.resolve_backend(backend, device, settings)
-    with fast.single_threaded_torch() if use_kernels else contextlib.nullcontext(1) as threads:
+    use_kernels = kernel_backend.resolve_backend(backend, device, settings)
+    with kernel_backend.single_threaded_torch() if use_kernels else contextlib.nullcontext(1) as threads:
         out = _extract_groups(images, masks, names, plan, settings, spacing, device, batch_size, profile,
                               use_kernels, threads, region_names)
     return names, out
@@ -187,7 +188,7 @@ def _extract_groups(images, masks, names, plan, settings, spacing, device, batch
         images, masks = images.to(device), masks.to(device)
         boxes = tuple(t.to(device) for t in boxes)
     if use_kernels:
-        arrays = (fast._as_numpy_images(images), np.ascontiguousarray(masks.numpy()))
+        arrays = (kernel_backend._as_numpy_images(images), np.ascontiguousarray(masks.numpy()))
         boxes_np = tuple(t.numpy() for t in boxes)
     for idx in _groups(height, width, batch_size):
         sel = torch.as_tensor(idx, device=device)
@@ -195,7 +196,7 @@ def _extract_groups(images, masks, names, plan, settings, spacing, device, batch
         t0 = time.perf_counter()
         batch = None
         if use_kernels:
-            batch = fast.prepare_fast(images, masks, settings, group_spacing, idx,
+            batch = kernel_backend.prepare_with_kernels(images, masks, settings, group_spacing, idx,
                                       tuple(t[idx] for t in boxes_np), arrays, threads)
         if batch is None:  # torch path (or a group outside the kernels' scope, e.g. > 64 gray levels)
             batch = prepare(images, masks, settings, group_spacing, regions=sel,

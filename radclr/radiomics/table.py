@@ -153,87 +153,122 @@ def extract_table(
             params.check_torch()
     if cache is not None and not isinstance(cache, FeatureCache):
         cache = FeatureCache(cache)
-    config = config_digest(engine, _config(settings, classes, params))
     regions = dataset_regions(ds, mode, masks_dir)
-    rows: list[np.ndarray | None] = [None] * len(regions)
-    names: list[str] | None = None
-    engine_obj = None
-    if engine == "pyradiomics":
-        engine_obj = PyRadiomicsEngine(_config(settings, classes, params), jobs=jobs)
+    rows = _Rows(regions, cache, config_digest(engine, _config(settings, classes, params)), progress)
+    pyrad = PyRadiomicsEngine(_config(settings, classes, params), jobs=jobs) if engine == "pyradiomics" else None
     try:
         for start in range(0, len(regions), chunk):
-            part = list(range(start, min(len(regions), start + chunk)))
-            images: dict[int, tuple[np.ndarray, tuple | None, str]] = {}
-            todo, keys = [], {}
-            for r in part:
-                reg = regions[r]
-                if reg.index not in images:
-                    img = ds.read(reg.index)
-                    if img.array.ndim != 2:
-                        raise DataError(f"{ds.path(reg.index)}: radiomics needs a 2-D image, got shape {img.shape}")
-                    images[reg.index] = (img.array, img.spacing, array_digest(img.array, img.spacing))
-                array, spacing, digest = images[reg.index]
-                mask = _region_mask(reg, array.shape)
-                if not mask.any():
-                    raise DataError(f"{describe_region(reg)} covers no pixel of the image")
-                if cache is not None:
-                    keys[r] = cache.key(digest, mask_digest(mask), config)
-                    hit = cache.get(keys[r])
-                    if hit is not None and (names is None or hit[0] == names):
-                        names = hit[0]
-                        rows[r] = hit[1]
-                        if progress:
-                            progress(1)
-                        continue
-                todo.append((r, mask))
+            images, todo = _read_chunk(ds, regions, range(start, min(len(regions), start + chunk)), rows)
             # PyRadiomics sees the whole (padded) canvas when its settings are not crop-safe (filters,
             # normalisation, resampling): give it only regions of images of one shape, so no zero border
             # enters the filter responses and a region's features do not depend on its chunk-mates
-            groups = [todo] if engine_obj is None or engine_obj.crop else _group_by_shape(todo, images, regions)
-            for group in groups:
-                H = max(images[regions[r].index][0].shape[0] for r, _ in group)
-                W = max(images[regions[r].index][0].shape[1] for r, _ in group)
-                batch_img = np.zeros((len(group), H, W), dtype=np.float32)
-                batch_mask = np.zeros((len(group), H, W), dtype=bool)
-                spacing = np.ones((len(group), 2))
-                for k, (r, mask) in enumerate(group):
-                    array, sp, _ = images[regions[r].index]
-                    batch_img[k, : array.shape[0], : array.shape[1]] = array
-                    batch_mask[k, : mask.shape[0], : mask.shape[1]] = mask
-                    if sp is not None and len(sp) == 2:
-                        spacing[k] = sp
+            groups = [todo] if pyrad is None or pyrad.crop else _group_by_shape(todo, images, regions)
+            for group in filter(None, groups):  # a chunk the cache held entirely leaves nothing to compute
+                batch = _padded_batch(group, images, regions)
                 named = [describe_region(regions[r]) for r, _ in group]
-                if engine_obj is not None:
-                    got, values = engine_obj.extract(batch_img, batch_mask, spacing, progress=progress,
-                                                     region_names=named)
+                if pyrad is not None:
+                    names, values = pyrad.extract(*batch, progress=progress, region_names=named)
                 else:
-                    got, values_t = extract(
-                        torch.from_numpy(batch_img), torch.from_numpy(batch_mask),
-                        settings=None if params is not None else settings,
-                        classes=None if params is not None else classes,
-                        spacing=torch.from_numpy(spacing), engine="torch", device=device,
-                        batch_size=batch_size, params=params, region_names=named, backend=backend,
-                    )
-                    values = values_t.cpu().numpy()
+                    names, values = _torch_features(batch, named, settings=settings, classes=classes, params=params,
+                                                    device=device, batch_size=batch_size, backend=backend)
                     if progress:
                         progress(len(group))
-                if names is None:
-                    names = got
-                elif got != names:
-                    raise DataError("feature names changed between chunks (mixed cache entries?); clear the cache")
-                for k, (r, _) in enumerate(group):
-                    rows[r] = values[k]
-                    if cache is not None:
-                        cache.put(keys[r], names, values[k])
+                rows.put([r for r, _ in group], names, values)
     finally:
-        if engine_obj is not None:
-            engine_obj.close()
-    ids = pd.DataFrame(
-        {"image_id": [r.image_id for r in regions], "region_id": [r.region_id for r in regions],
-         "label": [r.label for r in regions]}
+        if pyrad is not None:
+            pyrad.close()
+    return rows.table()
+
+
+class _Rows:
+    """The feature rows of ``regions`` as they arrive, from the cache or computed (one list of names for all)."""
+
+    def __init__(self, regions: list[Region], cache: FeatureCache | None, config: str, progress):
+        self.regions, self.cache, self.config, self.progress = regions, cache, config, progress
+        self.values: list[np.ndarray | None] = [None] * len(regions)
+        self.names: list[str] | None = None
+        self.keys: dict[int, str] = {}
+
+    def take_cached(self, r: int, image_digest: str, mask: np.ndarray) -> bool:
+        """Fill row ``r`` from the cache when it holds it (with the same feature names); whether it did."""
+        if self.cache is None:
+            return False
+        self.keys[r] = self.cache.key(image_digest, mask_digest(mask), self.config)
+        hit = self.cache.get(self.keys[r])
+        if hit is None or (self.names is not None and hit[0] != self.names):
+            return False
+        self.names, self.values[r] = hit
+        if self.progress:
+            self.progress(1)
+        return True
+
+    def put(self, rows: list[int], names: list[str], values: np.ndarray) -> None:
+        """Computed ``values [len(rows), R]`` of ``rows`` (kept in the cache too)."""
+        if self.names is None:
+            self.names = names
+        elif names != self.names:
+            raise DataError("feature names changed between chunks (mixed cache entries?); clear the cache")
+        for k, r in enumerate(rows):
+            self.values[r] = values[k]
+            if self.cache is not None:
+                self.cache.put(self.keys[r], names, values[k])
+
+    def table(self) -> pd.DataFrame:
+        ids = pd.DataFrame({"image_id": [r.image_id for r in self.regions],
+                            "region_id": [r.region_id for r in self.regions],
+                            "label": [r.label for r in self.regions]})
+        return pd.concat([ids, pd.DataFrame(np.stack(self.values), columns=self.names)], axis=1)
+
+
+def _read_chunk(ds, regions: list[Region], part, rows: _Rows) -> tuple[dict, list]:
+    """Read the images of the regions ``part`` (each image once) and make their masks; rows the cache holds are
+    filled. Returns ``({dataset index: (array, spacing, digest)}, [(row, mask) still to compute])``."""
+    images: dict[int, tuple[np.ndarray, tuple | None, str]] = {}
+    todo = []
+    for r in part:
+        reg = regions[r]
+        if reg.index not in images:
+            img = ds.read(reg.index)
+            if img.array.ndim != 2:
+                raise DataError(f"{ds.path(reg.index)}: radiomics needs a 2-D image, got shape {img.shape}")
+            images[reg.index] = (img.array, img.spacing, array_digest(img.array, img.spacing))
+        array, _, digest = images[reg.index]
+        mask = _region_mask(reg, array.shape)
+        if not mask.any():
+            raise DataError(f"{describe_region(reg)} covers no pixel of the image")
+        if not rows.take_cached(r, digest, mask):
+            todo.append((r, mask))
+    return images, todo
+
+
+def _padded_batch(group: list, images: dict, regions: list[Region]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(images [K, H, W] float32, masks [K, H, W], spacing [K, 2])`` of ``group``'s regions, zero-padded to the
+    largest image of the group (pixel spacing 1 where the file gives none)."""
+    H = max(images[regions[r].index][0].shape[0] for r, _ in group)
+    W = max(images[regions[r].index][0].shape[1] for r, _ in group)
+    batch_img = np.zeros((len(group), H, W), dtype=np.float32)
+    batch_mask = np.zeros((len(group), H, W), dtype=bool)
+    spacing = np.ones((len(group), 2))
+    for k, (r, mask) in enumerate(group):
+        array, sp, _ = images[regions[r].index]
+        batch_img[k, : array.shape[0], : array.shape[1]] = array
+        batch_mask[k, : mask.shape[0], : mask.shape[1]] = mask
+        if sp is not None and len(sp) == 2:
+            spacing[k] = sp
+    return batch_img, batch_mask, spacing
+
+
+def _torch_features(batch, named: list[str], *, settings, classes, params, device, batch_size, backend):
+    """``(names, values [K, R])`` of a padded batch with the torch engine."""
+    batch_img, batch_mask, spacing = batch
+    names, values = extract(
+        torch.from_numpy(batch_img), torch.from_numpy(batch_mask),
+        settings=None if params is not None else settings,
+        classes=None if params is not None else classes,
+        spacing=torch.from_numpy(spacing), engine="torch", device=device,
+        batch_size=batch_size, params=params, region_names=named, backend=backend,
     )
-    feats = pd.DataFrame(np.stack(rows), columns=names)
-    return pd.concat([ids, feats], axis=1)
+    return names, values.cpu().numpy()
 
 
 def _group_by_shape(todo: list, images: dict, regions: list) -> list[list]:

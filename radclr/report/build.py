@@ -12,21 +12,22 @@ import logging
 from pathlib import Path
 
 from radclr.errors import RadclrError
-from radclr.outputs import atomic_path, writable_dir
 from radclr.report.context import ReportContext
 from radclr.report.html import page
 from radclr.report.sections import build_sections
 from radclr.runs.evaluate import evaluate_run
 from radclr.runs.seeds import SUMMARY_FILE, seed_runs
 from radclr.runtime.device import resolve_device
+from radclr.safe_write import atomic_path, writable_dir
 
 log = logging.getLogger("radclr.report")
 
 __all__ = ["write_report"]
 
 
-def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> Path:
-    """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``) and return its path.
+def write_report(run_dir, out=None, *, device="auto", progress: bool = False) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``RUN/report.html``) and return its path; the model
+    runs on ``device`` (``auto``: the GPU when there is one).
 
     A directory of several training seeds (``radclr train --seeds``) gets the report of its first seed's run, with
     the across-seeds section, as ``OUT/report.html``."""

@@ -17,6 +17,7 @@ from radclr.engine.inference import run_inference
 from radclr.errors import RadclrError
 from radclr.report.results import RunResults
 from radclr.runs.run import load_run
+from radclr.runtime.device import resolve_device
 from radclr.training_data import prepare_data
 
 log = logging.getLogger("radclr.report")
@@ -29,12 +30,12 @@ class Omit(Exception):
 
 
 class ReportContext:
-    def __init__(self, run_dir: str | Path, *, device="cpu", progress: bool = False):
+    def __init__(self, run_dir: str | Path, *, device="auto", progress: bool = False):
         self.run_dir = Path(run_dir)
         self.results = RunResults(self.run_dir)
         self.cfg = self.results.cfg
         self.metrics = self.results.metrics
-        self.device = device
+        self.device = resolve_device(device) if isinstance(device, str) or device is None else device
         self.progress = progress
 
     # --- model and data (lazy) ----------------------------------------------------------------------------

@@ -12,7 +12,8 @@ id                     content (figure style of)
 ``localization``       accuracy at T(IoU) 0.1..0.7 per finding + mean with CIs, centre-box / whole-image
                        baselines, Grad-CAM overlays (seed 001 Table 2, Fig. 5)
 ``representation``     t-SNE of test-image representations from the kept checkpoints and the final one,
-                       coloured by label (seed 003 Fig. 3)
+                       coloured by label (seed 003 Fig. 3); at most 2,000 test images (stratified sample), the
+                       only ones whose representations are computed
 ``radiomics``          which radiomic features the image embedding predicts (cross-validated R^2 of each
                        standardised fixed-region feature from the test images' representations) + the
                        radiomics reference population ``radclr predict`` ranks against
@@ -44,7 +45,7 @@ from radclr.runs.seeds import SUMMARY_FILE
 from radclr.training_data import default_cache_dir
 from radclr.training_data.prepare import fixed_radiomics
 from radclr.visualize.curves import label_efficiency_figure, loss_curves_figure, roc_figure
-from radclr.visualize.embedding import tsne_figure
+from radclr.visualize.embedding import subsample_indices, tsne_figure
 from radclr.visualize.radiomics_panel import radiomics_panel_figure, radiomics_predictability
 
 __all__ = ["Section", "SECTIONS", "build_sections"]
@@ -298,6 +299,9 @@ def _kept_checkpoints(ctx: ReportContext) -> list[tuple[str, object]]:
     return out
 
 
+TSNE_POINTS = 2000  # test images per t-SNE panel (a stratified sample of larger test splits)
+
+
 def representation(ctx: ReportContext) -> str:
     idx = ctx.test_indices
     if len(idx) < 5:
@@ -305,10 +309,12 @@ def representation(ctx: ReportContext) -> str:
     checkpoints = _kept_checkpoints(ctx)
     if not checkpoints:
         raise Omit("no checkpoints in the run directory")
-    feats = {label: ctx.features(path, idx) for label, path in checkpoints}
     labels = ctx.class_labels(idx)
-    fig = tsne_figure(feats, labels, seed=int(ctx.cfg.get("seed", 0)), ncols=min(3, len(feats)),
-                      title="t-SNE")
+    seed = int(ctx.cfg.get("seed", 0))
+    keep = subsample_indices(labels, TSNE_POINTS, seed)  # the images t-SNE shows: only their features are computed
+    idx, labels = idx[keep], labels[keep]
+    feats = {name: ctx.features(path, idx) for name, path in checkpoints}
+    fig = tsne_figure(feats, labels, max_points=TSNE_POINTS, seed=seed, ncols=min(3, len(feats)), title="t-SNE")
     n = len(getattr(fig, "tsne_indices", idx))
     body = img(figure_uri(fig), "t-SNE of learned representations",
                f"Representations y_i = f_i(x) of {n} test images from {len(feats)} checkpoint(s) "

@@ -22,8 +22,8 @@ import pandas as pd
 from radclr.data.splits import check_patient_disjoint, kfold_patients
 from radclr.engine.config import resolve_config
 from radclr.errors import ConfigError, RadclrError
-from radclr.outputs import writable_dir
 from radclr.runs.train import train
+from radclr.safe_write import writable_dir
 from radclr.training_data import open_dataset
 
 CV_METRICS = ("auc", "accuracy", "f1", "sensitivity", "specificity")

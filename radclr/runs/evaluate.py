@@ -50,7 +50,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,10 +76,10 @@ from radclr.evaluation.localization import (
 )
 from radclr.evaluation.metrics import jsonable, probabilities
 from radclr.evaluation.thresholds import choose_thresholds
-from radclr.outputs import atomic_path, writable_dir
 from radclr.progress import progress_bar
 from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
+from radclr.safe_write import atomic_path, writable_dir
 from radclr.training_data import PreparedData, build_store, default_cache_dir, open_dataset, prepare_data
 from radclr.training_data.prepare import build_run_store, check_roi_coverage, fixed_radiomics, store_boxes
 from radclr.transforms import ROICrop
@@ -164,21 +164,52 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
                          figure_dir: Path | None = None, progress: bool = False,
                          saved_calibration: dict | None = None) -> dict | None:
     """Grad-CAM boxes vs ground truth on the images of ``indices`` that have boxes (see module docstring)."""
-    method = run.method
-    head = method.cam_head()
-    if head is None:
+    if run.method.cam_head() is None:
         return None
     ds = data.dataset
     findings = list(data.findings)
     gt_all = ground_truth_from_dataset(ds, findings)
-    ids = [ds.image_ids[i] for i in indices]
+    all_ids = ds.image_ids
+    ids = [all_ids[i] for i in indices]
     cases = [(i, iid, f) for i, iid in zip(indices, ids) for f in sorted(gt_all.get(iid, {}))]
     if not cases:
         return unscored_examples(run, data, indices, device, figure_dir)
     sizes = {iid: tuple(int(v) for v in data.store.original_hw[ds.index_of(iid)]) for iid in gt_all}
-    cam_opts = method.cam_options
+    cam_opts, calibration = _localization_cam_options(run, data, indices, device, saved_calibration)
+    preds, rows, examples = _score_cases(run, data, cases, gt_all, sizes, cam_opts, device, progress)
+    gt = {iid: gt_all[iid] for iid in ids if iid in gt_all}
+    pid = dict(zip(all_ids, ds.patient_ids))
+    result = iou_accuracy(preds, gt, findings=findings, image_sizes={k: sizes[k] for k in gt},
+                          patient_ids={k: pid[k] for k in gt}, n_boot=n_boot, seed=seed)
+    train_gt = {all_ids[i]: gt_all[all_ids[i]] for i in data.indices("train") if all_ids[i] in gt_all}
+    result["baselines"] = _localization_baselines(gt, train_gt, sizes, findings)
+    result["cam_options"] = cam_opts.to_dict()
+    result["cam_threshold"] = calibration
+    result["n_fallback_boxes"] = int(sum(r["fallback"] for r in rows))
+    if figure_dir is not None and examples:
+        figure_dir.mkdir(parents=True, exist_ok=True)
+        ex = [OverlayExample(image=im, cam=c, gt_boxes=g, pred_boxes=p, finding=t, probability=pr)
+              for im, c, g, p, t, pr in examples]
+        overlay_grid(ex, path=figure_dir / "localization_examples.png")
+        result["figure"] = str((figure_dir / "localization_examples.png").name)
+    result["_rows"] = rows
+    return result
+
+
+def _cam_layer_options(run: LoadedRun):
+    """The method's CAM options with ``evaluation.cam_layer`` applied."""
+    cam_opts = run.method.cam_options
     if run.cfg["evaluation"].get("cam_layer", "method") != "method":
         cam_opts = replace(cam_opts, layer=run.cfg["evaluation"]["cam_layer"])
+    return cam_opts
+
+
+def _localization_cam_options(run: LoadedRun, data: PreparedData, indices: np.ndarray, device,
+                              saved_calibration: dict | None):
+    """``(CAM options, calibration record)`` by ``evaluation.cam_threshold``: ``auto`` / ``auto_per_finding``
+    fit the threshold on annotated train/val images other than ``indices`` (else use ``saved_calibration``, the
+    primary evaluation's, on another dataset); a number sets it; ``method`` keeps the method's."""
+    cam_opts = _cam_layer_options(run)
     calibration = {"threshold": cam_opts.threshold, "fit_on": "method setting (not fitted)"}
     rule = str(run.cfg["evaluation"].get("cam_threshold", "auto"))
     if rule in ("auto", "auto_per_finding"):
@@ -187,18 +218,28 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         fit_cases = data.annotated_cases(fit_idx, limit=512)
         if fit_cases is not None and len(fit_cases[1]) >= 5:
             fit_images, fit_targets, fit_gts = fit_cases
-            cal = calibrate_cam_threshold(method.encoder, head, fit_images.to(device), fit_targets.to(device), fit_gts,
-                                          cam_opts, per_finding=rule == "auto_per_finding", findings=findings)
+            cal = calibrate_cam_threshold(run.method.encoder, run.method.cam_head(), fit_images.to(device),
+                                          fit_targets.to(device), fit_gts, cam_opts,
+                                          per_finding=rule == "auto_per_finding", findings=list(data.findings))
             cam_opts = cal.apply(cam_opts)
             calibration = {**cal.to_dict(), "fit_on": f"annotated train/val images ({cal.n_cases} cases)"}
         elif saved_calibration is not None:  # another dataset: the threshold(s) fit on the run's own train/val
             per = {f: v["threshold"] for f, v in (saved_calibration.get("per_finding") or {}).items()}
             cam_opts = cam_opts.with_threshold(float(saved_calibration["threshold"]), tuple(per.items()))
             calibration = saved_calibration
-    elif str(run.cfg["evaluation"].get("cam_threshold")) != "method":
+    elif rule != "method":
         cam_opts = cam_opts.with_threshold(float(run.cfg["evaluation"]["cam_threshold"]))
         calibration = {"threshold": cam_opts.threshold, "fit_on": "evaluation.cam_threshold"}
-    S = data.store.size
+    return cam_opts, calibration
+
+
+def _score_cases(run: LoadedRun, data: PreparedData, cases: list, gt_all: dict, sizes: dict, cam_opts, device,
+                 progress: bool) -> tuple[dict, list[dict], list]:
+    """Grad-CAM -> top-1 box (file pixels) of every ``(index, image id, finding)`` case, in batches of 32.
+
+    Returns ``(predicted boxes {image id: {finding: [box]}}, table rows with the best IoU, up to 8 figure
+    examples)``."""
+    method, findings, S = run.method, list(data.findings), data.store.size
     preds: dict[str, dict[str, list]] = {}
     rows, examples = [], []
     for s in progress_bar(range(0, len(cases), 32), desc="localization", unit="batch", enabled=progress):
@@ -206,8 +247,8 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         images = torch.stack([torch.from_numpy(np.asarray(data.store.images[i], dtype=np.float32)) / 255.0
                               for i, _, _ in chunk]).unsqueeze(1).to(device)
         targets = torch.tensor([findings.index(f) for _, _, f in chunk], device=device)
-        cams, logits = grad_cam(method.encoder, head, images, targets, upsample_to=(S, S), return_logits=True,
-                                layer=cam_opts.layer)
+        cams, logits = grad_cam(method.encoder, method.cam_head(), images, targets, upsample_to=(S, S),
+                                return_logits=True, layer=cam_opts.layer)
         probs = torch.from_numpy(probabilities(logits.detach().float().cpu().numpy(), run.task))
         found = [cam_to_boxes(cam, cam_opts.for_finding(f)) for cam, (_, _, f) in zip(cams.cpu(), chunk)]
         for (i, iid, f), boxes, cam, img, pr in zip(chunk, found, cams.cpu(), images.cpu(), probs):
@@ -223,12 +264,11 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
             if len(examples) < 8:
                 examples.append((img[0].numpy(), cam.numpy(), [scale_boxes(np.array([b.x, b.y, b.w, b.h]), (h, w), (S, S)) for b in gts],
                                  [b.as_array() for b in boxes[:1]], f"{_short(iid)}: {f}", float(pr[findings.index(f)])))
-    gt = {iid: gt_all[iid] for iid in ids if iid in gt_all}
-    pid = dict(zip(ds.image_ids, ds.patient_ids))
-    result = iou_accuracy(preds, gt, findings=findings, image_sizes={k: sizes[k] for k in gt},
-                          patient_ids={k: pid[k] for k in gt}, n_boot=n_boot, seed=seed)
-    train_ids = [ds.image_ids[i] for i in data.indices("train")]
-    train_gt = {iid: gt_all[iid] for iid in train_ids if iid in gt_all}
+    return preds, rows, examples
+
+
+def _localization_baselines(gt: dict, train_gt: dict, sizes: dict, findings: list[str]) -> dict:
+    """IoU accuracy of the whole-image box and of a centre box (mean training box size per finding)."""
     box_sizes = mean_box_sizes(train_gt, sizes) if train_gt else None
     baselines = {"whole_image": iou_accuracy(whole_image_baseline(gt, sizes), gt, findings=findings)["iou_accuracy"]}
     try:
@@ -236,18 +276,7 @@ def localization_section(run: LoadedRun, data: PreparedData, indices: np.ndarray
         baselines["centre_box_sizes"] = "training boxes" if box_sizes else "evaluated boxes (optimistic)"
     except DataError as e:  # a test finding without training boxes
         baselines["centre_box_error"] = str(e)
-    result["baselines"] = baselines
-    result["cam_options"] = cam_opts.to_dict()
-    result["cam_threshold"] = calibration
-    result["n_fallback_boxes"] = int(sum(r["fallback"] for r in rows))
-    if figure_dir is not None and examples:
-        figure_dir.mkdir(parents=True, exist_ok=True)
-        ex = [OverlayExample(image=im, cam=c, gt_boxes=g, pred_boxes=p, finding=t, probability=pr)
-              for im, c, g, p, t, pr in examples]
-        overlay_grid(ex, path=figure_dir / "localization_examples.png")
-        result["figure"] = str((figure_dir / "localization_examples.png").name)
-    result["_rows"] = rows
-    return result
+    return baselines
 
 
 def unscored_examples(run: LoadedRun, data: PreparedData, indices: np.ndarray, device, figure_dir: Path | None,
@@ -263,15 +292,13 @@ def unscored_examples(run: LoadedRun, data: PreparedData, indices: np.ndarray, d
     images = torch.stack([torch.from_numpy(np.asarray(data.store.images[indices[k]], dtype=np.float32)) / 255.0
                           for k in top]).unsqueeze(1).to(device)
     targets = torch.as_tensor(probs[top].argmax(axis=1), device=device)
-    cam_opts = method.cam_options
-    if run.cfg["evaluation"].get("cam_layer", "method") != "method":
-        cam_opts = replace(cam_opts, layer=run.cfg["evaluation"]["cam_layer"])
+    cam_opts = _cam_layer_options(run)
     cams = grad_cam(method.encoder, method.cam_head(), images, targets, upsample_to=(S, S), layer=cam_opts.layer)
     found = cam_to_boxes(cams.cpu(), cam_opts)
     findings = list(data.findings)
     ex = [OverlayExample(image=images[j, 0].cpu().numpy(), cam=cams[j].cpu().numpy(), gt_boxes=[],
                          pred_boxes=[b.as_array() for b in found[j][:1]],
-                         finding=f"{_short(data.dataset.image_ids[indices[k]])}: {findings[int(targets[j])]}",
+                         finding=f"{_short(data.dataset.image_id(indices[k]))}: {findings[int(targets[j])]}",
                          probability=float(probs[k, int(targets[j])]))
           for j, k in enumerate(top)]
     figure_dir.mkdir(parents=True, exist_ok=True)
@@ -370,6 +397,42 @@ def saved_thresholds(run_dir: Path, checkpoint_name: str) -> tuple[dict | None, 
     return saved["thresholds"], saved.get("rule_text") or f"{saved.get('rule', '?')} (fit on the validation split)"
 
 
+@dataclass
+class _Evaluation:
+    """What every part of one evaluation shares (made once by :func:`evaluate_run`)."""
+
+    run_dir: Path
+    run: LoadedRun
+    data: PreparedData
+    device: torch.device
+    split: str
+    indices: np.ndarray  # the evaluated images
+    side_dir: Path  # where predictions, thresholds, localization table and figures go
+    external: bool  # another dataset than the run's own
+    n_boot: int
+    seed: int
+    progress: bool
+    in_training: bool  # called by radclr.runs.train right after training (its start already warned)
+
+    @property
+    def findings(self) -> list[str]:
+        return list(self.data.findings)
+
+    def probabilities(self, indices: np.ndarray) -> np.ndarray:
+        """The model's probabilities on ``indices`` (sigmoid, or softmax for a multi-class task)."""
+        bs = int(self.run.cfg["trainer"]["eval_batch_size"])
+        logits = run_inference(self.run.method, self.data, indices, self.device, bs, progress=self.progress)["logits"]
+        return probabilities(logits, self.run.task)
+
+    def validation_indices(self) -> np.ndarray:
+        """The run's validation images (none on another dataset: its images are all tested)."""
+        return self.data.indices("val") if not self.external else np.array([], dtype=int)
+
+    def write_predictions(self, indices: np.ndarray, probs: np.ndarray, split: str) -> None:
+        predictions_table(self.data, indices, probs, self.run.task).to_csv(
+            self.side_dir / f"predictions_{split}.csv", index=False)
+
+
 def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | None = None,
                  split: str | None = None, checkpoint: str = "best", device=None, n_boot: int | None = None,
                  out: str | Path | None = None, progress: bool = True, localization: bool | None = None) -> dict:
@@ -380,112 +443,139 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     in_training = data is not None  # called by radclr.runs.train right after training
     device = resolve_device(device or "auto") if not isinstance(device, torch.device) else device
     run = load_run(run_dir, checkpoint, device)
-    cfg, method = run.cfg, run.method
+    cfg = run.cfg
     n_boot = int(cfg["evaluation"]["n_boot"] if n_boot is None else n_boot)
     if n_boot < 0:
         raise RadclrError(f"n_boot must be >= 0, got {n_boot}")
-    seed = int(cfg["seed"])
     external = data_path is not None and not _same_data(data_path, cfg["data"]["path"])
     if external and split not in (None, "all"):
         raise RadclrError(f"--split {split} applies to the run's own data; with another dataset (--data "
                           f"{data_path}) every image is evaluated")
     split = split or ("all" if external else "test")
-    ckpt_name = run.checkpoint.name
-    primary = (not external and checkpoint == "best" and split == "test"  # "best" may resolve to last.pt
-               and (out is None or Path(out).resolve() == (run_dir / "metrics.json").resolve()))
-    if primary:
-        side_dir = run_dir
-    else:
-        src = Path(str(data_path if not isinstance(data_path, (list, tuple)) else data_path[0])).name if external else "own"
-        side_dir = run_dir / "evaluations" / f"{src}-{Path(ckpt_name).stem}-{split}"
+    side_dir = _results_dir(run_dir, run.checkpoint.name, checkpoint, split, data_path if external else None, out)
     writable_dir(side_dir, "results folder")  # before any work: a read-only run directory is one message
     if out:
         writable_dir(Path(out).parent, "folder of --out")
     if data is None:
-        if external:
-            data = _external_data(cfg, data_path, run, progress)
-        else:
-            data = prepare_data(cfg, run_dir, need_radiomics=method.needs_radiomics, progress=progress)
-    findings = list(data.findings)
-    if findings != run.findings:
-        raise RadclrError(f"the data's findings {findings} differ from the run's {run.findings}")
-    bs = int(cfg["trainer"]["eval_batch_size"])
+        data = _external_data(cfg, data_path, run, progress) if external else \
+            prepare_data(cfg, run_dir, need_radiomics=run.method.needs_radiomics, progress=progress)
+    if list(data.findings) != run.findings:
+        raise RadclrError(f"the data's findings {list(data.findings)} differ from the run's {run.findings}")
     idx = data.indices(split) if split != "all" else np.arange(len(data.dataset))
     if len(idx) == 0:
         raise RadclrError(f"split {split!r} has no images")
+    ev = _Evaluation(run_dir, run, data, device, split, idx, side_dir, external, n_boot, int(cfg["seed"]), progress,
+                     in_training)
     results: dict = {"run": str(run_dir), "checkpoint": run.checkpoint.name, "split": split,
-                     "method": method.name, "findings": findings}
-    results["results_dir"] = str(side_dir)
-    task = run.task
-    if method.classifies and task == "multiclass":  # arg-max of the softmax: no thresholds to fit
-        probs = probabilities(run_inference(method, data, idx, device, bs, progress=progress)["logits"], task)
-        predictions_table(data, idx, probs, task).to_csv(side_dir / f"predictions_{split}.csv", index=False)
-        val_idx = data.indices("val") if not external else np.array([], dtype=int)
-        if len(val_idx) and split != "val":
-            p_val = probabilities(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"], task)
-            predictions_table(data, val_idx, p_val, task).to_csv(side_dir / "predictions_val.csv", index=False)
-        results["classification"] = multiclass_section(data.dataset.labels[idx], probs, findings,
-                                                       data.dataset.patient_ids[idx], n_boot, seed, split)
-    elif method.classifies:
-        probs = probabilities(run_inference(method, data, idx, device, bs, progress=progress)["logits"])
-        predictions_table(data, idx, probs).to_csv(side_dir / f"predictions_{split}.csv", index=False)
-        rule = cfg["evaluation"]["threshold_rule"]
-        val_idx = data.indices("val") if not external else np.array([], dtype=int)
-        saved, saved_rule = saved_thresholds(run_dir, ckpt_name)
-        if len(val_idx):
-            p_val = probabilities(run_inference(method, data, val_idx, device, bs, progress=progress)["logits"])
-            if split != "val":
-                predictions_table(data, val_idx, p_val).to_csv(side_dir / "predictions_val.csv", index=False)
-            with warnings.catch_warnings():  # the fallback is said once below, in the words metrics.json keeps
-                warnings.simplefilter("ignore", UserWarning)
-                thresholds = choose_thresholds(data.dataset.labels[val_idx], p_val, findings, rule=rule,
-                                               fallback=None)
-            fallback = sorted(f for f, t in thresholds.items() if t is None or not np.isfinite(float(t)))
-            thresholds = {f: (0.5 if f in fallback else float(t)) for f, t in thresholds.items()}
-            rule_text = f"{rule} (fit on the validation split)"
-            if fallback:
-                rule_text += f"; 0.5 for {', '.join(fallback)} (one class only in validation)"
-                # training already said why at its start; a stand-alone evaluation says it here
-                log.log(logging.INFO if in_training else logging.WARNING, "thresholds: %s", rule_text)
-            if split == "val":
-                rule_text += "; reported on that same split, so the thresholded metrics are optimistic"
-            (side_dir / "thresholds.json").write_text(json.dumps(jsonable(
-                {"rule": rule, "rule_text": rule_text, "checkpoint": ckpt_name, "thresholds": thresholds,
-                 "fallback_0.5": fallback}), indent=2))
-        elif saved is not None:
-            thresholds, rule_text = saved, saved_rule
-        else:
-            thresholds = {f: 0.5 for f in findings}
-            rule_text = f"fixed 0.5 ({saved_rule})" if external else "fixed 0.5 (no validation split)"
-            log.warning("thresholds: %s", rule_text)
-        results["classification"] = classification_section(
-            data.dataset.labels[idx], probs, findings, data.dataset.patient_ids[idx], thresholds, rule_text, n_boot,
-            seed, split)
-    want_loc = cfg["evaluation"]["localization"] if localization is None else localization
-    if want_loc and data.store.volume is not None:
-        results["localization_skipped"] = ("3-D tumour stacks (data.volume): the input already is the ROI and "
-                                           "Grad-CAM boxes are 2-D, so there is nothing to localize")
-        log.info("localization skipped: %s", results["localization_skipped"])
-        want_loc = False
-    if want_loc:
-        loc = localization_section(run, data, idx, device, n_boot=n_boot, seed=seed,
-                                   figure_dir=side_dir / "figures", progress=progress,
-                                   saved_calibration=_primary_cam_calibration(run_dir, ckpt_name) if external else None)
-        if loc is not None:
-            rows = loc.pop("_rows")
-            if rows:
-                pd.DataFrame(rows).to_csv(side_dir / f"localization_{split}.csv", index=False)
-            results["localization"] = loc
+                     "method": run.method.name, "findings": ev.findings, "results_dir": str(side_dir)}
+    if run.method.classifies:
+        results["classification"] = _multiclass_results(ev) if run.task == "multiclass" else _multilabel_results(ev)
+    results.update(_localization_results(ev, cfg["evaluation"]["localization"] if localization is None else localization))
     if cfg["evaluation"]["linear_eval"] and not external:
-        results["linear_eval"] = linear_section(run, data, device, n_boot=n_boot, seed=seed, progress=progress)
+        results["linear_eval"] = linear_section(run, data, device, n_boot=n_boot, seed=ev.seed, progress=progress)
     if cfg["evaluation"].get("classical_radiomics") and not external:
-        results["classical_radiomics"] = classical_section(cfg, run_dir, data, n_boot=n_boot, seed=seed,
+        results["classical_radiomics"] = classical_section(cfg, run_dir, data, n_boot=n_boot, seed=ev.seed,
                                                            progress=progress)
     results = jsonable(results)
-    path = Path(out) if out else side_dir / "metrics.json"
-    with atomic_path(path, "metrics") as tmp:
+    with atomic_path(Path(out) if out else side_dir / "metrics.json", "metrics") as tmp:
         tmp.write_text(json.dumps(results, indent=2))
     return results
+
+
+def _results_dir(run_dir: Path, checkpoint_file: str, checkpoint: str, split: str, external_data,
+                 out: str | Path | None) -> Path:
+    """The run directory for the primary evaluation (own data, ``best``, test split, default output), else
+    ``RUN/evaluations/<data>-<checkpoint>-<split>/`` (see the module docstring)."""
+    primary = (external_data is None and checkpoint == "best" and split == "test"  # "best" may resolve to last.pt
+               and (out is None or Path(out).resolve() == (run_dir / "metrics.json").resolve()))
+    if primary:
+        return run_dir
+    src = "own" if external_data is None else \
+        Path(str(external_data if not isinstance(external_data, (list, tuple)) else external_data[0])).name
+    return run_dir / "evaluations" / f"{src}-{Path(checkpoint_file).stem}-{split}"
+
+
+def _multiclass_results(ev: _Evaluation) -> dict:
+    """Arg-max of the softmax: no thresholds to fit (see :func:`multiclass_section`)."""
+    probs = ev.probabilities(ev.indices)
+    ev.write_predictions(ev.indices, probs, ev.split)
+    val_idx = ev.validation_indices()
+    if len(val_idx) and ev.split != "val":
+        ev.write_predictions(val_idx, ev.probabilities(val_idx), "val")
+    ds = ev.data.dataset
+    return multiclass_section(ds.labels[ev.indices], probs, ev.findings, ds.patient_ids[ev.indices], ev.n_boot,
+                              ev.seed, ev.split)
+
+
+def _multilabel_results(ev: _Evaluation) -> dict:
+    """Probabilities, thresholds (fit on the validation split, else the primary evaluation's, else 0.5) and
+    :func:`classification_section` of the evaluated images."""
+    probs = ev.probabilities(ev.indices)
+    ev.write_predictions(ev.indices, probs, ev.split)
+    val_idx = ev.validation_indices()
+    if len(val_idx):
+        p_val = ev.probabilities(val_idx)
+        if ev.split != "val":
+            ev.write_predictions(val_idx, p_val, "val")
+        thresholds, rule_text = _validation_thresholds(ev, val_idx, p_val)
+    else:
+        thresholds, rule_text = _thresholds_without_validation(ev)
+    ds = ev.data.dataset
+    return classification_section(ds.labels[ev.indices], probs, ev.findings, ds.patient_ids[ev.indices], thresholds,
+                                  rule_text, ev.n_boot, ev.seed, ev.split)
+
+
+def _validation_thresholds(ev: _Evaluation, val_idx: np.ndarray, p_val: np.ndarray) -> tuple[dict, str]:
+    """Per-finding thresholds fit on the validation split by ``evaluation.threshold_rule`` (0.5 for a finding
+    with one class only there); written to ``thresholds.json``. Returns ``(thresholds, rule text)``."""
+    rule = ev.run.cfg["evaluation"]["threshold_rule"]
+    with warnings.catch_warnings():  # the fallback is said once below, in the words metrics.json keeps
+        warnings.simplefilter("ignore", UserWarning)
+        fitted = choose_thresholds(ev.data.dataset.labels[val_idx], p_val, ev.findings, rule=rule, fallback=None)
+    fallback = sorted(f for f, t in fitted.items() if t is None or not np.isfinite(float(t)))
+    thresholds = {f: (0.5 if f in fallback else float(t)) for f, t in fitted.items()}
+    rule_text = f"{rule} (fit on the validation split)"
+    if fallback:
+        rule_text += f"; 0.5 for {', '.join(fallback)} (one class only in validation)"
+        # training already said why at its start; a stand-alone evaluation says it here
+        log.log(logging.INFO if ev.in_training else logging.WARNING, "thresholds: %s", rule_text)
+    if ev.split == "val":
+        rule_text += "; reported on that same split, so the thresholded metrics are optimistic"
+    (ev.side_dir / "thresholds.json").write_text(json.dumps(jsonable(
+        {"rule": rule, "rule_text": rule_text, "checkpoint": ev.run.checkpoint.name, "thresholds": thresholds,
+         "fallback_0.5": fallback}), indent=2))
+    return thresholds, rule_text
+
+
+def _thresholds_without_validation(ev: _Evaluation) -> tuple[dict, str]:
+    """No validation images (another dataset, or a split without one): the primary evaluation's thresholds for
+    this checkpoint, else 0.5 for every finding."""
+    saved, saved_rule = saved_thresholds(ev.run_dir, ev.run.checkpoint.name)
+    if saved is not None:
+        return saved, saved_rule
+    rule_text = f"fixed 0.5 ({saved_rule})" if ev.external else "fixed 0.5 (no validation split)"
+    log.warning("thresholds: %s", rule_text)
+    return {f: 0.5 for f in ev.findings}, rule_text
+
+
+def _localization_results(ev: _Evaluation, wanted: bool) -> dict:
+    """``{"localization": ...}`` (and ``localization_<split>.csv``), ``{"localization_skipped": why}`` or ``{}``."""
+    if not wanted:
+        return {}
+    if ev.data.store.volume is not None:
+        why = ("3-D tumour stacks (data.volume): the input already is the ROI and Grad-CAM boxes are 2-D, so there "
+               "is nothing to localize")
+        log.info("localization skipped: %s", why)
+        return {"localization_skipped": why}
+    saved = _primary_cam_calibration(ev.run_dir, ev.run.checkpoint.name) if ev.external else None
+    loc = localization_section(ev.run, ev.data, ev.indices, ev.device, n_boot=ev.n_boot, seed=ev.seed,
+                               figure_dir=ev.side_dir / "figures", progress=ev.progress, saved_calibration=saved)
+    if loc is None:
+        return {}
+    rows = loc.pop("_rows")
+    if rows:
+        pd.DataFrame(rows).to_csv(ev.side_dir / f"localization_{ev.split}.csv", index=False)
+    return {"localization": loc}
 
 
 def _primary_cam_calibration(run_dir: Path, checkpoint_name: str) -> dict | None:

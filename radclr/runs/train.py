@@ -12,9 +12,9 @@ from pathlib import Path
 from radclr.engine.config import resolve_config
 from radclr.engine.loop import StepCallback, Trainer
 from radclr.errors import RadclrError
-from radclr.outputs import writable_dir
 from radclr.runs.evaluate import evaluate_run
 from radclr.runtime.distributed import shutdown_distributed
+from radclr.safe_write import writable_dir
 
 __all__ = ["train"]
 

@@ -36,10 +36,11 @@ from radclr.data.phantom import write_phantom_dataset
 from radclr.data.phantom_classes import write_single_label_phantoms
 from radclr.data.phantom_volumes import PHANTOM_VOLUME_VERSION, write_phantom_volumes
 from radclr.errors import ConfigError, DataError
-from radclr.outputs import writable_dir
 from radclr.radiomics.cache import FeatureCache
 from radclr.radiomics.regions import RegionRadiomics
-from radclr.training_data.store import ImageStore, build_store, default_cache_dir
+from radclr.safe_write import writable_dir
+from radclr.training_data.data_config import DataConfig
+from radclr.training_data.store import ImageStore, build_store
 from radclr.training_data.volumes import build_volume_store, volume_radiomics, volume_settings
 from radclr.transforms import ROICrop
 
@@ -50,19 +51,19 @@ CACHE_FOLDER = "cache folder (data.cache_dir or RADCLR_CACHE)"
 # --------------------------------------------------------------------------------------------------------------
 # dataset + split
 # --------------------------------------------------------------------------------------------------------------
-def open_dataset(data_cfg: dict) -> CXRDataset:
-    """The dataset a config names: ``demo`` (embedded real sample), ``phantom`` (synthetic; single-label phantoms,
-    :mod:`radclr.data.phantom_classes`, when ``data.task`` is ``multiclass``), ``phantom_volumes`` (synthetic CT
-    tumour volumes with masks, :mod:`radclr.data.phantom_volumes`) or a folder."""
-    path = str(data_cfg["path"])
+def open_dataset(data_cfg: dict | DataConfig) -> CXRDataset:
+    """The dataset a config's ``data`` section names (the mapping or its :class:`DataConfig`): ``demo`` (embedded
+    real sample), ``phantom`` (synthetic; single-label phantoms, :mod:`radclr.data.phantom_classes`, when
+    ``data.task`` is ``multiclass``), ``phantom_volumes`` (synthetic CT tumour volumes with masks,
+    :mod:`radclr.data.phantom_volumes`), a folder or a list of folders (combined)."""
+    dc = DataConfig.from_dict(data_cfg)
+    path = dc.path
+    n, size, seed = dc.phantom.n, dc.phantom.size, dc.phantom.seed
     if path == "demo":
         ds = load_dataset(demo_dataset_path())
     elif path == "phantom":
-        ph = data_cfg.get("phantom") or {}
-        n, size, seed = int(ph.get("n", 240)), int(ph.get("size", 128)), int(ph.get("seed", 0))
-        single = data_cfg.get("task", "multilabel") == "multiclass"
-        cache = (Path(data_cfg.get("cache_dir") or default_cache_dir())
-                 / f"phantom{'-classes' if single else ''}-n{n}-s{size}-seed{seed}")
+        single = dc.task == "multiclass"
+        cache = dc.cache / f"phantom{'-classes' if single else ''}-n{n}-s{size}-seed{seed}"
         if (cache / "labels.csv").exists():
             ds = load_dataset(cache, format="folder")
         elif single:
@@ -71,34 +72,30 @@ def open_dataset(data_cfg: dict) -> CXRDataset:
             writable_dir(cache.parent, CACHE_FOLDER)
             ds = write_phantom_dataset(cache, n=n, size=size, seed=seed)
     elif path == "phantom_volumes":
-        ph = data_cfg.get("phantom") or {}
-        n, size, seed = int(ph.get("n", 240)), int(ph.get("size", 128)), int(ph.get("seed", 0))
-        cache = (Path(data_cfg.get("cache_dir") or default_cache_dir())
-                 / f"phantom-volumes-v{PHANTOM_VOLUME_VERSION}-n{n}-s{size}-seed{seed}")
+        cache = dc.cache / f"phantom-volumes-v{PHANTOM_VOLUME_VERSION}-n{n}-s{size}-seed{seed}"
         if (cache / "labels.csv").exists():
             ds = load_dataset(cache, format="folder")
         else:
             writable_dir(cache.parent, CACHE_FOLDER)
             ds = write_phantom_volumes(cache, n=n, size=size, seed=seed)
-    elif isinstance(data_cfg["path"], (list, tuple)):  # several datasets combined (radclr.data.combine)
+    elif isinstance(path, tuple):  # several datasets combined (radclr.data.combine)
         parts = []
-        for p in data_cfg["path"]:
+        for p in path:
             if not Path(p).exists():
                 raise DataError(f"data.path entry {p!r} does not exist")
-            parts.append(load_dataset(p, follow_links=bool(data_cfg.get("follow_links"))))
+            parts.append(load_dataset(p, follow_links=dc.follow_links))
         ds = concat_datasets(parts)
     else:
         if not Path(path).exists():
             raise DataError(f"data.path {path!r} does not exist")
-        ds = load_dataset(path, format=data_cfg.get("format"), follow_links=bool(data_cfg.get("follow_links")))
-    frac = float(data_cfg.get("box_fraction", 1.0))
-    if frac < 1.0:
-        ds = keep_boxes_of_fraction(ds, frac, int(data_cfg["split"]["seed"]))
+        ds = load_dataset(path, format=dc.format, follow_links=dc.follow_links)
+    if dc.box_fraction < 1.0:
+        ds = keep_boxes_of_fraction(ds, dc.box_fraction, dc.split.seed)
     # before any restriction to data.findings: the image has no positive label among ALL of its dataset's findings
     # (NIH "No Finding"); an image with only an unstudied finding (e.g. Emphysema) is not normal by this flag
     # (seed 001 hard negatives, byop negatives_normal: no_finding)
     ds.records["no_finding"] = ~np.any(ds.labels == 1, axis=1)
-    findings = data_cfg.get("findings")
+    findings = dc.findings
     if findings:
         unknown = [f for f in findings if f not in ds.findings]
         if unknown:
@@ -125,23 +122,22 @@ def keep_boxes_of_fraction(ds: CXRDataset, fraction: float, seed: int) -> CXRDat
     return out
 
 
-def make_or_load_split(ds: CXRDataset, data_cfg: dict) -> pd.DataFrame:
+def make_or_load_split(ds: CXRDataset, data_cfg: dict | DataConfig) -> pd.DataFrame:
     """Split table ``image_id, patient_id, split, labeled`` (patient-wise; label fraction applied to train)."""
-    sp = data_cfg["split"]
-    if sp.get("file"):
-        table = S.load_split(sp["file"])
+    dc = DataConfig.from_dict(data_cfg)
+    sp = dc.split
+    if sp.file:
+        table = S.load_split(sp.file)
         missing = set(ds.image_ids) - set(table["image_id"].astype(str))
         if missing:
-            raise DataError(f"split file {sp['file']} lacks {len(missing)} image(s) of the dataset, e.g. {sorted(missing)[:3]}")
+            raise DataError(f"split file {sp.file} lacks {len(missing)} image(s) of the dataset, e.g. {sorted(missing)[:3]}")
         table = table.set_index(table["image_id"].astype(str)).loc[ds.image_ids].reset_index(drop=True)
     else:
-        table = S.split_patients(ds, val=float(sp["val"]), test=float(sp["test"]), seed=int(sp["seed"]),
-                                 protocol=sp.get("protocol", "random"))
+        table = S.split_patients(ds, val=sp.val, test=sp.test, seed=sp.seed, protocol=sp.protocol)
     if "labeled" not in table.columns:
         table["labeled"] = True
-    frac = float(data_cfg.get("label_fraction", 1.0))
-    if frac < 1.0:
-        table = S.apply_label_fraction(ds, table, frac, seed=int(sp["seed"]))
+    if dc.label_fraction < 1.0:
+        table = S.apply_label_fraction(ds, table, dc.label_fraction, seed=sp.seed)
     S.check_patient_disjoint(table)
     return table
 
@@ -224,12 +220,12 @@ class PreparedData:
 
 def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool = True, progress: bool = True) -> PreparedData:
     """The run's :class:`PreparedData` (see module docstring); a run directory's saved ``splits.csv`` wins."""
-    data_cfg = cfg["data"]
-    cache = Path(data_cfg.get("cache_dir") or default_cache_dir())
+    data_cfg = DataConfig.from_dict(cfg["data"])  # the data section, typed once here
+    cache = data_cfg.cache
     ds = open_dataset(data_cfg)
     if len(ds) == 0:
-        raise DataError(f"dataset {data_cfg['path']} has no images")
-    if data_cfg.get("task", "multilabel") == "multiclass":
+        raise DataError(f"dataset {data_cfg.path} has no images")
+    if data_cfg.task == "multiclass":
         ds.class_index()  # one class per labelled image, or a DataError naming the images that have not
     split = None
     if run_dir is not None and (Path(run_dir) / "splits.csv").exists():  # resume: the saved split is the truth

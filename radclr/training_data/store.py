@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from radclr.data.dataset import CXRDataset
 from radclr.errors import DataError
 from radclr.io import read_image
-from radclr.outputs import reserve, writable_dir
 from radclr.progress import progress_bar
+from radclr.safe_write import reserve, writable_dir
 
 log = logging.getLogger(__name__)
 STORE_VERSION = 1

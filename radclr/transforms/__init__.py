@@ -16,7 +16,7 @@ from radclr.transforms.geometric import (
 )
 from radclr.transforms.intensity import BrightnessContrast, GaussianBlur, gaussian_blur
 from radclr.transforms.preprocess import Preprocess, normalise_intensity
-from radclr.transforms.presets import CXRAugment, cxr_augmentation
+from radclr.transforms.presets import CXRAugment
 from radclr.transforms.roi import ROICrop, mean_box_size
 from radclr.transforms.sample import Sample
 
@@ -24,5 +24,5 @@ __all__ = [
     "Transform", "RandomTransform", "Compose", "uniform", "Sample",
     "RandomResizedCrop", "RandomRotation", "RandomHorizontalFlip", "warp", "transform_boxes", "crop_matrix",
     "rotation_matrix", "GaussianBlur", "BrightnessContrast", "gaussian_blur", "Preprocess", "normalise_intensity",
-    "CXRAugment", "cxr_augmentation", "ROICrop", "mean_box_size",
+    "CXRAugment", "ROICrop", "mean_box_size",
 ]

@@ -48,8 +48,3 @@ class CXRAugment(Compose):
         except (ValueError, TypeError) as e:
             raise ConfigError(f"augment: {e}") from None
         super().__init__(steps)
-
-
-def cxr_augmentation(size=None, **options) -> CXRAugment:
-    """The default CXR-safe pipeline, ``CXRAugment(size, **options)``."""
-    return CXRAugment(size, **options)

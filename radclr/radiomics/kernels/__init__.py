@@ -15,13 +15,13 @@ and regions are spread over threads. One module per responsibility:
 
 Feature formulas are not duplicated (GLRLM's excepted, tested against the torch formulas): the matrices go into
 ``RegionBatch.cache`` and the torch feature classes read them instead of building their own
-(``radclr.radiomics.fast``). Every kernel processes the regions
+(``radclr.radiomics.kernel_backend``). Every kernel processes the regions
 ``start:stop`` of a padded batch and releases the GIL (``nogil``), so :func:`run_regions` spreads chunks of
 regions over a small pool of Python threads -- no OpenMP/TBB layer, hence no spin-waiting threads on a busy
 machine (see ``docs/radiomics.md``).
 
 numba is optional: when it cannot be imported, ``AVAILABLE`` is False, ``REASON`` says why and the engine uses
-the torch path (``radclr.radiomics.fast`` logs it once). Compiled code is cached on disk (``cache=True``: next to
+the torch path (``radclr.radiomics.kernel_backend`` logs it once). Compiled code is cached on disk (``cache=True``: next to
 this package when writable, else numba's user cache; ``NUMBA_CACHE_DIR`` overrides), so only the very first call
 on a machine pays the compilation.
 """

@@ -1,4 +1,4 @@
-"""The CPU fast path (numba kernels, ``radclr.radiomics.fast``) against the torch reference path and PyRadiomics.
+"""The CPU fast path (numba kernels, ``radclr.radiomics.kernel_backend``) against the torch reference path and PyRadiomics.
 
 Every feature of the fast path must equal the torch path's within 1e-4 relative (in practice the two are
 bit-identical: the kernels build the same integer matrices and the feature formulas are shared), with the same
@@ -9,6 +9,7 @@ matrices are also compared with the torch builders directly. Deterministic, no t
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ import torch
 
 from radclr.errors import ConfigError
 from radclr.radiomics import Settings, extract
-from radclr.radiomics import fast, kernels
+from radclr.radiomics import kernel_backend, kernels
 from optional_deps import require, require_module
 
 require(kernels.AVAILABLE, f"numba not available: {kernels.REASON}")
@@ -100,14 +101,14 @@ class Spy:
 
     def __init__(self, monkeypatch):
         self.used = 0
-        original = fast.prepare_fast
+        original = kernel_backend.prepare_with_kernels
 
         def wrapped(*args, **kwargs):
             batch = original(*args, **kwargs)
             self.used += batch is not None
             return batch
 
-        monkeypatch.setattr(fast, "prepare_fast", wrapped)
+        monkeypatch.setattr(kernel_backend, "prepare_with_kernels", wrapped)
 
 
 def both(images, masks, spy=None, **kw):
@@ -195,7 +196,7 @@ def test_many_gray_levels_take_the_torch_path(monkeypatch):
 
 def test_distances_other_than_one_take_the_torch_path():
     settings = Settings(glcm_distances=(1, 2))
-    assert not fast.resolve_backend("auto", torch.device("cpu"), settings)
+    assert not kernel_backend.resolve_backend("auto", torch.device("cpu"), settings)
     rng = np.random.default_rng(2)
     ms = np.stack(masks_zoo(rng)[:4])
     images = images_for("uint8", rng, len(ms))
@@ -241,7 +242,7 @@ def test_kernel_matrices_equal_torch_builders():
     settings = Settings(gldm_a=0.0)
     boxes = bounding_boxes(masks)
     regions = np.arange(len(ms))
-    fb = fast.prepare_fast(images, masks, settings, None, regions, tuple(t.numpy() for t in boxes))
+    fb = kernel_backend.prepare_with_kernels(images, masks, settings, None, regions, tuple(t.numpy() for t in boxes))
     tb = prepare(images, masks, settings, boxes=boxes)
     assert torch.equal(fb.binned.to(torch.int64), tb.binned) and torch.equal(fb.n_gray, tb.n_gray)
     assert torch.equal(fb.mask, tb.mask)
@@ -269,28 +270,28 @@ def test_kernel_matrices_equal_torch_builders():
 def test_backend_switch_and_errors(monkeypatch):
     cpu = torch.device("cpu")
     s = Settings()
-    assert fast.resolve_backend(None, cpu, s)
-    assert not fast.resolve_backend("torch", cpu, s)
+    assert kernel_backend.resolve_backend(None, cpu, s)
+    assert not kernel_backend.resolve_backend("torch", cpu, s)
     monkeypatch.setenv("RADCLR_RADIOMICS_BACKEND", "torch")
-    assert not fast.resolve_backend(None, cpu, s)
-    assert fast.resolve_backend("numba", cpu, s)  # the argument wins over the environment
+    assert not kernel_backend.resolve_backend(None, cpu, s)
+    assert kernel_backend.resolve_backend("numba", cpu, s)  # the argument wins over the environment
     monkeypatch.setenv("RADCLR_RADIOMICS_BACKEND", "fastest")
     with pytest.raises(ConfigError, match="RADCLR_RADIOMICS_BACKEND"):
-        fast.resolve_backend(None, cpu, s)
+        kernel_backend.resolve_backend(None, cpu, s)
     with pytest.raises(ConfigError, match="unknown radiomics backend"):
         extract(np.ones((1, 4, 4)), np.ones((1, 4, 4), bool), backend="fortran")
     with pytest.raises(ConfigError, match="CPU"):
-        fast.resolve_backend("numba", torch.device("cuda"), s)
-    assert not fast.resolve_backend("auto", torch.device("cuda"), s)
+        kernel_backend.resolve_backend("numba", torch.device("cuda"), s)
+    assert not kernel_backend.resolve_backend("auto", torch.device("cuda"), s)
 
 
 def test_missing_numba_falls_back_with_one_log_line(monkeypatch, caplog):
     monkeypatch.setattr(kernels, "AVAILABLE", False)
     monkeypatch.setattr(kernels, "REASON", "No module named 'numba'")
-    monkeypatch.setattr(fast, "_warned_missing", False)
+    monkeypatch.setattr(kernel_backend, "_warned_missing", False)
     images = np.random.default_rng(0).integers(0, 256, (2, 8, 8)).astype(np.float64)
     masks = np.ones((2, 8, 8), bool)
-    with caplog.at_level(logging.WARNING, logger="radclr.radiomics.fast"):
+    with caplog.at_level(logging.WARNING, logger="radclr.radiomics.kernel_backend"):
         _, a = extract(images, masks)
         _, b = extract(images, masks)
     lines = [r for r in caplog.records if "numba" in r.getMessage()]
@@ -352,10 +353,11 @@ def _extract_in_child(images, masks):
     return extract(images, masks, backend="numba")[1].numpy()
 
 
-def test_jit_cost_measures_compile_and_cached_load_in_fresh_processes():
+def test_jit_cost_measures_compile_and_cached_load_in_fresh_processes(monkeypatch):
     """The benchmark's first-call cost runs in subprocesses: it must import the kernels' module (not the package's
     ``extract`` function of the same name) and report a compile and a cached load."""
-    from radclr.radiomics.benchmark import jit_cost
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from radiomics_runner import jit_cost
 
     cost = jit_cost()
     assert set(cost) == {"cold_compile", "cached"}

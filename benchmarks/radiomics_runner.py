@@ -1,4 +1,5 @@
-"""Speed and agreement of the radiomics engine against PyRadiomics on the same regions, in one run (SPEC §5).
+"""Speed and agreement of the radiomics engine against PyRadiomics on the same regions, in one run (SPEC §5):
+the runner of ``benchmarks/radiomics_bench.py`` (also used by ``scripts/gpu_check.py`` and ``radiomics_kernel_tool.py``).
 
 ``run_benchmark`` draws ``n`` square regions of ``size`` pixels at seeded random positions in real images of a
 dataset and extracts them, in alternating rounds, with the engine as callers get it (``extract``'s default
@@ -36,6 +37,7 @@ from PIL import Image
 
 from radclr.data import load_dataset
 from radclr.radiomics import kernels
+from radclr.radiomics.agreement import compare
 from radclr.radiomics.allocator import tune_malloc
 from radclr.radiomics.base import Settings
 from radclr.radiomics.extract import extract
@@ -43,12 +45,14 @@ from radclr.radiomics.pyradiomics_engine import extract_pyradiomics
 
 __all__ = ["default_dataset", "sample_regions", "run_benchmark", "compare", "peak_rss", "jit_cost", "BusyLoad"]
 
+REPO = Path(__file__).resolve().parents[1]
+
 _FULL_IMAGE_BUDGET = 512 * 2**20  # bytes of images+masks above which regions are passed as crops
 
 
 def default_dataset() -> Path | None:
     """``../shared/data/nih_cxr14`` next to the repository, when it is there."""
-    path = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nih_cxr14"
+    path = REPO.parent / "shared" / "data" / "nih_cxr14"
     return path if (path / "labels.csv").exists() else None
 
 
@@ -102,26 +106,6 @@ def sample_regions(dataset, n: int, size: int, seed: int = 0) -> dict:
         "n_images": len(arrays),
         "upsampled": factor,
         "layout": "boxes on full images" if full else "region crops (whole-crop masks)",
-    }
-
-
-def compare(names: list[str], values: np.ndarray, ref_names: list[str], reference: np.ndarray) -> dict:
-    """Worst relative error per feature, per class and overall (NaN in both = 0, NaN in one = inf)."""
-    if names != ref_names:
-        raise ValueError("the engines returned different feature names")
-    a, b = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
-    rel = np.abs(a - b) / np.maximum(np.abs(b), 1e-12)
-    rel[np.isnan(a) & np.isnan(b)] = 0.0
-    rel[np.isnan(a) != np.isnan(b)] = np.inf
-    per_feature = {n: float(rel[:, j].max()) if len(rel) else 0.0 for j, n in enumerate(names)}
-    per_class: dict[str, float] = {}
-    for n, v in per_feature.items():
-        c = n.split("_")[1]
-        per_class[c] = max(per_class.get(c, 0.0), v)
-    return {
-        "worst_rel_error": max(per_feature.values()) if per_feature else 0.0,
-        "worst_rel_error_per_class": per_class,
-        "worst_rel_error_per_feature": per_feature,
     }
 
 
@@ -337,6 +321,8 @@ def _rss_child(dataset: str, n: int, size: int, settings: dict, threads: int, se
 def peak_rss(dataset, n: int, size: int, settings: Settings, threads: int, seed: int, backend: str = "auto") -> dict:
     """Peak resident memory of a fresh process that loads the regions and extracts them in one call."""
     args = json.dumps([str(dataset), n, size, asdict(settings), threads, seed, backend])
-    code = f"import json; from radclr.radiomics.benchmark import _rss_child; _rss_child(*json.loads({args!r}))"
+    here = str(Path(__file__).resolve().parent)
+    code = (f"import json, sys; sys.path[:0] = [{here!r}, {str(REPO)!r}]; from radiomics_runner import _rss_child; "
+            f"_rss_child(*json.loads({args!r}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -1,7 +1,8 @@
-"""CPU fast path of the radiomics engine: the per-pixel passes in compiled kernels, the formulas shared with torch.
+"""The compiled-kernel backend of the radiomics engine (its CPU fast path): the per-pixel passes in compiled
+kernels, the formulas shared with torch.
 
-``extract`` calls :func:`prepare_fast` instead of ``discretize.prepare`` for a group of regions on the CPU when the
-compiled kernels (:mod:`radclr.radiomics.kernels`, numba) are available and the group is in their scope. It
+``extract`` calls :func:`prepare_with_kernels` instead of ``discretize.prepare`` for a group of regions on the CPU
+when the compiled kernels (:mod:`radclr.radiomics.kernels`, numba) are available and the group is in their scope. It
 returns the same :class:`~radclr.radiomics.base.RegionBatch` -- gray levels, value histogram, level counts -- plus a
 :class:`KernelCounts` in ``batch.cache["counts"]`` that builds each class's matrix on first request (GLCM, GLRLM,
 GLDM and NGTDM counts, GLSZM zones). The torch feature classes take their matrix from there instead of building
@@ -34,7 +35,7 @@ from radclr.radiomics.base import RegionBatch, Settings
 from radclr.radiomics.discretize import _LUT_MAX_ENTRIES, _LUT_MAX_RANGE, BinEdges, _shape_problems, _spacing
 from radclr.radiomics.levels import DIRECT_MAX_LEVELS, GrayLevels
 
-__all__ = ["BACKENDS", "resolve_backend", "prepare_fast", "KernelCounts", "single_threaded_torch"]
+__all__ = ["BACKENDS", "resolve_backend", "prepare_with_kernels", "KernelCounts", "single_threaded_torch"]
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,7 @@ def _as_numpy_images(images: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(x.numpy())
 
 
-def prepare_fast(
+def prepare_with_kernels(
     images: torch.Tensor,
     masks: torch.Tensor,
     settings: Settings,
