@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO
-from data_factories import small_folder, write_bomb_png, write_png
+from data_factories import gradient, small_folder, write_bomb_png, write_png
 from run_factories import byop_run
 
 from radclr import outputs
@@ -229,3 +229,132 @@ def test_report_without_checkpoints_names_them_not_the_data(run_copy, tmp_path, 
     assert len(model) == 2 and all("no checkpoint &#x27;best.pt&#x27;" in r for r in model)  # t-SNE, radiomics
     assert not [r for r in reasons if "data" in r and "not available" in r]  # not blamed on the data
     assert "has no checkpoints" in caplog.text
+
+
+# ============================================================================================= issue 20
+# ------------------------------------------------------------------ 1. one process owns a run directory
+_HOLD = """
+import sys, time
+from radclr.runs.lock import run_lock
+with run_lock(sys.argv[1]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def _hold_lock(run_dir):
+    import os
+    import subprocess
+    import sys
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(run_dir)], stdout=subprocess.PIPE, text=True, env=env)
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_run_directory_in_use_by_another_process_is_refused_and_a_stale_lock_reported(tmp_path, capsys):
+    out = tmp_path / "run"
+    proc = _hold_lock(out)
+    try:
+        rc, _, err = cli(capsys, "train", TINY, "--out", out, f"data.cache_dir={tmp_path / 'cache'}")
+        assert rc == 2 and f"{out} is in use by process {proc.pid}" in err
+        rc, _, err = cli(capsys, "evaluate", out)
+        assert rc == 2 and f"in use by process {proc.pid}" in err
+    finally:
+        proc.kill()
+        proc.wait()
+    assert sorted(p.name for p in out.iterdir()) == ["run.lock"]  # nothing of the refused run was written
+    rc, _, err = cli(capsys, "train", TINY, "--out", out, f"data.cache_dir={tmp_path / 'cache'}")
+    assert rc == 2 and f"run.lock: stale lock of process {proc.pid}" in err and "no longer running" in err
+    assert (out / "run.lock").exists()  # reported, never silently taken over
+
+
+def test_the_lock_is_released_when_training_fails(tmp_path):
+    from radclr.runs.lock import LOCK_NAME, lock_owner, run_lock
+
+    with pytest.raises(KeyError):
+        with run_lock(tmp_path):
+            assert lock_owner(tmp_path)["alive"] is True
+            raise KeyError("bug")
+    assert not (tmp_path / LOCK_NAME).exists()
+
+
+# ------------------------------------------------------------------ 2-3. finished runs and their split
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    """A tiny run trained on a phantom *folder* dataset (so tests can change the data afterwards)."""
+    from radclr.data.phantom import write_phantom_dataset
+    from radclr.runs.train import train
+
+    base = tmp_path_factory.mktemp("folder-run")
+    data = base / "data"
+    write_phantom_dataset(data, n=24, size=48, seed=3)
+    run = base / "run"
+    train(TINY, run, [f"data.path={data}", "data.image_size=32", f"data.cache_dir={base / 'cache'}",
+                      "evaluation.n_boot=5", "data.split.test=0.3"], progress=False)
+    return run, data
+
+
+def _snapshot(run):
+    return {p.relative_to(run).as_posix(): p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+
+
+def test_resume_of_a_finished_run_changes_nothing(folder_run, capsys):
+    run, _ = folder_run
+    before = _snapshot(run)
+    rc, out, err = cli(capsys, "train", "--resume", run, "evaluation.n_boot=3")
+    assert rc == 0 and f"{run}: this run has finished" in out and "nothing changed" in out
+    assert _snapshot(run) == before
+
+
+def test_resume_with_another_out_is_refused(folder_run, tmp_path, capsys):
+    run, _ = folder_run
+    rc, _, err = cli(capsys, "train", "--resume", run, "--out", tmp_path / "other")
+    assert rc == 2 and f"--out {tmp_path / 'other'} names another one" in err
+    assert not (tmp_path / "other").exists()
+    rc, _, err = cli(capsys, "train", "--resume", run, "--folds", "3")
+    assert rc == 2 and "--folds does not apply to --resume" in err
+
+
+def test_resume_of_a_trained_but_unevaluated_run_only_evaluates(folder_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(folder_run[0], run)
+    (run / "metrics.json").unlink()
+    last = (run / "checkpoints" / "last.pt").stat().st_mtime_ns
+    rc, _, _ = cli(capsys, "train", "--resume", run)
+    assert rc == 0 and (run / "metrics.json").exists()
+    assert (run / "checkpoints" / "last.pt").stat().st_mtime_ns == last  # not trained again
+
+
+@pytest.mark.parametrize("change", ["delete", "add"])
+def test_data_changed_after_training_is_named_and_nothing_is_scored(folder_run, tmp_path, capsys, caplog, change):
+    import pandas as pd
+
+    src_run, src_data = folder_run
+    run, data = tmp_path / "run", tmp_path / "data"
+    shutil.copytree(src_run, run)
+    shutil.copytree(src_data, data)
+    cfg = (run / "config.yaml").read_text().replace(str(src_data), str(data))
+    (run / "config.yaml").write_text(cfg)
+    labels = pd.read_csv(data / "labels.csv")
+    split = pd.read_csv(run / "splits.csv")
+    test_images = list(split.loc[split["split"] == "test", "image_id"])
+    if change == "delete":
+        labels = labels[labels["image"] != test_images[0]]
+        expected = f"1 image(s) of the run's split are no longer in the dataset {data} ({test_images[0]})"
+    else:
+        (data / "images" / "new.png").write_bytes((data / "images" / labels["image"].iloc[0]).read_bytes())
+        labels = pd.concat([labels, pd.DataFrame([{**labels.iloc[0].to_dict(), "image": "new.png",
+                                                   "patient_id": "new"}])])
+        expected = f"1 image(s) of the dataset {data} are not in the run's split (new.png)"
+    labels.to_csv(data / "labels.csv", index=False)
+    before = _snapshot(run)
+    rc, _, err = cli(capsys, "evaluate", run, "--no-progress")
+    assert rc == 2 and f"{run / 'splits.csv'}: the data changed since this run was trained" in err and expected in err
+    # predict needs the split only for its reference population: it says why there is none and predicts
+    write_png(tmp_path / "x.png", gradient(40, 40))
+    rc, out, _ = cli(capsys, "predict", run, tmp_path / "x.png", "--out", tmp_path / "pred", "--no-progress")
+    assert rc == 0 and "no reference population" in caplog.text and expected in caplog.text
+    assert _snapshot(run) == before  # metrics.json not replaced

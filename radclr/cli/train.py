@@ -33,9 +33,14 @@ def run(args) -> int:
             args.overrides.insert(0, args.config)
         elif args.config:
             raise RadclrError("--resume takes the run directory; do not pass a config file")
-        from radclr.runs.train import train
+        _check_resume_out(args)
+        from radclr.runs.train import RunFinished, train
 
-        out = train(None, args.resume, args.overrides, resume=True, progress=progress, evaluate=not args.no_eval)
+        try:
+            out = train(None, args.resume, args.overrides, resume=True, progress=progress, evaluate=not args.no_eval)
+        except RunFinished as e:
+            print(e)
+            return 0
     else:
         if not args.config or not args.out:
             raise RadclrError("usage: radclr train CONFIG --out RUN [key=value ...]  (or --resume RUN)")
@@ -68,3 +73,18 @@ def run(args) -> int:
             out = train(args.config, args.out, args.overrides, progress=progress, evaluate=not args.no_eval)
     print(f"run written to {out}")
     return 0
+
+
+def _check_resume_out(args) -> None:
+    """``--resume RUN --out OTHER``: a run is resumed in place; an ``--out`` naming another folder is refused
+    (never silently ignored); ``--folds``/``--seeds``/``--label-fractions`` are refused too."""
+    from pathlib import Path
+
+    from radclr.errors import RadclrError
+
+    if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise RadclrError(f"--resume {args.resume} continues that run in its own folder; --out {args.out} names "
+                          f"another one (drop --out, or copy the run there first and resume the copy)")
+    for flag, value in (("--folds", args.folds), ("--seeds", args.seeds), ("--label-fractions", args.label_fractions)):
+        if value is not None:
+            raise RadclrError(f"{flag} does not apply to --resume, which continues the one run {args.resume}")

@@ -78,6 +78,7 @@ from radclr.evaluation.metrics import jsonable, probabilities
 from radclr.evaluation.thresholds import choose_thresholds
 from radclr.outputs import atomic_path, writable_dir
 from radclr.progress import progress_bar
+from radclr.runs.lock import check_not_locked
 from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
 from radclr.training_data import PreparedData, build_store, default_cache_dir, open_dataset, prepare_data
@@ -377,6 +378,7 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     tested with the run's saved thresholds and calibrated CAM threshold). See the module docstring for where
     the results go."""
     run_dir = Path(run_dir)
+    check_not_locked(run_dir)  # a run being trained (by another process) is not evaluated under its feet
     in_training = data is not None  # called by radclr.runs.train right after training
     device = resolve_device(device or "auto") if not isinstance(device, torch.device) else device
     run = load_run(run_dir, checkpoint, device)
