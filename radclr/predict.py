@@ -356,10 +356,15 @@ class Predictor:
 
     def _load_reference(self, max_images: int, progress: bool) -> None:
         ref = load_radiomics_reference(self.run_dir)
-        if ref is not None and all(ref.meta.get(k) == v for k, v in _reference_key(self.run).items()):
+        same = ref is not None and all(ref.meta.get(k) == v for k, v in _reference_key(self.run).items())
+        wanted = min(int(max_images), int(ref.meta.get("n_train", 0))) if same else None
+        if same and ref.meta.get("n") == wanted:
             self.reference = ref
             return
-        if ref is not None:
+        if same:  # --reference-max-images asks for another sample size than the saved reference's: honoured
+            log.info("radiomics reference of %s holds %s training images; rebuilding it with up to %d "
+                     "(--reference-max-images)", self.run_dir, ref.meta.get("n"), max_images)
+        elif ref is not None:
             log.info("radiomics reference of %s is stale (checkpoint or settings changed); rebuilding", self.run_dir)
         else:
             log.info("building the radiomics reference population of %s (Grad-CAM boxes of up to %d training "

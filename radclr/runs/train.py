@@ -20,6 +20,7 @@ from radclr.errors import RadclrError
 from radclr.outputs import writable_dir
 from radclr.runs.evaluate import evaluate_run
 from radclr.runs.lock import run_lock
+from radclr.runs.run import architecture_differences
 from radclr.runtime.distributed import shutdown_distributed
 
 __all__ = ["train", "training_finished", "RunFinished"]
@@ -31,9 +32,10 @@ class RunFinished(RadclrError):
     """``--resume`` of a run whose training and evaluation are complete: nothing was changed."""
 
 
-def training_finished(run_dir: str | Path, cfg: dict) -> bool:
-    """Whether ``checkpoints/last.pt`` is the end of the last stage of ``cfg`` (every epoch trained)."""
-    state = load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
+def training_finished(run_dir: str | Path, cfg: dict, state: dict | None = None) -> bool:
+    """Whether ``checkpoints/last.pt`` (or ``state``) is the end of the last stage of ``cfg`` (every epoch
+    trained)."""
+    state = state if state is not None else load_checkpoint(Path(run_dir) / "checkpoints" / "last.pt")
     last = len(cfg["stages"]) - 1
     return (int(state["stage"]) == last and int(state.get("step", 0)) == 0
             and int(state["epoch"]) >= int(stage_settings(cfg, last)["epochs"]))
@@ -58,7 +60,13 @@ def train(config: str | Path | dict | None, out: str | Path, overrides: list[str
         if not (out / "checkpoints" / "last.pt").exists():
             raise RadclrError(f"--resume: {out} has no checkpoints/last.pt to resume from")
         cfg = resolve_config(out / "config.yaml", overrides)
-        if training_finished(out, cfg):
+        state = load_checkpoint(out / "checkpoints" / "last.pt")
+        diffs = architecture_differences(cfg, state, options=False)
+        if diffs:  # an edited config.yaml (or an override of the model): said before torch's state_dict error
+            raise RadclrError(f"--resume: {out / 'config.yaml'} differs from the configuration "
+                              f"{out / 'checkpoints' / 'last.pt'} was trained with: {'; '.join(diffs[:5])}; restore "
+                              f"it (the model settings cannot change on resume)")
+        if training_finished(out, cfg, state):
             if (out / "metrics.json").exists() or not evaluate:
                 raise RunFinished(f"{out}: this run has finished (training complete"
                                   + (", metrics.json written" if (out / "metrics.json").exists() else "")
