@@ -358,3 +358,17 @@ def test_data_changed_after_training_is_named_and_nothing_is_scored(folder_run, 
     rc, out, _ = cli(capsys, "predict", run, tmp_path / "x.png", "--out", tmp_path / "pred", "--no-progress")
     assert rc == 0 and "no reference population" in caplog.text and expected in caplog.text
     assert _snapshot(run) == before  # metrics.json not replaced
+
+
+# ------------------------------------------------------------------ 7. config.yaml edited after training
+def test_an_edited_config_names_the_part_and_the_setting(folder_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(folder_run[0], run)
+    cfg = run / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("encoder: resnet18", "encoder: resnet34"))
+    rc, _, err = cli(capsys, "evaluate", run, "--no-progress")
+    assert rc == 2 and len(err.strip().splitlines()) == 1
+    assert "best.pt: does not fit the model" in err and "part(s) encoder (" in err and "missing" in err
+    assert "model.encoder: 'resnet34' in config.yaml, 'resnet18' in the checkpoint" in err
+    rc, _, err = cli(capsys, "train", "--resume", run)
+    assert rc == 2 and "--resume: " in err and "model.encoder: 'resnet34' in config.yaml, 'resnet18'" in err

@@ -64,10 +64,9 @@ def _unreadable_reason(e: Exception) -> str:
     """A few words for why torch could not load a file (torch's own text suggests ``weights_only=False`` -- which
     would run code from the file -- and filing an issue; neither applies)."""
     text = str(e)
-    if "Weights only load failed" in text or "Unsupported global" in text:
+    if "Unsupported global" in text:  # a pickle of classes: weights_only refuses to run their code
         return "it holds Python objects other than tensors and plain values; radclr does not load those"
-    if "zip archive" in text or "central directory" in text or "magic number" in text.lower() or \
-            "unpickling" in text.lower() or "EOF" in text or isinstance(e, EOFError):
+    if isinstance(e, (EOFError, RuntimeError)) or "Weights only load failed" in text or "pickl" in text.lower():
         return "not a PyTorch checkpoint file, or a truncated one"
     return text.splitlines()[0][:200] if text else type(e).__name__
 
