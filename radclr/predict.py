@@ -390,7 +390,7 @@ class Predictor:
             a = a[0]
         if a.ndim != 2:
             raise DataError(f"{path}: predict takes 2-D images; this file holds an array of shape {a.shape}")
-        scaled = to_store_scale(a, img.meta, self.rule)
+        scaled = to_store_scale(a, img.meta, self.rule, source=str(path))
         small = np.clip(np.rint(resize_image(scaled, self.size)), 0, 255).astype(np.uint8)
         return scaled, small
 

@@ -83,6 +83,9 @@ def train(config: str | Path | dict | None, out: str | Path, overrides: list[str
             raise RadclrError(f"{out} already holds a run; use --resume {out} or another --out")
         cfg = resolve_config(config if not isinstance(config, dict) else None, overrides,
                              base=config if isinstance(config, dict) else None)
+        if not any(int(stage_settings(cfg, i)["epochs"]) for i in range(len(cfg["stages"]))):
+            log.warning("trainer.epochs: every stage has 0 epochs -- nothing is trained: the run holds the UNTRAINED "
+                        "initial model and its metrics are those of the initialisation")
         created = not out.exists()
         writable_dir(out, "run directory")  # after the config checks: a refused config leaves no directory
     before = set(os.listdir(out))

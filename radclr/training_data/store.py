@@ -53,13 +53,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "radclr"
 
 
-def to_store_scale(array: np.ndarray, meta: dict, rule: str = "auto") -> np.ndarray:
-    """Map a decoded image (float32, file intensity scale) to float 0..255 (see module docstring)."""
+def to_store_scale(array: np.ndarray, meta: dict, rule: str = "auto", source: str | None = None) -> np.ndarray:
+    """Map a decoded image (float32, file intensity scale) to float 0..255 (see module docstring); ``source``
+    (the file) names the image in errors."""
     a = np.asarray(array, dtype=np.float32)
+    where = f"{source}: " if source else ""
     if a.ndim != 2:
-        raise DataError(f"expected a 2-D image, got shape {a.shape}")
+        raise DataError(f"{where}expected a 2-D image, got shape {a.shape}")
     if not np.isfinite(a).all():
-        raise DataError("image contains NaN or infinite values")
+        raise DataError(f"{where}image contains {int((~np.isfinite(a)).sum())} NaN or infinite value(s)")
     eight_bit = int(meta.get("bit_depth", 0) or 0) == 8 or (a.min() >= 0 and a.max() <= 255 and meta.get("format") in ("png", "jpeg"))
     if rule == "none" or (rule == "auto" and eight_bit):
         return np.clip(a, 0, 255)
@@ -129,7 +131,7 @@ def _decode_one(args):
     a = img.array
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
-    scaled = to_store_scale(a, img.meta, rule)
+    scaled = to_store_scale(a, img.meta, rule, source=path)
     return np.clip(np.rint(resize_image(scaled, size)), 0, 255).astype(np.uint8), a.shape[-2:]
 
 
