@@ -58,6 +58,10 @@ def check_training_data(data: PreparedData, task: str, uses_labels: bool) -> lis
         if not data.findings:
             raise DataError(f"{name}: the labels name no finding: nothing to learn")
         y = data.labels_for_training()[train]
+        known = ~np.isnan(y).all(axis=1) if y.ndim == 2 and y.shape[1] else np.zeros(len(train), dtype=bool)
+        if data.findings and not known.any():
+            raise DataError(f"{name}: none of the {len(train)} labelled training image(s) has a known label "
+                            f"(blank labels = unknown): nothing to learn from; check labels.csv")
         if task == "multiclass":
             present = [f for j, f in enumerate(data.findings) if (y[:, j] == 1).any()]
             if len(present) < 2:
