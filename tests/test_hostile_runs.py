@@ -372,3 +372,34 @@ def test_an_edited_config_names_the_part_and_the_setting(folder_run, tmp_path, c
     assert "model.encoder: 'resnet34' in config.yaml, 'resnet18' in the checkpoint" in err
     rc, _, err = cli(capsys, "train", "--resume", run)
     assert rc == 2 and "--resume: " in err and "model.encoder: 'resnet34' in config.yaml, 'resnet18'" in err
+
+
+# ------------------------------------------------------------------ 14. nothing to score
+def test_evaluate_on_data_sharing_no_finding_says_why(folder_run, tmp_path, capsys):
+    from data_factories import make_folder
+
+    other = make_folder(tmp_path / "other", [(f"o{k}.png", f"q{k}", "Cardiomegaly" if k % 2 else "No Finding")
+                                             for k in range(6)])
+    rc, _, err = cli(capsys, "evaluate", folder_run[0], "--data", other, "--no-progress")
+    assert rc == 2 and f"{other}: shares no finding with the run" in err and "nothing to score" in err
+    one = make_folder(tmp_path / "one", [(f"o{k}.png", f"q{k}", "Mass") for k in range(6)])
+    rc, _, err = cli(capsys, "evaluate", folder_run[0], "--linear-eval", "--data", one, "--folds", "2",
+                     "--no-progress")
+    assert rc == 2 and f"{one}: no finding has both positive and negative labelled images (Mass: 6 positive, " \
+                       "0 negative): nothing to score" in err
+
+
+# ------------------------------------------------------------------ 16. a killed run
+def test_report_on_a_killed_run_writes_a_report_saying_the_checkpoint_is_missing(folder_run, tmp_path, capsys,
+                                                                                caplog):
+    run = tmp_path / "run"
+    shutil.copytree(folder_run[0], run)
+    shutil.rmtree(run / "checkpoints")
+    for name in ("metrics.json", "metrics.csv", "thresholds.json"):
+        (run / name).unlink(missing_ok=True)
+    rc, out, err = cli(capsys, "report", run, "--no-progress")
+    assert rc == 0, err
+    text = (run / "report.html").read_text(encoding="utf-8")
+    reasons = re.findall(r'<p class="reason">(.*?)</p>', text)
+    assert any("model is not available (checkpoint best.pt)" in r and "has this run trained?" in r for r in reasons)
+    assert "has no checkpoints" in err or "has no checkpoints" in caplog.text

@@ -38,12 +38,14 @@ def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> 
     if not (run_dir / "config.yaml").exists():
         raise RadclrError(f"{run_dir} is not a radclr run directory (no config.yaml)")
     writable_dir(Path(out).parent if out else run_dir, "report folder")  # before evaluating: say it first
-    if not (run_dir / "metrics.json").exists():
+    has_checkpoints = any((run_dir / "checkpoints").glob("*.pt"))
+    if not (run_dir / "metrics.json").exists() and has_checkpoints:
         log.info("%s has no metrics.json: evaluating the run first", run_dir)
         evaluate_run(run_dir, device=device, progress=progress)
-    if not any((run_dir / "checkpoints").glob("*.pt")):
+    if not has_checkpoints:  # a killed run: the report says what is missing instead of refusing (docs/policies.md)
         log.warning("%s has no checkpoints (training did not finish an epoch, or they were deleted): sections that "
-                    "need the model are omitted", run_dir)
+                    "need the model say the checkpoint is missing%s", run_dir,
+                    "" if (run_dir / "metrics.json").exists() else "; no evaluation (metrics.json) either")
     if isinstance(device, str):
         device = resolve_device(device)
     ctx = ReportContext(run_dir, device=device, progress=progress)
