@@ -403,3 +403,21 @@ def test_report_on_a_killed_run_writes_a_report_saying_the_checkpoint_is_missing
     reasons = re.findall(r'<p class="reason">(.*?)</p>', text)
     assert any("model is not available (checkpoint best.pt)" in r and "has this run trained?" in r for r in reasons)
     assert "has no checkpoints" in err or "has no checkpoints" in caplog.text
+
+
+# ------------------------------------------------------------------ 17. an image store that cannot be allocated
+def test_an_image_store_that_cannot_be_allocated_names_the_file_and_leaves_nothing(tmp_path, monkeypatch):
+    from radclr.data import load_dataset
+    from radclr.training_data.store import build_store
+
+    def no_memory(path, mode, dtype, shape):
+        with open(path, "wb") as f:  # what numpy does first: a sparse file of the full size ...
+            f.truncate(int(np.prod(shape)) + 128)
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")  # ... then mmap fails
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", no_memory)
+    ds = load_dataset(small_folder(tmp_path / "ds"))
+    with pytest.raises(OutputError, match=r"images-[0-9a-f]+\.npy: cannot allocate the image store \(6 item\(s\) of "
+                                          r"\[32, 32\], 0.0 MiB\): Cannot allocate memory"):
+        build_store(ds, 32, tmp_path / "cache", progress=False)
+    assert not list((tmp_path / "cache").glob("images-*"))

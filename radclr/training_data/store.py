@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 
 from radclr.data.dataset import CXRDataset
-from radclr.errors import DataError
+from radclr.errors import DataError, OutputError
 from radclr.io import read_image
-from radclr.outputs import reserve, writable_dir
+from radclr.outputs import describe, reserve, writable_dir
 from radclr.progress import progress_bar
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,13 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
             pass
         log.warning("image store %s is unreadable or stale; rebuilding", arr_path)
     done.unlink(missing_ok=True)
-    images = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.uint8, shape=shape)
+    try:
+        images = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.uint8, shape=shape)
+    except (OSError, ValueError, MemoryError, OverflowError) as e:  # a map the machine cannot hold (ENOMEM, ...)
+        arr_path.unlink(missing_ok=True)  # not a huge sparse file left behind
+        why = describe(e) if isinstance(e, OSError) else (str(e) or type(e).__name__)
+        raise OutputError(arr_path, f"cannot allocate the image store ({n} item(s) of {list(shape[1:])}, "
+                                    f"{int(np.prod(shape, dtype=np.float64)) / 2**20:,.1f} MiB): {why}") from None
     try:  # claim the disk space now: a full disk is a message here, not a SIGBUS while writing the map
         with open(arr_path, "r+b") as f:
             reserve(f.fileno(), os.path.getsize(arr_path), arr_path, "image store")
