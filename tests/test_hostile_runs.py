@@ -421,3 +421,68 @@ def test_an_image_store_that_cannot_be_allocated_names_the_file_and_leaves_nothi
                                           r"\[32, 32\], 0.0 MiB\): Cannot allocate memory"):
         build_store(ds, 32, tmp_path / "cache", progress=False)
     assert not list((tmp_path / "cache").glob("images-*"))
+
+
+# ------------------------------------------------------------------ 18. a bootstrap interval and its estimate
+# the test split of a 48-image phantom run (10 images, 8 patients; Mass and Nodule have one positive patient
+# each) scored with 20 resamples, as the tiny configs do: only 6 resamples hold both rare positives
+_Y = [[0, 0, 1, 0], [1, 0, 0, 1], [0, 0, 0, 1], [0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 1],
+      [0, 0, 1, 0], [0, 0, 0, 0]]
+_S = [[0.852, 0.708, 0.967, 0.685], [0.804, 0.831, 0.899, 0.959], [0.456, 0.856, 0.609, 0.964],
+      [0.79, 0.975, 0.888, 0.683], [0.797, 0.449, 0.587, 0.776], [0.798, 0.901, 0.893, 0.947],
+      [0.402, 0.18, 0.324, 0.328], [0.924, 0.776, 0.808, 0.879], [0.404, 0.63, 0.937, 0.912],
+      [0.859, 0.75, 0.805, 0.42]]
+_PATIENTS = [0, 1, 2, 2, 3, 3, 4, 5, 6, 7]
+_FINDINGS = ["Mass", "Nodule", "Effusion", "Infiltration"]
+
+
+def _report(y=_Y, s=_S, patients=_PATIENTS, n_boot=20, seed=98):
+    from radclr.evaluation.bootstrap import classification_report
+
+    return classification_report(np.asarray(y, float), np.asarray(s, float), _FINDINGS[:len(y[0])],
+                                 patient_ids=patients, thresholds={f: 0.5 for f in _FINDINGS}, n_boot=n_boot,
+                                 seed=seed)
+
+
+def test_a_mean_auc_interval_from_a_selected_few_resamples_is_withheld(monkeypatch):
+    import radclr.evaluation.bootstrap as B
+
+    monkeypatch.setattr(B, "MIN_VALID_FRACTION", 0.0)  # the former rule: any valid resample makes an interval
+    old = _report()["mean"]["auc"]
+    assert old["n_valid_boot"] == 6 and old["value"] == pytest.approx(0.90625)
+    assert old["ci_low"] > old["value"]  # the issue: [0.908, 0.946] does not contain 0.906
+    monkeypatch.undo()
+    new = _report()["mean"]["auc"]
+    assert new["value"] == old["value"] and new["ci_low"] is None and new["ci_high"] is None
+    assert new["ci_note"].startswith("no interval: only 6 of 20 resamples define it")
+    per = _report()["per_finding"]
+    assert all(v["auc"]["ci_low"] <= v["auc"]["value"] <= v["auc"]["ci_high"]
+               for v in per.values() if v["auc"]["ci_low"] is not None)
+
+
+def test_every_reported_interval_contains_its_estimate_on_phantom_like_test_splits():
+    rng = np.random.default_rng(2)
+    checked = 0
+    for trial in range(40):
+        patients, p, k = [], -1, 2
+        for _ in range(10):  # about one patient in five has two images, as in the phantoms
+            if not (k == 1 and rng.random() < 0.2):
+                p, k = p + 1, 0
+            k += 1
+            patients.append(p)
+        y = np.zeros((10, 4))
+        for i in range(10):
+            if rng.random() > 0.3:
+                y[i, rng.integers(4)] = 1
+                if rng.random() < 0.25:
+                    y[i, rng.integers(4)] = 1
+        sep = rng.uniform(0.5, 2.5)
+        s = 1 / (1 + np.exp(-(sep * y + rng.normal(0, 1, (10, 4)) + 0.5 * sep * (y.sum(1, keepdims=True) - y))))
+        rep = _report(y.tolist(), s.tolist(), patients, n_boot=20, seed=trial)
+        for entry in [rep["mean"]] + list(rep["per_finding"].values()):
+            for m in ("auc", "sensitivity", "specificity", "f1", "accuracy"):
+                e = entry[m]
+                if e["value"] is not None and e["ci_low"] is not None:
+                    assert e["ci_low"] - 1e-12 <= e["value"] <= e["ci_high"] + 1e-12, (trial, m, e)
+                    checked += 1
+    assert checked > 500
