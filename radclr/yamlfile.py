@@ -68,4 +68,4 @@ def read_yaml(path: str | Path, what: str = "config file"):
     except ConfigError as e:
         raise ConfigError(str(e).replace("{path}", str(path))) from None
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None

@@ -69,7 +69,7 @@ def test_missing_and_malformed_files(tmp_path):
         resolve_config(tmp_path / "nope.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("a: [1, 2\n")
-    with pytest.raises(ConfigError, match="invalid YAML"):
+    with pytest.raises(ConfigError, match="not valid YAML"):
         resolve_config(bad)
     lst = tmp_path / "list.yaml"
     lst.write_text("- 1\n- 2\n")
