@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
+import os
 import re
 import shutil
 
@@ -254,29 +256,39 @@ def _hold_lock(run_dir):
     return proc
 
 
-def test_a_run_directory_in_use_by_another_process_is_refused_and_a_stale_lock_reported(tmp_path, capsys):
+def test_a_run_directory_in_use_by_another_process_is_refused_and_a_stale_lock_reported(tmp_path, capsys,
+                                                                                        caplog):
+    from radclr.runs.lock import LOCK_NAME, lock_owner, run_lock
+
     out = tmp_path / "run"
     proc = _hold_lock(out)
     try:
+        assert lock_owner(out)["pid"] == proc.pid
         rc, _, err = cli(capsys, "train", TINY, "--out", out, f"data.cache_dir={tmp_path / 'cache'}")
         assert rc == 2 and f"{out} is in use by process {proc.pid}" in err
-        rc, _, err = cli(capsys, "evaluate", out)
-        assert rc == 2 and f"in use by process {proc.pid}" in err
+        for command in ("evaluate", "report"):
+            rc, _, err = cli(capsys, command, out)
+            assert rc == 2 and f"in use by process {proc.pid}" in err
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing of the refused runs was written
     finally:
-        proc.kill()
+        proc.kill()  # SIGKILL: the lock file stays, the flock goes with the process
         proc.wait()
-    assert sorted(p.name for p in out.iterdir()) == ["run.lock"]  # nothing of the refused run was written
-    rc, _, err = cli(capsys, "train", TINY, "--out", out, f"data.cache_dir={tmp_path / 'cache'}")
-    assert rc == 2 and f"run.lock: stale lock of process {proc.pid}" in err and "no longer running" in err
-    assert (out / "run.lock").exists()  # reported, never silently taken over
+    assert (out / LOCK_NAME).exists() and lock_owner(out) is None
+    with caplog.at_level(logging.WARNING):
+        with run_lock(out):
+            assert lock_owner(out) is None or lock_owner(out)["pid"] == os.getpid()
+    assert f"run.lock: stale lock of process {proc.pid}" in caplog.text and "taking the run over" in caplog.text
+    assert not (out / LOCK_NAME).exists()
 
 
 def test_the_lock_is_released_when_training_fails(tmp_path):
-    from radclr.runs.lock import LOCK_NAME, lock_owner, run_lock
+    from radclr.runs.lock import LOCK_NAME, RunLocked, run_lock
 
     with pytest.raises(KeyError):
         with run_lock(tmp_path):
-            assert lock_owner(tmp_path)["alive"] is True
+            with pytest.raises(RunLocked, match="is in use by process"):  # a second owner, even in one process
+                with run_lock(tmp_path):
+                    pass
             raise KeyError("bug")
     assert not (tmp_path / LOCK_NAME).exists()
 
@@ -486,3 +498,30 @@ def test_every_reported_interval_contains_its_estimate_on_phantom_like_test_spli
                     assert e["ci_low"] - 1e-12 <= e["value"] <= e["ci_high"] + 1e-12, (trial, m, e)
                     checked += 1
     assert checked > 500
+
+
+# ------------------------------------------------------------------ 10 (predict), 4 (--reference-max-images)
+def test_predict_names_the_file_with_nan_values_among_several(folder_run, tmp_path, capsys):
+    from data_factories import write_sitk
+
+    good = write_png(tmp_path / "good.png", gradient(48, 48))
+    a = gradient(48, 48).astype(np.float32)
+    a[5, 5] = np.nan
+    bad = write_sitk(tmp_path / "bad.nii.gz", a)
+    rc, _, err = cli(capsys, "predict", folder_run[0], good, bad, "--no-reference", "--out", tmp_path / "p",
+                     "--no-progress")
+    assert rc == 2 and f"{bad}: image contains 1 NaN or infinite value(s)" in err
+
+
+def test_reference_max_images_is_honoured_when_a_reference_exists(folder_run, tmp_path, capsys):
+    from radclr.predict import load_radiomics_reference
+
+    run = tmp_path / "run"
+    shutil.copytree(folder_run[0], run)
+    image = write_png(tmp_path / "x.png", gradient(48, 48))
+    for n, expected in ((2000, None), (3, 3)):
+        rc, _, err = cli(capsys, "predict", run, image, "--reference-max-images", n, "--out", tmp_path / "p",
+                         "--no-progress")
+        ref = load_radiomics_reference(run)
+        assert rc == 0 and ref is not None, err
+        assert ref.meta["n"] == (expected or ref.meta["n_train"])

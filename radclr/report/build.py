@@ -17,6 +17,7 @@ from radclr.report.context import ReportContext
 from radclr.report.html import page
 from radclr.report.sections import build_sections
 from radclr.runs.evaluate import evaluate_run
+from radclr.runs.lock import check_not_locked
 from radclr.runs.seeds import SUMMARY_FILE, seed_runs
 from radclr.runtime.device import resolve_device
 
@@ -31,6 +32,7 @@ def write_report(run_dir, out=None, *, device="cpu", progress: bool = False) -> 
     A directory of several training seeds (``radclr train --seeds``) gets the report of its first seed's run, with
     the across-seeds section, as ``OUT/report.html``."""
     run_dir = Path(run_dir)
+    check_not_locked(run_dir)  # a run another process is training: its files are still changing
     if not (run_dir / "config.yaml").exists() and (run_dir / SUMMARY_FILE).exists():
         runs = seed_runs(run_dir)
         if runs:

@@ -126,6 +126,11 @@ def _remove_unstarted(out: Path, before: set[str]) -> None:
     ckpt = out / "checkpoints"
     if ckpt.is_dir() and any(ckpt.iterdir()):
         return  # it trained: keep everything (resumable)
+    root = logging.getLogger("radclr")  # the run's log file handler, when the refusal came before the loop's own
+    for h in list(root.handlers):      # clean-up (prepare_data, the training-data checks)
+        if isinstance(h, logging.FileHandler) and Path(h.baseFilename) == (out / "train.log").absolute():
+            root.removeHandler(h)
+            h.close()
     if "checkpoints" not in before and ckpt.is_dir():
         ckpt.rmdir()
     for p in out.iterdir():
