@@ -81,6 +81,9 @@ def test_a_cuda_device_this_machine_lacks_is_one_line(tmp_path, capsys, monkeypa
     assert not (tmp_path / "f.csv").exists()
     rc, _, err = cli(capsys, "radiomics", "extract", ds, "--out", tmp_path / "f.csv", "--device", "gpu")
     assert rc == 2 and "--device: unknown device 'gpu'" in err
+    rc, _, err = cli(capsys, "train", TINY, "--out", tmp_path / "run", "trainer.device=cuda")
+    assert rc == 2 and "trainer.device is 'cuda' but no CUDA device is available" in err
+    assert not (tmp_path / "run").exists()
     for argv in (["evaluate", tmp_path / "run"], ["report", tmp_path / "run"],
                  ["predict", tmp_path / "run", tmp_path / "x.png", "--out", tmp_path / "p"]):
         rc, _, err = cli(capsys, *argv, "--device", "cuda")

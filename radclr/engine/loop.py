@@ -190,7 +190,8 @@ class Trainer:
         # data nothing can be learned from is refused here (no run folder is left: radclr.runs.train); the rest
         # (findings without positives or negatives, constant or tiny images) is said once, before the first epoch
         lines = check_training_data(self.data, cfg["data"]["task"],
-                                    any(method_class(st["method"]).uses_labels for st in cfg["stages"]))
+                                    any(method_class(st["method"]).uses_labels for st in cfg["stages"]),
+                                    scan_images=self.dist.is_main)
         if self.dist.is_main:
             for line in lines:
                 log.warning("%s", line)

@@ -21,6 +21,7 @@ from radclr.outputs import writable_dir
 from radclr.runs.evaluate import evaluate_run
 from radclr.runs.lock import run_lock
 from radclr.runs.run import architecture_differences
+from radclr.runtime.device import resolve_device
 from radclr.runtime.distributed import shutdown_distributed
 
 __all__ = ["train", "training_finished", "RunFinished"]
@@ -86,6 +87,7 @@ def train(config: str | Path | dict | None, out: str | Path, overrides: list[str
         if not any(int(stage_settings(cfg, i)["epochs"]) for i in range(len(cfg["stages"]))):
             log.warning("trainer.epochs: every stage has 0 epochs -- nothing is trained: the run holds the UNTRAINED "
                         "initial model and its metrics are those of the initialisation")
+        resolve_device(cfg["trainer"]["device"])  # a device this machine lacks: said before the folder exists
         created = not out.exists()
         writable_dir(out, "run directory")  # after the config checks: a refused config leaves no directory
     before = set(os.listdir(out))

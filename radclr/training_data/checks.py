@@ -46,8 +46,9 @@ def unusable_images(data: PreparedData, chunk: int = 512) -> tuple[list[str], li
     return constant, small
 
 
-def check_training_data(data: PreparedData, task: str, uses_labels: bool) -> list[str]:
-    """Refuse data nothing can be learned from; return the warnings to log (module docstring)."""
+def check_training_data(data: PreparedData, task: str, uses_labels: bool, scan_images: bool = True) -> list[str]:
+    """Refuse data nothing can be learned from; return the warnings to log (module docstring). ``scan_images``:
+    look for constant and tiny images (one pass over the image store; the main rank only under DDP)."""
     lines = []
     if uses_labels:
         train = data.indices("train", labeled_only=True)
@@ -79,7 +80,7 @@ def check_training_data(data: PreparedData, task: str, uses_labels: bool) -> lis
                     lines.append(f"finding {f!r} has no negative image in the training labels ({p} positive, 0 "
                                  f"negative) -- the model cannot learn it (only 'always yes')")
     lines += label_coverage_warnings(data)
-    constant, small = unusable_images(data)
+    constant, small = unusable_images(data) if scan_images else ([], [])
     if constant:
         lines.append(f"{len(constant)} constant image(s) (every pixel the same: no information to learn from; "
                      f"`radclr data validate` lists them as errors): {_names(constant)}")
