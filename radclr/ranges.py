@@ -44,7 +44,7 @@ class Range:
             parts.append(f"{'<' if self.hi_open else '<='} {self.hi:g}")
         text = ("a whole number " if self.whole else "a number ") + " ".join(parts)
         if self.also:
-            text += " (or " + ", ".join(map(str, self.also)) + ")"
+            text += ", or " + ", ".join(map(str, self.also))
         return text.strip() + (f" ({self.why})" if self.why else "")
 
     def ok(self, v) -> bool:

@@ -55,7 +55,7 @@ def test_numeric_options_out_of_range_are_one_line_naming_the_flag(tmp_path, cap
     ("data.image_size=7", "data.image_size must be a whole number in [32, 4096]"),
     ("radiomics.bin_width=0", "radiomics.bin_width must be a number > 0"),
     ("stages.0.batch_size=0", "stages.0.batch_size must be a whole number in [1, 65536], got 0"),
-    ("evaluation.linear_eval_folds=1", "evaluation.linear_eval_folds must be a whole number >= 2 (or 0) (0 = off)"),
+    ("evaluation.linear_eval_folds=1", "evaluation.linear_eval_folds must be a whole number >= 2, or 0 (0 = off), got 1"),
     ("evaluation.cam_threshold=1.5", "evaluation.cam_threshold must be a number in [0, 1], got 1.5"),
     ("data.split.test=1", "data.split.test must be a number in [0, 1), got 1"),
 ])
