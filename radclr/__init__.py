@@ -7,6 +7,8 @@ Package map, bottom-up along the data path (a package imports only from the ones
 
     errors.py       user-facing errors (one line on the command line, no traceback)
     safe_write.py   writing outputs safely: writable-folder checks, atomic writes, disk-full as a message
+    ranges.py       the ranges of numbers users give (config keys, command-line options), checked in one place
+    yamlfile.py     reading a user's YAML strictly: a key given twice, a binary file -> one error naming the file
     progress.py     progress: a tqdm bar on a terminal, periodic log lines when output goes to a file or pipe
     boxes.py        box geometry: IoU, clipping, scaling between pixel grids, the one box -> pixels rule
     io/             image files -> float32 arrays (+ pixel spacing): PNG/JPEG, DICOM, NIfTI/NRRD

@@ -71,6 +71,7 @@ from radclr.runs.evaluate import saved_thresholds
 from radclr.runs.run import load_run
 from radclr.runtime.device import resolve_device
 from radclr.training_data import open_dataset
+from radclr.training_data.prepare import check_split_contract
 from radclr.training_data.store import resize_image, to_store_scale
 from radclr.visualize.overlays import overlay_title, save_overlay_png
 
@@ -130,7 +131,7 @@ def model_input(path, size: int, rule: str) -> tuple[np.ndarray, np.ndarray]:
         a = a[0]
     if a.ndim != 2:
         raise DataError(f"{path}: predict takes 2-D images; this file holds an array of shape {a.shape}")
-    scaled = to_store_scale(a, img.meta, rule)
+    scaled = to_store_scale(a, img.meta, rule, source=str(path))
     small = np.clip(np.rint(resize_image(scaled, size)), 0, 255).astype(np.uint8)
     return scaled, small
 
@@ -280,6 +281,7 @@ class _ReferenceSample:
         if not path.exists():
             raise DataError(f"{path} is missing: the run's training images are unknown")
         split = pd.read_csv(path, dtype={"image_id": str, "patient_id": str})
+        check_split_contract(split, self.dataset, path, self.run.cfg["data"].get("path"))
         train = set(split.loc[split["split"] == "train", "image_id"])
         return np.flatnonzero([iid in train for iid in self.dataset.image_ids])
 
@@ -412,10 +414,15 @@ class Predictor:
 
     def _load_reference(self, max_images: int, progress: bool) -> None:
         ref = load_radiomics_reference(self.run_dir)
-        if ref is not None and all(ref.meta.get(k) == v for k, v in _reference_key(self.run).items()):
+        same = ref is not None and all(ref.meta.get(k) == v for k, v in _reference_key(self.run).items())
+        wanted = min(int(max_images), int(ref.meta.get("n_train", 0))) if same else None
+        if same and ref.meta.get("n") == wanted:
             self.reference = ref
             return
-        if ref is not None:
+        if same:  # --reference-max-images asks for another sample size than the saved reference's: honoured
+            log.info("radiomics reference of %s holds %s training images; rebuilding it with up to %d "
+                     "(--reference-max-images)", self.run_dir, ref.meta.get("n"), max_images)
+        elif ref is not None:
             log.info("radiomics reference of %s is stale (checkpoint or settings changed); rebuilding", self.run_dir)
         else:
             log.info("building the radiomics reference population of %s (Grad-CAM boxes of up to %d training "

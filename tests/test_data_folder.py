@@ -61,7 +61,10 @@ def test_label_spelling_variants_and_no_finding_mixed(tmp_path):
                                          ("c.png", "p3", "No Finding|Mass")])
     ds = load_dataset(root)
     err = _msgs(ds, "error")
-    assert any("differ only in case" in m for m in err)
+    # issue 20: spellings that differ only in case/separators are one finding (said as a warning)
+    assert any("'Pleural_Thickening' (1 image(s)), 'pleural thickening' (1 image(s)) differ only in case" in m
+               and "read as one finding 'Pleural_Thickening'" in m for m in _msgs(ds, "warning"))
+    assert ds.findings == ["Mass", "Pleural_Thickening"] and ds.labels[:2, 1].tolist() == [1, 1]
     assert any("labels.csv:4" in m and "'No Finding' listed together" in m for m in err)
     assert ds.labels[2, ds.findings.index("Mass")] == 1
 

@@ -180,3 +180,131 @@ def test_nan_radiomics_name_the_image_and_the_box(tmp_path, capsys, caplog):
     text = caplog.text
     assert "b.png box 0 (Mass at x=30, y=12, w=1, h=1)" in text and "its features are NaN" in text
     assert "region 0" not in text
+
+
+# ============================================================================================= issue 20
+from conftest import REPO  # noqa: E402
+
+TINY = REPO / "configs" / "tiny" / "seed000_resnet18.yaml"
+
+
+def _train(capsys, tmp_path, root, *overrides):
+    return cli(capsys, "train", TINY, "--out", tmp_path / "run", f"data.path={root}", "data.image_size=32",
+               f"data.cache_dir={tmp_path / 'cache'}", "data.findings=null", "--no-eval", *overrides)
+
+
+def _rows(n, labels):
+    return [(f"i{k:02d}.png", f"p{k}", labels(k)) for k in range(n)]
+
+
+# ------------------------------------------------------------------ 10. images
+def test_nifti_nan_voxels_are_reported_by_validate_and_refused_in_training(tmp_path, capsys):
+    from data_factories import write_sitk
+
+    root = make_folder(tmp_path / "ds", _rows(12, lambda k: "Mass" if k % 2 else "No Finding"))
+    labels = pd.read_csv(root / "labels.csv")
+    labels.loc[3, "image"] = "nan.nii.gz"
+    labels.to_csv(root / "labels.csv", index=False)
+    a = gradient(64, 64).astype(np.float32)
+    a[10, 10], a[20, 20] = np.nan, np.inf
+    write_sitk(root / "images" / "nan.nii.gz", a)
+    problems = validate_dataset(root, progress=False)
+    assert [p.message for p in problems if p.file.endswith("nan.nii.gz")] == ["2 NaN/infinite pixel value(s)"]
+    rc, _, err = _train(capsys, tmp_path, root)
+    assert rc == 2 and f"{root / 'images' / 'nan.nii.gz'}: image contains 2 NaN or infinite value(s)" in err
+    assert not (tmp_path / "run").exists()  # a refused run leaves no folder behind
+
+
+def test_exif_orientation_is_said_not_silently_ignored(tmp_path, capsys):
+    from PIL import Image
+
+    root = small_folder(tmp_path / "ds")
+    im = Image.fromarray(gradient(64, 64))
+    exif = im.getexif()
+    exif[274] = 6
+    im.save(root / "images" / "b.jpg", exif=exif.tobytes())
+    labels = pd.read_csv(root / "labels.csv")
+    labels.loc[1, "image"] = "b.jpg"
+    labels.to_csv(root / "labels.csv", index=False)
+    (root / "images" / "b.png").unlink()
+    problems = validate_dataset(root, progress=False)
+    (w,) = [p for p in problems if p.file.endswith("b.jpg")]
+    assert w.severity == "warning" and "EXIF orientation 6 (rotated 90 degrees clockwise) is not applied" in w.message
+
+
+def test_constant_and_tiny_images_and_findings_without_negatives_are_named_when_training_starts(tmp_path, capsys,
+                                                                                                  caplog):
+    root = make_folder(tmp_path / "ds", _rows(14, lambda k: "Mass|Nodule" if k % 2 else "Mass"))
+    write_png(root / "images" / "i03.png", np.full((64, 64), 90, dtype=np.uint8))
+    write_png(root / "images" / "i05.png", np.array([[1, 2], [3, 4]], dtype=np.uint8))
+    labels = pd.read_csv(root / "labels.csv").drop(columns=["width", "height"])
+    labels.to_csv(root / "labels.csv", index=False)
+    with caplog.at_level(logging.WARNING):
+        rc, _, err = _train(capsys, tmp_path, root)
+    assert rc == 0
+    assert "1 constant image(s) (every pixel the same: no information to learn from" in caplog.text
+    assert "i03.png" in caplog.text
+    assert "1 very small image(s) (under 32 px a side, stretched to 32 px): i05.png" in caplog.text
+    assert "finding 'Mass' has no negative image in the training labels" in caplog.text
+
+
+@pytest.mark.parametrize("labels, message", [
+    (lambda k: "Mass", "no finding has both positive and negative labelled training images (Mass: "),
+    (lambda k: "" if k < 8 else ("Mass" if k % 2 else "No Finding"),
+     "none of the 8 labelled training image(s) has a known label"),
+    (lambda k: "", "the labels name no finding: nothing to learn"),
+    (lambda k: "No Finding", "the labels name no finding: nothing to learn"),
+])
+def test_training_that_cannot_learn_is_refused(tmp_path, capsys, labels, message):
+    root = make_folder(tmp_path / "ds", _rows(12, labels))
+    split = pd.DataFrame({"image_id": [f"i{k:02d}.png" for k in range(12)], "patient_id": [f"p{k}" for k in range(12)],
+                          "split": ["train"] * 8 + ["val"] * 2 + ["test"] * 2})
+    split.to_csv(tmp_path / "split.csv", index=False)
+    rc, _, err = _train(capsys, tmp_path, root, f"data.split.file={tmp_path / 'split.csv'}")
+    assert rc == 2 and message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_zero_epochs_is_said(tmp_path, capsys, caplog):
+    root = make_folder(tmp_path / "ds", _rows(12, lambda k: "Mass" if k % 2 else "No Finding"))
+    with caplog.at_level(logging.WARNING):
+        rc, _, _ = _train(capsys, tmp_path, root, "trainer.epochs=0")
+    assert rc == 0 and "every stage has 0 epochs -- nothing is trained: the run holds the UNTRAINED" in caplog.text
+
+
+# ------------------------------------------------------------------ 11. labels and box tables
+def test_label_case_and_whitespace_variants_are_one_finding(tmp_path):
+    root = make_folder(tmp_path / "ds", [("a.png", "p1", "Mass"), ("b.png", "p2", "mass "), ("c.png", "p3", "Mass"),
+                                         ("d.png", "p4", "No Finding")],
+                       boxes=[("b.png", "mass", 1, 1, 5, 5)])
+    ds = load_dataset(root)
+    assert ds.findings == ["Mass"] and ds.labels[:, 0].tolist() == [1, 1, 1, 0]
+    assert [b.label for b in ds.boxes_for("b.png")] == ["Mass"]
+    assert any("'Mass' (2 image(s)), 'mass' (1 image(s)) differ only in case or separators: read as one finding "
+               "'Mass'" in p.message for p in ds.problems if p.severity == "warning")
+
+
+def test_labels_joined_with_commas_or_semicolons(tmp_path, capsys):
+    root = make_folder(tmp_path / "ds", [("a.png", "p1", "Mass,Nodule"), ("b.png", "p2", "Nodule; Mass"),
+                                         ("c.png", "p3", "Mass")])
+    ds = load_dataset(root)
+    assert ds.findings == ["Mass", "Nodule"] and ds.labels.tolist() == [[1, 1], [1, 1], [1, 0]]
+    errors = [p.message for p in ds.problems if p.severity == "error"]
+    assert any(f"label 'Mass,Nodule' in 1 record(s) ({root / 'labels.csv'}:2) joins labels with ','; labels are "
+               "separated by '|': read as Mass | Nodule" in m for m in errors)
+    rc, out, _ = cli(capsys, "data", "validate", root, "--no-progress")
+    assert rc == 1 and "joins labels with ';'" in out
+
+
+@pytest.mark.parametrize("kind", ["folder", "case"])
+def test_a_box_table_that_is_a_folder_or_spelt_in_another_case(tmp_path, capsys, kind):
+    root = small_folder(tmp_path / "ds")
+    if kind == "folder":
+        (root / "boxes.csv").unlink()
+        (root / "boxes.csv").mkdir()
+        expected = "boxes.csv: is a folder, not the box table file; not read"
+    else:
+        (root / "boxes.csv").rename(root / "Boxes.csv")
+        expected = "Boxes.csv: the box table must be named boxes.csv exactly"
+    rc, out, _ = cli(capsys, "data", "validate", root, "--no-progress")
+    assert rc == 1 and expected in out

@@ -12,7 +12,7 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "radclr"
 # bottom-up, as the package map in radclr/__init__.py lists them
-LAYERS = ["errors", "safe_write", "progress", "boxes", "io", "data", "ops", "radiomics", "transforms", "networks", "losses", "cam",
+LAYERS = ["errors", "safe_write", "ranges", "yamlfile", "progress", "boxes", "io", "data", "ops", "radiomics", "transforms", "networks", "losses", "cam",
           "evaluation", "visualize", "runtime", "training_data", "methods", "engine", "runs", "predict", "report",
           "doctor", "demo", "cli", "__main__"]
 

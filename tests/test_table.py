@@ -36,10 +36,10 @@ def _localization(findings):
     from radclr.evaluation.localization import iou_accuracy
 
     gt, pred, pid = {}, {}, {}
-    for i in range(12):
+    for i in range(48):  # 6 cases a finding: resamples hold every finding (the mean's interval needs them all)
         f = findings[i % len(findings)]
         gt[f"im{i}"] = {f: [(10.0, 10.0, 20.0, 20.0)]}
-        pred[f"im{i}"] = {f: [(10.0 + i, 10.0, 20.0, 20.0)]}  # IoU falls with i
+        pred[f"im{i}"] = {f: [(10.0 + i % 12, 10.0, 20.0, 20.0)]}  # IoU falls with i
         pid[f"im{i}"] = f"P{i}"
     return iou_accuracy(pred, gt, findings=findings, patient_ids=pid, n_boot=30, seed=0)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from radclr.ranges import FRACTION, FRACTION_OPEN, FRACTION_POS, NON_NEGATIVE_INT, POSITIVE_INT, Range, arg_type
+
 FORMAT_CHOICES = ("folder", "nih", "rsna", "chexpert", "kermany", "covid")
 FOLLOW_LINKS_HELP = ("read image files that symbolic links lead to outside the dataset folder (refused by default, "
                      "like ../ paths)")
@@ -27,14 +29,14 @@ def register(sub) -> None:
                     help="CSV to write (image_id, patient_id, split[, fold][, labeled])")
     sp.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
     sp.add_argument("--follow-links", action="store_true", help=FOLLOW_LINKS_HELP)
-    sp.add_argument("--val", type=float, default=None, metavar="F",
+    sp.add_argument("--val", type=arg_type(FRACTION_OPEN, "--val"), default=None, metavar="F",
                     help="validation fraction (default 0.1; not with --folds)")
-    sp.add_argument("--test", type=float, default=None, metavar="F", help="test fraction (default 0.2; 0 with --folds)")
-    sp.add_argument("--folds", type=int, default=None, metavar="K",
+    sp.add_argument("--test", type=arg_type(FRACTION_OPEN, "--test"), default=None, metavar="F", help="test fraction (default 0.2; 0 with --folds)")
+    sp.add_argument("--folds", type=arg_type(Range(2, whole=True), "--folds"), default=None, metavar="K",
                     help="patient-wise stratified K-fold instead of a validation part")
-    sp.add_argument("--label-fraction", type=float, default=None, metavar="F",
+    sp.add_argument("--label-fraction", type=arg_type(FRACTION_POS, "--label-fraction"), default=None, metavar="F",
                     help="keep the labels of this fraction of the training images (whole patients; nested across F)")
-    sp.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    sp.add_argument("--seed", type=arg_type(NON_NEGATIVE_INT, "--seed"), default=0, metavar="S", help="random seed (default 0)")
     sp.set_defaults(func=cmd_split)
 
     v = dsub.add_parser("validate", help="read every image, check every record; exit 1 on any error")
@@ -47,11 +49,11 @@ def register(sub) -> None:
     y = dsub.add_parser("synth", help="write a synthetic phantom dataset, or lesions on real normals (--background), "
                         "in the folder format")
     y.add_argument("out", help="output folder")
-    y.add_argument("--n", type=int, required=True, metavar="N", help="number of images")
-    y.add_argument("--size", type=int, default=None, metavar="S",
+    y.add_argument("--n", type=arg_type(POSITIVE_INT, "--n"), required=True, metavar="N", help="number of images")
+    y.add_argument("--size", type=arg_type(Range(8, whole=True), "--size"), default=None, metavar="S",
                    help="image side in pixels (default 128; with --background: the background's own size)")
-    y.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
-    y.add_argument("--box-fraction", type=float, default=1.0, metavar="F",
+    y.add_argument("--seed", type=arg_type(NON_NEGATIVE_INT, "--seed"), default=0, metavar="S", help="random seed (default 0)")
+    y.add_argument("--box-fraction", type=arg_type(FRACTION, "--box-fraction"), default=1.0, metavar="F",
                    help="write the boxes of this fraction of the images with a lesion (seeded; the others are "
                    "unannotated, as in seed 001's semi-supervised setting; default 1: every lesion boxed)")
     y.add_argument("--background", metavar="DATASET",

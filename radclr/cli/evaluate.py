@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from radclr.ranges import NON_NEGATIVE_INT, Range, arg_type
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate", help="classification metrics with CIs, localization accuracy, linear eval",
@@ -16,7 +18,7 @@ def register(sub) -> None:
     p.add_argument("--split", default=None, choices=["train", "val", "test"],
                    help="split of the run's own data (default test; not with --data)")
     p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
-    p.add_argument("--n-boot", type=int, default=None, help="bootstrap resamples for CIs (default from config)")
+    p.add_argument("--n-boot", type=arg_type(NON_NEGATIVE_INT, "--n-boot"), default=None, help="bootstrap resamples for CIs (default from config)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", help="metrics JSON path (default: RUN/metrics.json for the run's own test split at "
                    "the best checkpoint, else RUN/evaluations/<data>-<checkpoint>-<split>/metrics.json)")
@@ -25,7 +27,7 @@ def register(sub) -> None:
                    help="linear evaluation of the frozen encoder on --data (default: the run's own data) with that "
                    "dataset's findings: logistic regression, C grid, patient-wise stratified folds (seed 003); "
                    "writes RUN/evaluations/<data>-<checkpoint>-linear/metrics.json")
-    p.add_argument("--folds", type=int, default=5, help="--linear-eval: patient-wise folds (default 5)")
+    p.add_argument("--folds", type=arg_type(Range(2, whole=True), "--folds"), default=5, help="--linear-eval: patient-wise folds (default 5)")
     p.add_argument("--findings", help="--linear-eval: comma-separated findings of --data to evaluate (default all)")
     p.add_argument("--task", choices=["multilabel", "multiclass"], default=None,
                    help="--linear-eval: the label task of --data (default: multilabel; the run's own task on its "
@@ -39,7 +41,9 @@ def run(args) -> int:
 
     from radclr.errors import RadclrError
     from radclr.runs.evaluate import evaluate_run, transfer_linear_eval
+    from radclr.runtime.device import resolve_device
 
+    resolve_device(args.device, key="--device")  # a device this machine lacks: one line, before any work
     if args.linear_eval:
         findings = [f.strip() for f in args.findings.split(",")] if args.findings else None
         res = transfer_linear_eval(args.run, args.data, checkpoint=args.checkpoint, folds=args.folds,

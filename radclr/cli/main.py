@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # key=value overrides may follow options (`train CFG --out RUN a.b=1`)
-        if getattr(args, "overrides", None) is None or any(e.startswith("-") or "=" not in e for e in extra):
+        bad = [e for e in extra if e.startswith("-") or "=" not in e]
+        if getattr(args, "overrides", None) is None:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        if bad:  # blame only what is wrong (a valid data.path=... next to `trainer.epochs 2` is not)
+            hint = "; overrides are key=value without spaces (e.g. trainer.epochs=2)" if any(
+                not e.startswith("-") for e in bad) else ""
+            parser.error(f"unrecognized argument(s): {' '.join(bad)}{hint}")
         args.overrides.extend(extra)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

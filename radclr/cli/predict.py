@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from radclr.ranges import NON_NEGATIVE_INT, POSITIVE_INT, arg_type
+
 
 def register(sub) -> None:
     p = sub.add_parser("predict", help="finding probabilities, Grad-CAM box + overlay and box radiomics for images",
@@ -18,11 +20,11 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the full JSON result instead of a summary")
     p.add_argument("--device", default="auto", help="auto (default) | cpu | cuda")
     p.add_argument("--checkpoint", default="best", help="best | last | a checkpoint file")
-    p.add_argument("--top-k", type=int, default=5, help="radiomic features explained per box (default 5)")
+    p.add_argument("--top-k", type=arg_type(NON_NEGATIVE_INT, "--top-k"), default=5, help="radiomic features explained per box (default 5)")
     p.add_argument("--top-only", action="store_true", help="only the top finding's CAM, box, radiomics, overlay")
     p.add_argument("--no-reference", action="store_true", help="skip the training-box reference population "
                    "(no percentiles); it is otherwise built once per checkpoint on the first predict")
-    p.add_argument("--reference-max-images", type=int, default=2000, metavar="N",
+    p.add_argument("--reference-max-images", type=arg_type(POSITIVE_INT, "--reference-max-images"), default=2000, metavar="N",
                    help="training images whose Grad-CAM boxes form the reference population (default 2000)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
@@ -52,7 +54,9 @@ def run(args) -> int:
 
     from radclr.safe_write import atomic_path, writable_dir
     from radclr.predict import predict
+    from radclr.runtime.device import resolve_device
 
+    resolve_device(args.device, key="--device")  # a device this machine lacks: one line, before any work
     out = writable_dir(args.out, "output folder (--out)")  # before loading the model: say it first
     results = predict(args.run, args.images, args.out, device=args.device, checkpoint=args.checkpoint,
                       top_k=args.top_k, top_only=args.top_only, progress=not args.no_progress,

@@ -6,14 +6,15 @@ measures peak memory in fresh processes and needs the repository's data)."""
 from __future__ import annotations
 
 from radclr.errors import ConfigError
+from radclr.ranges import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Range, arg_type
 
 FORMAT_CHOICES = ("folder", "nih", "rsna", "chexpert", "kermany", "covid")
 
 
 def _binning(parser) -> None:
     g = parser.add_mutually_exclusive_group()
-    g.add_argument("--bin-width", type=float, default=None, metavar="W", help="PyRadiomics binWidth (default 25)")
-    g.add_argument("--bin-count", type=int, default=None, metavar="N", help="PyRadiomics binCount (instead of binWidth)")
+    g.add_argument("--bin-width", type=arg_type(POSITIVE, "--bin-width"), default=None, metavar="W", help="PyRadiomics binWidth (default 25)")
+    g.add_argument("--bin-count", type=arg_type(POSITIVE_INT, "--bin-count"), default=None, metavar="N", help="PyRadiomics binCount (instead of binWidth)")
 
 
 def register(sub) -> None:
@@ -33,12 +34,12 @@ def register(sub) -> None:
     e.add_argument("--params", metavar="PARAMS.yaml", help="PyRadiomics parameter file (setting/featureClass/imageType)")
     _binning(e)
     e.add_argument("--engine", choices=("torch", "pyradiomics"), default="torch", help="engine (default torch)")
-    e.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes for --engine pyradiomics")
+    e.add_argument("--jobs", type=arg_type(POSITIVE_INT, "--jobs"), default=1, metavar="N", help="worker processes for --engine pyradiomics")
     e.add_argument("--backend", choices=("auto", "numba", "torch"), default=None,
                    help="torch engine on the CPU: compiled numba kernels (auto, the default) or the torch reference "
                         "path (default: $RADCLR_RADIOMICS_BACKEND or auto)")
     e.add_argument("--device", default=None, metavar="DEV", help="torch device, e.g. cpu or cuda (default cpu)")
-    e.add_argument("--batch-size", type=int, default=None, metavar="N", help="regions per torch batch (default: automatic)")
+    e.add_argument("--batch-size", type=arg_type(POSITIVE_INT, "--batch-size"), default=None, metavar="N", help="regions per torch batch (default: automatic)")
     e.add_argument("--cache", metavar="DIR", help="feature cache folder: re-runs read rows from it")
     e.add_argument("--format", choices=FORMAT_CHOICES, help="dataset layout (default: auto-detect)")
     e.add_argument("--follow-links", action="store_true",
@@ -85,6 +86,10 @@ def cmd_extract(args) -> int:
         raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
     if args.jobs > 1 and args.engine != "pyradiomics":
         raise ConfigError("--jobs applies to --engine pyradiomics (the torch engine runs batched in one process)")
+    if args.device is not None:  # checked before any work (a CPU-only torch asked for cuda: one line)
+        from radclr.runtime.device import resolve_device
+
+        args.device = str(resolve_device(args.device, key="--device"))
     params = load_params(args.params) if args.params else None
     if params is not None and args.engine == "torch":
         params.check_torch()

@@ -18,7 +18,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from radclr.report import write_report
+    from radclr.runtime.device import resolve_device
 
+    resolve_device(args.device, key="--device")  # a device this machine lacks: one line, before any work
     out = write_report(args.run, args.out, device=args.device, progress=not args.no_progress)
     print(f"report written to {out}")
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from radclr.ranges import Range, arg_type
+
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train a configuration (all its stages) into a run directory",
@@ -14,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("--label-fractions", metavar="F,F,...",
                    help="after the label-free stages, repeat the labelled stages for each fraction of training "
                    "labels (e.g. 0.01,0.05,0.1,0.2,0.5,1) into RUN/fractions/")
-    p.add_argument("--folds", type=int, metavar="K",
+    p.add_argument("--folds", type=arg_type(Range(3, whole=True, why="a test and a validation fold per round"), "--folds"), metavar="K",
                    help="patient-wise K-fold cross-validation: K rounds into RUN/fold<f>/, summary in RUN/cv_summary.json")
     p.add_argument("--seeds", metavar="S,S,...",
                    help="one run per training seed into RUN/seed<k>/ (e.g. 0,1,2), summary with mean +- sd over "
@@ -33,34 +35,33 @@ def run(args) -> int:
             args.overrides.insert(0, args.config)
         elif args.config:
             raise RadclrError("--resume takes the run directory; do not pass a config file")
-        from radclr.runs.train import train
+        _check_resume_out(args)
+        from radclr.runs.train import RunFinished, train
 
-        out = train(None, args.resume, args.overrides, resume=True, progress=progress, evaluate=not args.no_eval)
+        try:
+            out = train(None, args.resume, args.overrides, resume=True, progress=progress, evaluate=not args.no_eval)
+        except RunFinished as e:
+            print(e)
+            return 0
     else:
         if not args.config or not args.out:
             raise RadclrError("usage: radclr train CONFIG --out RUN [key=value ...]  (or --resume RUN)")
-        if sum(bool(x) for x in (args.folds, args.label_fractions, args.seeds)) > 1:
+        if sum(x is not None for x in (args.folds, args.label_fractions, args.seeds)) > 1:
             raise RadclrError("choose one of --folds, --label-fractions and --seeds")
-        if args.seeds:
+        if args.seeds is not None:
             from radclr.runs.seeds import train_seeds
 
-            try:
-                seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-            except ValueError:
-                raise RadclrError(f"--seeds takes integers separated by commas, got {args.seeds!r}") from None
+            seeds = _number_list("--seeds", args.seeds, int, "integers separated by commas (e.g. 0,1,2)")
             out = train_seeds(args.config, args.out, seeds, args.overrides, progress=progress)
-        elif args.folds:
+        elif args.folds is not None:
             from radclr.runs.cv import train_cross_validation
 
             out = train_cross_validation(args.config, args.out, args.folds, args.overrides, progress=progress)
-        elif args.label_fractions:
+        elif args.label_fractions is not None:
             from radclr.runs.fractions import train_label_fractions
 
-            try:
-                fractions = [float(f) for f in args.label_fractions.split(",") if f.strip()]
-            except ValueError:
-                raise RadclrError(f"--label-fractions takes numbers separated by commas (e.g. 0.1,0.5,1), got "
-                                  f"{args.label_fractions!r}") from None
+            fractions = _number_list("--label-fractions", args.label_fractions, float,
+                                     "numbers separated by commas (e.g. 0.1,0.5,1)")
             out = train_label_fractions(args.config, args.out, fractions, args.overrides, progress=progress)
         else:
             from radclr.runs.train import train
@@ -68,3 +69,36 @@ def run(args) -> int:
             out = train(args.config, args.out, args.overrides, progress=progress, evaluate=not args.no_eval)
     print(f"run written to {out}")
     return 0
+
+
+def _check_resume_out(args) -> None:
+    """``--resume RUN --out OTHER``: a run is resumed in place; an ``--out`` naming another folder is refused
+    (never silently ignored); ``--folds``/``--seeds``/``--label-fractions`` are refused too."""
+    from pathlib import Path
+
+    from radclr.errors import RadclrError
+
+    if args.out and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise RadclrError(f"--resume {args.resume} continues that run in its own folder; --out {args.out} names "
+                          f"another one (drop --out, or copy the run there first and resume the copy)")
+    for flag, value in (("--folds", args.folds), ("--seeds", args.seeds), ("--label-fractions", args.label_fractions)):
+        if value is not None:
+            raise RadclrError(f"{flag} does not apply to --resume, which continues the one run {args.resume}")
+
+
+def _number_list(flag: str, text: str, kind, words: str) -> list:
+    """``"0.1,0.5"`` -> ``[0.1, 0.5]``; an empty list, a value that is not a number or one given twice is refused
+    naming the flag (an empty ``--seeds ""`` used to be silently ignored, ``0.5,0.5`` to fail half-way)."""
+    from radclr.errors import RadclrError
+
+    items = [t.strip() for t in text.split(",")]
+    try:
+        values = [kind(t) for t in items if t]
+    except ValueError:
+        raise RadclrError(f"{flag} takes {words}, got {text!r}") from None
+    if not values or any(not t for t in items):
+        raise RadclrError(f"{flag} takes {words}, got {text!r}" + (" (an empty item)" if values else " (nothing)"))
+    twice = sorted({v for v in values if values.count(v) > 1})
+    if twice:
+        raise RadclrError(f"{flag} lists {', '.join(f'{v:g}' for v in twice)} more than once: {text!r}")
+    return values

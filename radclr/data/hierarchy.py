@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from radclr.errors import ConfigError, DataError
+from radclr.yamlfile import read_yaml
 
 DEFAULT_PATH = Path(__file__).resolve().parent / "resources" / "disease_hierarchy.yaml"
 
@@ -70,10 +70,7 @@ class DiseaseHierarchy:
         p = Path(path) if path is not None else DEFAULT_PATH
         if not p.is_file():
             raise ConfigError(f"disease hierarchy file {p} does not exist")
-        try:
-            data = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"disease hierarchy file {p} is not valid YAML: {e}") from None
+        data = read_yaml(p, "disease hierarchy file")
         return cls.from_dict(data, source=str(p))
 
     @classmethod

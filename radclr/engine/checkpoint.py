@@ -53,11 +53,22 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise RadclrError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # corrupt / truncated / not a torch file
-        raise RadclrError(f"cannot read checkpoint {path}: {e}") from None
+    except Exception as e:  # corrupt / truncated / not a torch file / a pickle of other objects
+        raise RadclrError(f"{path}: not a radclr checkpoint ({_unreadable_reason(e)})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise RadclrError(f"{path} is not a radclr checkpoint")
+        raise RadclrError(f"{path}: not a radclr checkpoint (a PyTorch file, but not one radclr wrote)")
     return state
+
+
+def _unreadable_reason(e: Exception) -> str:
+    """A few words for why torch could not load a file (torch's own text suggests ``weights_only=False`` -- which
+    would run code from the file -- and filing an issue; neither applies)."""
+    text = str(e)
+    if "Unsupported global" in text:  # a pickle of classes: weights_only refuses to run their code
+        return "it holds Python objects other than tensors and plain values; radclr does not load those"
+    if isinstance(e, (EOFError, RuntimeError)) or "Weights only load failed" in text or "pickl" in text.lower():
+        return "not a PyTorch checkpoint file, or a truncated one"
+    return text.splitlines()[0][:200] if text else type(e).__name__
 
 
 def rng_state() -> dict:

@@ -35,7 +35,9 @@ import yaml
 from radclr.cam.options import LAYERS, CamOptions
 from radclr.errors import ConfigError
 from radclr.methods import method_class
+from radclr.ranges import CONFIG_RANGES, CONFIG_RANGES_IF_NUMBER, POSITIVE_INT, check_range
 from radclr.training_data.volumes import volume_settings
+from radclr.yamlfile import read_yaml
 
 log = logging.getLogger("radclr.config")
 
@@ -146,10 +148,10 @@ def load_yaml(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict:
     if real in _chain:
         loop = " -> ".join(str(p) for p in (*_chain[_chain.index(real):], real))
         raise ConfigError(f"{path}: 'base:' chain loops back to a file already in it: {loop}")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    data = read_yaml(path)  # a key given twice, a binary file (a checkpoint): ConfigError naming the file
+    if data is None:
+        raise ConfigError(f"{path}: the config file is empty (an empty file would silently train every default "
+                          f"for a long time; start from a file in configs/)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     base = data.pop("base", None)  # configs may extend another config (path relative to this file)
@@ -200,7 +202,8 @@ def _parse_value(text: str) -> Any:
 def apply_override(cfg: dict, assignment: str) -> None:
     """Apply one ``a.b.c=value`` (or ``+a.b.c=value`` to create) in place."""
     if "=" not in assignment:
-        raise ConfigError(f"override {assignment!r} is not of the form key=value")
+        raise ConfigError(f"override {assignment!r} is not of the form key=value (no spaces around '=', e.g. "
+                          f"{assignment.strip()}=VALUE)")
     key, _, raw = assignment.partition("=")
     create = key.startswith("+")
     key = key.lstrip("+").strip()
@@ -297,6 +300,7 @@ def validate_config(cfg: dict) -> None:
     if cfg["radiomics"]["region"] not in ("box", "whole_image", "roi_crop", "cam"):
         raise ConfigError(f"radiomics.region must be box|whole_image|roi_crop|cam, got {cfg['radiomics']['region']!r}")
     check_types(cfg)
+    check_ranges(cfg)
     volume_settings(cfg)  # data.volume: ConfigError naming the key
     for i in range(len(stages)):
         eff = stage_settings(cfg, i)
@@ -435,3 +439,35 @@ def check_types(cfg: dict) -> None:
             raise ConfigError(f"stages.{i}.name must be text, got {st['name']!r}")
         eff = stage_settings(cfg, i)
         method_class(st["method"]).Options.from_config(eff["options"], st["method"])
+
+
+_MISSING = object()
+
+
+def _lookup(node, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def check_ranges(cfg: dict) -> None:
+    """Every number of :data:`radclr.ranges.CONFIG_RANGES` in its range (``trainer.optimizer.lr=-0.1``,
+    ``radiomics.bin_width=0``, ``nan``) -> :class:`ConfigError` naming the key; a stage's own trainer keys are
+    named ``stages.<i>.<key>``. Part of :func:`validate_config`, so before any work."""
+    for key, rng in CONFIG_RANGES.items():
+        value = _lookup(cfg, key)
+        if value is not _MISSING:
+            check_range(key, value, rng)
+        if key.startswith("trainer."):
+            for i, st in enumerate(cfg["stages"]):
+                value = _lookup(st, key[len("trainer."):])
+                if value is not _MISSING:
+                    check_range(f"stages.{i}.{key[len('trainer.'):]}", value, rng)
+    for key, rng in CONFIG_RANGES_IF_NUMBER.items():
+        value = _lookup(cfg, key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            check_range(key, value, rng)
+    for k, v in enumerate(cfg["trainer"].get("keep_epochs") or []):
+        check_range(f"trainer.keep_epochs.{k}", v, POSITIVE_INT)

@@ -53,7 +53,8 @@ from radclr.runtime.distributed import DistInfo, all_reduce_mean, all_reduce_sum
 from radclr.runtime.events import EventLog
 from radclr.safe_write import atomic_path
 from radclr.training_data import PreparedData, TrainingView, collate, prepare_data
-from radclr.training_data.prepare import label_coverage_warnings, pretext_subset
+from radclr.training_data.checks import check_training_data
+from radclr.training_data.prepare import pretext_subset
 from radclr.training_data.sampling import EpochBatches
 from radclr.transforms import CXRAugment
 
@@ -187,8 +188,13 @@ class Trainer:
                                                progress=self.progress and self.dist.is_main)
         if self.dist.enabled and self.dist.is_main:
             torch.distributed.barrier()
+        # data nothing can be learned from is refused here (no run folder is left: radclr.runs.train); the rest
+        # (findings without positives or negatives, constant or tiny images) is said once, before the first epoch
+        lines = check_training_data(self.data, cfg["data"]["task"],
+                                    any(method_class(st["method"]).uses_labels for st in cfg["stages"]),
+                                    scan_images=self.dist.is_main)
         if self.dist.is_main:
-            for line in label_coverage_warnings(self.data):  # said once, before the first epoch
+            for line in lines:
                 log.warning("%s", line)
         try:
             with _StopRequested() as stop:

@@ -24,13 +24,13 @@ What a *case* is (the seed does not say; radclr's definition, reported in every 
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from radclr.boxes import as_box_array, pairwise_iou
 from radclr.errors import DataError
+from radclr.evaluation.bootstrap import MIN_VALID_FRACTION
 
 __all__ = [
     "DEFAULT_THRESHOLDS",
@@ -178,8 +178,9 @@ def iou_accuracy(
 
     Bootstrap (``n_boot > 0``): resample *patients* (``patient_ids``: image -> patient; images are their own
     unit when omitted) with replacement, ``n_boot`` times, vectorised; percentile interval at level ``ci``
-    per threshold and finding and for the mean (findings without a case in a resample are left out of that
-    resample's mean).
+    per threshold and finding and for the mean (a resample in which a finding of the point estimate's mean has no
+    case is undefined for the mean, so every resample averages the same findings; an interval needs at least half
+    of the resamples defined, as in :mod:`radclr.evaluation.bootstrap`).
 
     Returns ``{"iou_accuracy": {"0.1": {finding: acc | None, "mean": acc}, ...}, "n_images", "n_cases",
     "n_missing_predictions", "mean_iou", "rule", "pred_rule", "oracle", "definition", "thresholds",
@@ -255,9 +256,10 @@ def _bootstrap(cases, correct, findings, thresholds, patient_ids, n_boot, ci, se
     num = (counts @ c_uft.reshape(nu, nf * nt)).reshape(n_boot, nf, nt)
     with np.errstate(invalid="ignore", divide="ignore"):
         acc = num / den[:, :, None]  # NaN where a finding has no case in the resample
-    with warnings.catch_warnings():  # "Mean of empty slice" when no finding has a case in a resample
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.nanmean(acc, axis=1)  # [n_boot, T]
+    # the mean of a resample averages the same findings as the point estimate (those with a case): a resample
+    # missing one of them is undefined for the mean (averaging fewer findings would mix other means in)
+    members = n_uf.sum(axis=0) > 0
+    mean = acc[:, members, :].mean(axis=1) if members.any() else np.full((n_boot, nt), np.nan)  # NaN propagates
     lo_q, hi_q = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
     result: dict[str, Any] = {}
     for ti, t in enumerate(thresholds):
@@ -275,8 +277,10 @@ def _bootstrap(cases, correct, findings, thresholds, patient_ids, n_boot, ci, se
 
 
 def _interval(values: np.ndarray, lo_q: float, hi_q: float) -> dict | None:
+    """Percentile interval over the defined resamples; None when fewer than
+    :data:`~radclr.evaluation.bootstrap.MIN_VALID_FRACTION` of them are defined (as for classification)."""
     v = values[~np.isnan(values)]
-    if not len(v):
+    if not len(v) or len(v) < MIN_VALID_FRACTION * len(values):
         return None
     lo, hi = np.percentile(v, [lo_q, hi_q])
     return {"ci_low": float(lo), "ci_high": float(hi)}

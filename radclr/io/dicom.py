@@ -20,7 +20,9 @@ multi-frame files add ``SpacingBetweenSlices`` (or ``SliceThickness``) in front,
 
 from __future__ import annotations
 
+import logging
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -123,12 +125,26 @@ def _spacing(ds, ndim: int):
         return None
 
 
+@contextmanager
+def _quiet_decoders():
+    """pydicom's decoder plugins log each failed attempt with its traceback (logger ``pydicom``) before the error
+    that says all of them failed; that error is turned into one line naming the file, so their logging is held
+    back while decoding."""
+    logger = logging.getLogger("pydicom")  # its children (pydicom.pixels.decoders.base) inherit the level
+    before = logger.level
+    logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
 def _decode(ds, path: Path) -> np.ndarray:
     uid = _transfer_syntax(ds)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
         raise ImageReadError(path, "DICOM file has no pixel data (truncated, or not an image)")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_decoders():
             warnings.simplefilter("ignore")
             return ds.pixel_array
     except NotImplementedError as e:
@@ -137,7 +153,8 @@ def _decode(ds, path: Path) -> np.ndarray:
         msg = str(e).strip().splitlines()
         first = " ".join(s.strip() for s in msg[:3])
         if "exceptions were raised" in str(e):  # a decoder exists but the data do not decode
-            raise ImageReadError(path, f"corrupt compressed pixel data ({_ts_name(uid)}): {first}") from None
+            raise ImageReadError(path, f"corrupt compressed pixel data ({_ts_name(uid)}), or a transfer syntax that "
+                                       f"does not match the data: {first}") from None
         raise ImageReadError(path, f"cannot decode transfer syntax {_ts_name(uid)}: {first}; {CODEC_HINT}") from None
     except (ValueError, AttributeError, EOFError, OSError, KeyError) as e:
         raise ImageReadError(path, f"corrupt or truncated pixel data ({_ts_name(uid)}): {e}") from None

@@ -11,6 +11,9 @@
   179 million pixels; a 16k x 11k image is still read) is refused with :class:`ImageReadError` -- this module is
   the one place radclr opens image files with Pillow, so every command (validate, radiomics, train, predict)
   reports it the same way.
+* EXIF orientation (a phone photo of a film, a JPEG from some viewers) is **not applied**: boxes, masks and the
+  label table's sizes are in the stored pixels; an :class:`ImageConversionWarning` says so (``data validate``
+  lists it), so the mismatch with what a viewer shows is never silent.
 """
 
 from __future__ import annotations
@@ -87,6 +90,20 @@ def _to_gray(arr: np.ndarray, decoded_mode: str, mode: str, path: Path) -> tuple
     return gray.astype(np.float32), "luma"
 
 
+_ORIENTATIONS = {2: "mirrored", 3: "rotated 180 degrees", 4: "flipped vertically", 5: "transposed",
+                 6: "rotated 90 degrees clockwise", 7: "transversed", 8: "rotated 90 degrees counter-clockwise"}
+
+
+def _exif_orientation(im) -> int | None:
+    """The EXIF Orientation tag (274) of a JPEG/TIFF/PNG, or None. Policy: never applied -- boxes, masks and the
+    label table's width/height are in the stored pixels -- but said (ImageConversionWarning; `data validate`)."""
+    try:
+        value = im.getexif().get(274)
+        return int(value) if value is not None else None
+    except Exception:  # noqa: BLE001 -- a damaged EXIF block is not a reason to refuse the image
+        return None
+
+
 def read_raster(path: str | Path) -> LoadedImage:
     """Decode a PNG/JPEG/TIFF/BMP file (see module docstring for the intensity rules)."""
     path = Path(path)
@@ -99,6 +116,11 @@ def read_raster(path: str | Path) -> LoadedImage:
         if getattr(im, "n_frames", 1) > 1:
             warnings.warn(f"{path}: {im.n_frames} frames; only the first is read", ImageConversionWarning,
                           stacklevel=3)
+        orientation = _exif_orientation(im)
+        if orientation not in (None, 1):
+            warnings.warn(f"{path}: EXIF orientation {orientation} ({_ORIENTATIONS.get(orientation, '?')}) is not "
+                          f"applied: the image is used as stored, and its boxes are read in the stored pixels "
+                          f"(viewers show it turned)", ImageConversionWarning, stacklevel=3)
         if mode == "P":  # palette: expand to its colours first
             im = im.convert("RGBA" if "transparency" in im.info else "RGB")
         elif mode in ("CMYK", "YCbCr", "LAB", "HSV"):

@@ -5,6 +5,11 @@ reversed to array-axis order. A 3-D file with a single slice (common for 2-D NIf
 Values are kept as stored after the file's own scaling (NIfTI ``scl_slope``/``scl_inter`` are applied by ITK).
 Vector (multi-component) images are averaged over components with an :class:`ImageConversionWarning`.
 No reorientation is done: arrays are in the file's index order.
+
+NaN and infinite voxels: ITK's NIfTI reader silently turns them into 0, which would hide a documented error
+(``radclr data validate`` reports NaN/inf; training refuses such an image naming the file). For a floating-point
+NIfTI file the raw voxels are therefore checked too (:func:`_nifti_nonfinite`) and non-finite ones are put back
+into the array, so every later check sees them.
 """
 
 from __future__ import annotations
@@ -60,6 +65,45 @@ def _read_sitk(path: Path):
                                    f"{_first_line(e)}") from None
 
 
+_NIFTI_FLOAT = {16: np.float32, 64: np.float64}  # NIfTI datatype codes of floating-point voxels
+
+
+def _nifti_nonfinite(path: Path, shape: tuple) -> np.ndarray | None:
+    """The raw voxels of a floating-point NIfTI-1/2 file where they are NaN or infinite (array of ``shape`` with
+    those values, finite elsewhere = 0), or None when the file is not floating-point or has no such voxel."""
+    import gzip
+
+    try:
+        opener = gzip.open if _suffix(path) == ".nii.gz" else open
+        with opener(path, "rb") as f:
+            head = f.read(540)
+            for order in ("<", ">"):
+                size = int(np.frombuffer(head[:4], dtype=f"{order}i4")[0])
+                if size in (348, 540):
+                    break
+            else:
+                return None
+            if size == 348:
+                dtype_code = int(np.frombuffer(head[70:72], dtype=f"{order}i2")[0])
+                offset = int(np.frombuffer(head[108:112], dtype=f"{order}f4")[0])
+            else:
+                dtype_code = int(np.frombuffer(head[12:14], dtype=f"{order}i2")[0])
+                offset = int(np.frombuffer(head[168:176], dtype=f"{order}i8")[0])
+            if dtype_code not in _NIFTI_FLOAT:
+                return None
+            f.seek(0)
+            raw = f.read()
+    except (OSError, EOFError, ValueError):
+        return None
+    dt = np.dtype(_NIFTI_FLOAT[dtype_code]).newbyteorder(order)
+    n = int(np.prod(shape))
+    data = np.frombuffer(raw, dtype=dt, count=n, offset=max(offset, size)) if len(raw) >= offset + n * dt.itemsize \
+        else None
+    if data is None or np.isfinite(data).all():
+        return None
+    return np.where(np.isfinite(data), 0, data).reshape(shape).astype(np.float32)
+
+
 def read_volume(path: str | Path) -> LoadedImage:
     """Decode a NIfTI/NRRD/MHA file into ``[H, W]`` or ``[D, H, W]`` float32 with spacing in array order."""
     sitk = require_package("SimpleITK", package="SimpleITK", purpose="reading NIfTI/NRRD/MetaImage files")
@@ -76,6 +120,10 @@ def read_volume(path: str | Path) -> LoadedImage:
                       stacklevel=2)
         arr = arr.mean(axis=-1)
         meta["converted"] = "component mean"
+    if meta["format"] == "nifti" and ncomp == 1:  # NaN/inf voxels that ITK's reader turned into 0
+        bad = _nifti_nonfinite(path, arr.shape)
+        if bad is not None:
+            arr = np.where(np.isfinite(bad), arr, bad)
     if arr.ndim == 3 and arr.shape[0] == 1:  # a 2-D image stored as a one-slice volume
         arr, spacing = arr[0], spacing[1:]
     if arr.ndim not in (2, 3):

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from radclr.errors import ConfigError
 from radclr.radiomics.base import Settings
 from radclr.radiomics.registry import resolve_classes
+from radclr.yamlfile import read_yaml
 
 __all__ = ["RadiomicsParams", "load_params", "PYRADIOMICS_SETTINGS", "IMAGE_TYPES"]
 
@@ -220,8 +219,5 @@ def load_params(path) -> RadiomicsParams:
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"parameter file {p} does not exist")
-    try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML/JSON: {e}") from None
+    raw = read_yaml(p, "parameter file")  # invalid, binary, a key twice: ConfigError naming the file
     return parse_params(raw, source=str(p))

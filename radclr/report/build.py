@@ -16,6 +16,7 @@ from radclr.report.context import ReportContext
 from radclr.report.html import page
 from radclr.report.sections import build_sections
 from radclr.runs.evaluate import evaluate_run
+from radclr.runs.lock import check_not_locked
 from radclr.runs.seeds import SUMMARY_FILE, seed_runs
 from radclr.runtime.device import resolve_device
 from radclr.safe_write import atomic_path, writable_dir
@@ -32,6 +33,7 @@ def write_report(run_dir, out=None, *, device="auto", progress: bool = False) ->
     A directory of several training seeds (``radclr train --seeds``) gets the report of its first seed's run, with
     the across-seeds section, as ``OUT/report.html``."""
     run_dir = Path(run_dir)
+    check_not_locked(run_dir)  # a run another process is training: its files are still changing
     if not (run_dir / "config.yaml").exists() and (run_dir / SUMMARY_FILE).exists():
         runs = seed_runs(run_dir)
         if runs:
@@ -39,12 +41,14 @@ def write_report(run_dir, out=None, *, device="auto", progress: bool = False) ->
     if not (run_dir / "config.yaml").exists():
         raise RadclrError(f"{run_dir} is not a radclr run directory (no config.yaml)")
     writable_dir(Path(out).parent if out else run_dir, "report folder")  # before evaluating: say it first
-    if not (run_dir / "metrics.json").exists():
+    has_checkpoints = any((run_dir / "checkpoints").glob("*.pt"))
+    if not (run_dir / "metrics.json").exists() and has_checkpoints:
         log.info("%s has no metrics.json: evaluating the run first", run_dir)
         evaluate_run(run_dir, device=device, progress=progress)
-    if not any((run_dir / "checkpoints").glob("*.pt")):
+    if not has_checkpoints:  # a killed run: the report says what is missing instead of refusing (docs/policies.md)
         log.warning("%s has no checkpoints (training did not finish an epoch, or they were deleted): sections that "
-                    "need the model are omitted", run_dir)
+                    "need the model say the checkpoint is missing%s", run_dir,
+                    "" if (run_dir / "metrics.json").exists() else "; no evaluation (metrics.json) either")
     if isinstance(device, str):
         device = resolve_device(device)
     ctx = ReportContext(run_dir, device=device, progress=progress)

@@ -32,7 +32,7 @@ class Omit(Exception):
 class ReportContext:
     def __init__(self, run_dir: str | Path, *, device="auto", progress: bool = False):
         self.run_dir = Path(run_dir)
-        self.results = RunResults(self.run_dir)
+        self.results = RunResults(self.run_dir, allow_unevaluated=True)  # a killed run: sections say what is missing
         self.cfg = self.results.cfg
         self.metrics = self.results.metrics
         self.device = resolve_device(device) if isinstance(device, str) or device is None else device

@@ -73,7 +73,9 @@ class Estimate:
 class RunResults:
     """Read-only view of a run directory's results (or of a lone ``metrics.json``)."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, allow_unevaluated: bool = False):
+        """``allow_unevaluated``: a run directory without ``metrics.json`` (a killed run, no checkpoint to evaluate)
+        gives empty metrics (every value "n/a") instead of an error -- what ``radclr report`` shows for it."""
         path = Path(path)
         if path.is_file() and path.suffix == ".json":
             self.metrics_path, self.run_dir = path, path.parent
@@ -81,11 +83,11 @@ class RunResults:
             self.run_dir, self.metrics_path = path, path / "metrics.json"
         if not self.run_dir.exists():
             raise RadclrError(f"{path}: no such run directory")
-        if not self.metrics_path.exists():
+        if not self.metrics_path.exists() and not allow_unevaluated:
             raise RadclrError(f"{self.run_dir}: no metrics.json -- evaluate the run first "
                               f"(`radclr evaluate {self.run_dir}` or `radclr report {self.run_dir}`)")
         try:
-            self.metrics: dict = json.loads(self.metrics_path.read_text())
+            self.metrics: dict = json.loads(self.metrics_path.read_text()) if self.metrics_path.exists() else {}
         except (OSError, json.JSONDecodeError) as e:
             raise RadclrError(f"{self.metrics_path}: unreadable metrics file ({e})") from None
         self.cfg: dict = {}

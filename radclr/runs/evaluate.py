@@ -77,6 +77,7 @@ from radclr.evaluation.localization import (
 from radclr.evaluation.metrics import jsonable, probabilities
 from radclr.evaluation.thresholds import choose_thresholds
 from radclr.progress import progress_bar
+from radclr.runs.lock import check_not_locked
 from radclr.runs.run import LoadedRun, load_run
 from radclr.runtime.device import resolve_device
 from radclr.safe_write import atomic_path, writable_dir
@@ -440,6 +441,7 @@ def evaluate_run(run_dir, *, data: PreparedData | None = None, data_path: str | 
     tested with the run's saved thresholds and calibrated CAM threshold). See the module docstring for where
     the results go."""
     run_dir = Path(run_dir)
+    check_not_locked(run_dir)  # a run being trained (by another process) is not evaluated under its feet
     in_training = data is not None  # called by radclr.runs.train right after training
     device = resolve_device(device or "auto") if not isinstance(device, torch.device) else device
     run = load_run(run_dir, checkpoint, device)
@@ -595,7 +597,9 @@ def _external_data(cfg: dict, data_path: str, run: LoadedRun, progress: bool) ->
     # every box of the other dataset is ground truth to score against: the run's box_fraction (which hid boxes
     # from training) does not apply
     dcfg = {**cfg["data"], "path": str(data_path), "format": None, "findings": None, "box_fraction": 1.0}
-    ds = open_dataset(dcfg).with_findings(run.findings)
+    other = open_dataset(dcfg)
+    check_something_to_score(other.labels, list(other.findings), data_path, run.findings)
+    ds = other.with_findings(run.findings)
     cache = Path(cfg["data"].get("cache_dir") or default_cache_dir())
     if cfg["data"].get("volume") is not None:  # tumour stacks with the run's slice settings
         store = build_run_store(cfg, ds, cache, progress=progress)
@@ -606,6 +610,35 @@ def _external_data(cfg: dict, data_path: str, run: LoadedRun, progress: bool) ->
     if run.method.needs_radiomics:
         data.radiomics_names, data.radiomics = fixed_radiomics(ds, store, data.boxes, cfg["radiomics"], cache, progress)
     return data
+
+
+def check_something_to_score(y: np.ndarray, findings: list[str], source, run_findings: list[str] | None = None, *,
+                             task: str = "multilabel") -> None:
+    """Refuse an evaluation whose every metric would be null, saying why (issue 20): a dataset sharing no finding
+    with the run (``run_findings``), or labels of which no finding has both a positive and a negative image (one
+    class only, for a multi-class task). ``y``: ``[N, F]`` multi-hot with NaN = unknown, or ``[N]`` class
+    indices."""
+    if run_findings is not None:
+        shared = [f for f in findings if f in run_findings]
+        if not shared:
+            raise DataError(f"{source}: shares no finding with the run (the run: {list(run_findings)}; the data: "
+                            f"{list(findings)}): nothing to score. To probe the run's encoder on these findings, "
+                            f"use `radclr evaluate RUN --linear-eval --data {source}`")
+        return
+    y = np.asarray(y, dtype=float)
+    if not findings:
+        raise DataError(f"{source}: the labels name no finding: nothing to score")
+    if task == "multiclass" or y.ndim == 1:
+        present = sorted({int(v) for v in y[~np.isnan(y)]})
+        if len(present) < 2:
+            raise DataError(f"{source}: every labelled image has the same class "
+                            f"({[findings[i] for i in present]}): nothing to score (a classifier needs two classes)")
+        return
+    both = [f for j, f in enumerate(findings) if (y[:, j] == 1).any() and (y[:, j] == 0).any()]
+    if not both:
+        raise DataError(f"{source}: no finding has both positive and negative labelled images "
+                        + "(" + "; ".join(f"{f}: {int((y[:, j] == 1).sum())} positive, {int((y[:, j] == 0).sum())} "
+                                          f"negative" for j, f in enumerate(findings)) + "): nothing to score")
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -665,6 +698,7 @@ def transfer_linear_eval(run_dir, data_path=None, *, checkpoint: str = "best", f
     idx = np.flatnonzero(labelled)
     if len(idx) == 0:
         raise DataError(f"{path}: no labelled image to evaluate on")
+    check_something_to_score(y[idx], list(ds.findings), path, task=task)
     feats = run_inference(run.method, data, idx, device, int(cfg["trainer"]["eval_batch_size"]), want_logits=False,
                           want_features=True, progress=progress)["features"]
     res = linear_eval_cv(feats, y[idx], ds.patient_ids[idx], n_splits=int(folds), findings=list(ds.findings),

@@ -36,6 +36,8 @@ def train_label_fractions(config, out, fractions, overrides=(), *, progress=None
     cfg = resolve_config(config, overrides)
     if not fractions or any(not (0 < f <= 1) for f in fractions):
         raise ConfigError(f"--label-fractions must be in (0, 1], got {fractions}")
+    if len({f"{f:g}" for f in fractions}) != len(fractions):  # one run folder per fraction (fractions/<f:g>)
+        raise ConfigError(f"--label-fractions lists a fraction more than once: {fractions}")
     pre, post = split_stages(cfg)
     linear = bool(cfg["evaluation"]["linear_eval"])
     if not post and not linear:

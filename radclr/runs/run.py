@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from radclr.engine import checkpoint as ckpt
-from radclr.engine.config import resolve_config, stage_settings
+from radclr.engine.config import STAGE_TRAINER_KEYS, resolve_config, stage_settings
 from radclr.errors import RadclrError
 from radclr.methods import Method, MethodContext, method_class
 from radclr.training_data.volumes import input_channels
@@ -85,7 +85,67 @@ def load_run(run_dir: str | Path, which: str = "best", device: str | torch.devic
     for i in range(int(state["stage"]) + 1):
         st = stage_settings(cfg, i)
         method = method_class(st["method"])(parts, ctx, st["options"])
-    method.load_state_dict(state["model"])
+    try:
+        method.load_state_dict(state["model"])
+    except RuntimeError:  # torch's multi-KB list of keys: say which part and which setting instead
+        raise RadclrError(state_mismatch(run_dir, path, cfg, state, method)) from None
     method.load_extra_state(state.get("extra", {}))
     method.to(device).eval()
     return LoadedRun(run_dir, cfg, method, state, path)
+
+
+def _flat(d, prefix: str = "") -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flat(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def architecture_differences(cfg: dict, state: dict, *, options: bool = True) -> list[str]:
+    """Settings that shape the model (``model.*``, the stages' names, methods and -- with ``options`` -- method
+    options) where ``cfg`` differs from the configuration the checkpoint was trained with (``state["config"]``):
+    ``"model.encoder: 'resnet50' in config.yaml, 'resnet18' in the checkpoint"``."""
+    saved = state.get("config")
+    if not isinstance(saved, dict):
+        return []
+
+    def shape_keys(c):
+        flat = _flat({"model": c.get("model", {})})
+        for i, st in enumerate(c.get("stages", [])):
+            for k, v in _flat(st).items():
+                if k in ("name", "method") or (options and k.split(".")[0] not in STAGE_TRAINER_KEYS):
+                    flat[f"stages.{i}.{k}"] = v
+        return flat
+
+    now, then = shape_keys(cfg), shape_keys(saved)
+    keys = [k for k in sorted(set(now) | set(then)) if now.get(k) != then.get(k)
+            and not k.startswith(("model.init_", "model.weights"))]  # where weights come from, not their shape
+    return [f"{k}: {now.get(k)!r} in config.yaml, {then.get(k)!r} in the checkpoint" for k in keys]
+
+
+def state_mismatch(run_dir: Path, path: Path, cfg: dict, state: dict, method: nn.Module) -> str:
+    """One line: which parts of the model do not fit the checkpoint, and which settings differ."""
+    own = method.state_dict()
+    theirs = state["model"]
+    parts: dict[str, list[int]] = {}
+    for k in set(own) | set(theirs):
+        part = k.split(".")[1] if k.startswith("parts.") else k.split(".")[0]
+        c = parts.setdefault(part, [0, 0, 0])
+        if k not in theirs:
+            c[0] += 1
+        elif k not in own:
+            c[1] += 1
+        elif tuple(own[k].shape) != tuple(theirs[k].shape):
+            c[2] += 1
+    bad = [f"{p} ({', '.join(w for w in (f'{a} missing' if a else '', f'{b} unexpected' if b else '', f'{c} of another shape' if c else '') if w)})"
+           for p, (a, b, c) in sorted(parts.items()) if a or b or c]
+    diffs = architecture_differences(cfg, state)
+    msg = f"{path}: does not fit the model {run_dir / 'config.yaml'} describes: part(s) " + "; ".join(bad[:6])
+    if diffs:
+        msg += f". config.yaml differs from the configuration the checkpoint was trained with: {'; '.join(diffs[:5])}"
+        msg += " -- was config.yaml edited after training? Restore it"
+    return msg

@@ -42,8 +42,10 @@ def unused_gpu_note() -> str | None:
             "training runs on the CPU (install the CUDA torch: make install-cuda; check: radclr doctor)")
 
 
-def resolve_device(name: str | None = "auto", local_rank: int = 0) -> torch.device:
-    """The torch device a setting names; ``auto`` (or None) = this process's GPU if any, else the CPU."""
+def resolve_device(name: str | None = "auto", local_rank: int = 0, key: str = "trainer.device") -> torch.device:
+    """The torch device a setting names; ``auto`` (or None) = this process's GPU if any, else the CPU. A device
+    that does not exist here (``cuda`` on a CPU-only torch, ``cuda:3`` on a one-GPU machine, a misspelt name) is
+    a :class:`ConfigError` naming ``key`` (the config key, or the command's ``--device``)."""
     if name in (None, "auto"):
         if torch.cuda.is_available():
             return torch.device("cuda", local_rank % torch.cuda.device_count())
@@ -52,9 +54,18 @@ def resolve_device(name: str | None = "auto", local_rank: int = 0) -> torch.devi
             _WARNED.add(note)
             log.warning("trainer.device auto -> cpu: %s", note)
         return torch.device("cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{key}: unknown device {name!r} (auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.device is 'cuda' but no CUDA device is available")
+        raise ConfigError(f"{key} is {name!r} but no CUDA device is available (this torch: "
+                          f"{'CPU-only build' if torch.version.cuda is None else 'CUDA ' + torch.version.cuda}); "
+                          f"use cpu or auto")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"{key} is {name!r} but this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"{key}: device {name!r} is not supported (auto, cpu, cuda or cuda:N)")
     if dev.type == "cuda" and dev.index is None:  # plain "cuda": this process's own GPU under torchrun
         dev = torch.device("cuda", local_rank % torch.cuda.device_count())
     return dev

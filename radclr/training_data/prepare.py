@@ -218,6 +218,32 @@ class PreparedData:
         return images, torch.tensor([c[1] for c in cases]), [c[2] for c in cases]
 
 
+def _examples(ids, n: int = 5) -> str:
+    ids = sorted(map(str, ids))
+    return ", ".join(ids[:n]) + (f", ... ({len(ids) - n} more)" if len(ids) > n else "")
+
+
+def check_split_contract(split: pd.DataFrame, ds: CXRDataset, path: Path, data_path=None) -> None:
+    """A run's ``splits.csv`` is its contract with the data: the images it lists must be exactly the dataset's.
+    Images deleted since training (an evaluation would silently score fewer) or added (they belong to no split)
+    -> :class:`DataError` naming them; nothing is evaluated or written."""
+    saved = set(split["image_id"].astype(str))
+    current = set(map(str, ds.image_ids))
+    missing, new = saved - current, current - saved
+    if not missing and not new:
+        return
+    where = f" {data_path}" if data_path is not None and not isinstance(data_path, (list, tuple)) else ""
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} image(s) of the run's split are no longer in the dataset{where} "
+                     f"({_examples(missing)})")
+    if new:
+        parts.append(f"{len(new)} image(s) of the dataset{where} are not in the run's split ({_examples(new)})")
+    raise DataError(f"{path}: the data changed since this run was trained: {'; '.join(parts)}. The run's split is "
+                    f"its contract: restore the dataset as it was, or evaluate the changed data as another dataset "
+                    f"(`radclr evaluate RUN --data PATH`, a copy of the data in another folder)")
+
+
 def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool = True, progress: bool = True) -> PreparedData:
     """The run's :class:`PreparedData` (see module docstring); a run directory's saved ``splits.csv`` wins."""
     data_cfg = DataConfig.from_dict(cfg["data"])  # the data section, typed once here
@@ -230,6 +256,7 @@ def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool
     split = None
     if run_dir is not None and (Path(run_dir) / "splits.csv").exists():  # resume: the saved split is the truth
         split = pd.read_csv(Path(run_dir) / "splits.csv", dtype={"image_id": str, "patient_id": str})
+        check_split_contract(split, ds, Path(run_dir) / "splits.csv", data_cfg.path)
         split = split.set_index("image_id").loc[ds.image_ids].reset_index()
     if split is None:
         split = make_or_load_split(ds, data_cfg)
@@ -239,7 +266,7 @@ def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool
     boxes = store_boxes(ds, store)
     pd_ = PreparedData(ds, store, split, boxes)
     if cfg["radiomics"]["region"] == "roi_crop" and store.volume is None:  # a tumour stack already is the ROI
-        check_roi_coverage(boxes, ds.labels, str(data_cfg["path"]))
+        check_roi_coverage(boxes, ds.labels, str(data_cfg.path))
         pd_.roi_crop = make_roi_crop(pd_)
     if need_radiomics:
         pd_.radiomics_names, pd_.radiomics = fixed_radiomics(ds, store, boxes, cfg["radiomics"], cache, progress=progress)

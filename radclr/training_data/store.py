@@ -36,10 +36,10 @@ import torch
 import torch.nn.functional as F
 
 from radclr.data.dataset import CXRDataset
-from radclr.errors import DataError
+from radclr.errors import DataError, OutputError
 from radclr.io import read_image
 from radclr.progress import progress_bar
-from radclr.safe_write import reserve, writable_dir
+from radclr.safe_write import describe, reserve, writable_dir
 
 log = logging.getLogger(__name__)
 STORE_VERSION = 1
@@ -53,13 +53,15 @@ def default_cache_dir() -> Path:
     return Path(base) / "radclr"
 
 
-def to_store_scale(array: np.ndarray, meta: dict, rule: str = "auto") -> np.ndarray:
-    """Map a decoded image (float32, file intensity scale) to float 0..255 (see module docstring)."""
+def to_store_scale(array: np.ndarray, meta: dict, rule: str = "auto", source: str | None = None) -> np.ndarray:
+    """Map a decoded image (float32, file intensity scale) to float 0..255 (see module docstring); ``source``
+    (the file) names the image in errors."""
     a = np.asarray(array, dtype=np.float32)
+    where = f"{source}: " if source else ""
     if a.ndim != 2:
-        raise DataError(f"expected a 2-D image, got shape {a.shape}")
+        raise DataError(f"{where}expected a 2-D image, got shape {a.shape}")
     if not np.isfinite(a).all():
-        raise DataError("image contains NaN or infinite values")
+        raise DataError(f"{where}image contains {int((~np.isfinite(a)).sum())} NaN or infinite value(s)")
     eight_bit = int(meta.get("bit_depth", 0) or 0) == 8 or (a.min() >= 0 and a.max() <= 255 and meta.get("format") in ("png", "jpeg"))
     if rule == "none" or (rule == "auto" and eight_bit):
         return np.clip(a, 0, 255)
@@ -129,7 +131,7 @@ def _decode_one(args):
     a = img.array
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
-    scaled = to_store_scale(a, img.meta, rule)
+    scaled = to_store_scale(a, img.meta, rule, source=path)
     return np.clip(np.rint(resize_image(scaled, size)), 0, 255).astype(np.uint8), a.shape[-2:]
 
 
@@ -167,7 +169,13 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
             pass
         log.warning("image store %s is unreadable or stale; rebuilding", arr_path)
     done.unlink(missing_ok=True)
-    images = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.uint8, shape=shape)
+    try:
+        images = np.lib.format.open_memmap(arr_path, mode="w+", dtype=np.uint8, shape=shape)
+    except (OSError, ValueError, MemoryError, OverflowError) as e:  # a map the machine cannot hold (ENOMEM, ...)
+        arr_path.unlink(missing_ok=True)  # not a huge sparse file left behind
+        why = describe(e) if isinstance(e, OSError) else (str(e) or type(e).__name__)
+        raise OutputError(arr_path, f"cannot allocate the image store ({n} item(s) of {list(shape[1:])}, "
+                                    f"{int(np.prod(shape, dtype=np.float64)) / 2**20:,.1f} MiB): {why}") from None
     try:  # claim the disk space now: a full disk is a message here, not a SIGBUS while writing the map
         with open(arr_path, "r+b") as f:
             reserve(f.fileno(), os.path.getsize(arr_path), arr_path, "image store")

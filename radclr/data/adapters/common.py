@@ -210,6 +210,59 @@ def findings_from_labels(label_lists: Iterable[Sequence[str] | None], log: Probl
     return seen
 
 
+LABEL_SEPARATORS = (",", ";")  # written where `|` was meant: "Mass,Nodule" is two findings, not one
+
+
+def tidy_label_lists(label_lists: Sequence[Sequence[str] | None], declared: Sequence[str] | None, log: ProblemLog,
+                     source, lines: Sequence[str]) -> tuple[list, dict[str, str]]:
+    """Label lists with two careless spellings repaired, each said as a Problem; returns ``(lists, variants)``.
+
+    * A label joined with ``,`` or ``;`` (``Mass,Nodule``) -> error Problem naming the lines; read as the
+      separate labels (``|`` is the separator), never as a new finding ``"Mass,Nodule"``.
+    * Labels that differ only in case, ``_``, ``-`` or spaces (``mass`` / ``Mass``) -> one finding, spelled as
+      declared (findings.txt) or, without a declaration, as most images spell it; a warning Problem names the
+      variants and their counts. ``variants`` maps each other spelling to the kept one (for box labels too).
+    """
+    out, joined = [], defaultdict(list)
+    for i, names in enumerate(label_lists):
+        if names is None:
+            out.append(None)
+            continue
+        fixed = []
+        for n in names:
+            if any(sep in n for sep in LABEL_SEPARATORS):
+                joined[n].append(lines[i])
+                fixed += [t.strip() for t in re.split(r"[,;]", n) if t.strip()]
+            else:
+                fixed.append(n)
+        out.append(fixed)
+    for n, where in joined.items():
+        log.error(source, f"label {n!r} in {len(where)} record(s) ({_examples(where)}) joins labels with "
+                          f"{'/'.join(s for s in LABEL_SEPARATORS if s in n)!r}; labels are separated by '|': read "
+                          f"as {' | '.join(t.strip() for t in re.split(r'[,;]', n) if t.strip())}")
+    counts: dict[str, int] = defaultdict(int)
+    for names in out:
+        for n in set(names or ()):
+            counts[n] += 1
+    by_key = defaultdict(list)
+    for n in counts:
+        by_key[_norm_key(n)].append(n)
+    declared_by_key = {_norm_key(d): d for d in (declared or ())}
+    declared_by_key.setdefault(_norm_key(NO_FINDING), NO_FINDING)
+    variants = {}
+    for key, names in by_key.items():
+        keep = declared_by_key.get(key) or sorted(names, key=lambda n: (-counts[n], n))[0]
+        others = [n for n in names if n != keep]
+        if not others:
+            continue
+        variants.update({n: keep for n in others})
+        listed = ", ".join(f"{n!r} ({counts[n]} image(s))" for n in sorted(names, key=lambda n: -counts[n]))
+        log.warning(source, f"labels {listed} differ only in case or separators: read as one finding {keep!r}")
+    if variants:
+        out = [None if names is None else [variants.get(n, n) for n in names] for names in out]
+    return out, variants
+
+
 def multi_hot(label_lists: Sequence[Sequence[str] | None], findings: Sequence[str], log: ProblemLog, source,
               lines: Sequence[str] | None = None, aliases: dict[str, str] | None = None) -> np.ndarray:
     """``float32 [N, F]``: 1 for listed findings, 0 otherwise; a ``None`` entry = unlabelled (all NaN).

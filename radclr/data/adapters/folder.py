@@ -120,10 +120,13 @@ def load(root: str | Path, *, findings: list[str] | None = None, aliases: dict[s
 
     raw_lists = [C.split_labels(t) or None for t in df["labels"]]
     declared = _declared_findings(root, findings)
+    # "Mass,Nodule" -> Mass | Nodule (error); "mass" / "Mass" -> one finding (warning)
+    raw_lists, variants = C.tidy_label_lists(raw_lists, declared, log, labels_csv, df["_where"].tolist())
     found = C.findings_from_labels(raw_lists, log, labels_csv)
     finding_list = declared if declared is not None else found
     aliases = dict(DEFAULT_ALIASES if aliases is None else aliases)
     aliases = {a: b for a, b in aliases.items() if a not in finding_list}
+    aliases.update({v: k for v, k in variants.items() if v not in finding_list})  # box labels spelled alike
 
     images_dir = root / "images"
     if not images_dir.is_dir():
@@ -150,6 +153,7 @@ def load(root: str | Path, *, findings: list[str] | None = None, aliases: dict[s
     masks = _masks(root, records, log)
 
     boxes = None
+    _misnamed_tables(root, log)
     if (root / BOXES_FILE).is_file():
         bdf = C.read_csv(root / BOXES_FILE, BOX_REQUIRED, what="box table")
         bdf["where"] = [C.csv_line(root / BOXES_FILE, i) for i in range(len(bdf))]
@@ -166,6 +170,24 @@ def load(root: str | Path, *, findings: list[str] | None = None, aliases: dict[s
     records = records.drop(columns=["_where"])
     return C.make_dataset(name or root.resolve().name, "folder", root, finding_list, records, labels, boxes, log,
                           masks)
+
+
+def _misnamed_tables(root: Path, log: C.ProblemLog) -> None:
+    """``boxes.csv`` / ``findings.txt`` that are folders, or spelled in another case (``Boxes.csv``): an error
+    Problem each -- silently "no boxes" would score localization on nothing."""
+    try:
+        entries = {p.name: p for p in root.iterdir()}
+    except OSError:
+        return
+    for name, what in ((BOXES_FILE, "box table"), (FINDINGS_FILE, "finding list")):
+        path = root / name
+        if path.is_dir():
+            log.error(path, f"is a folder, not the {what} file; not read")
+        elif name not in entries and not path.exists():  # (a case-insensitive file system finds it)
+            other = [n for n in entries if n.lower() == name.lower()]
+            if other:
+                log.error(root / other[0], f"the {what} must be named {name} exactly (file names are case-sensitive); "
+                                           f"not read")
 
 
 def _normalised_id(text) -> str:
