@@ -210,6 +210,8 @@ def test_byop_with_its_loop_asks_for_boxed_rows_only():
     assert fixed_radiomics_rows(resolve_config(REPO / "configs/phantom/byop.yaml", ["stages.0.byop=false"])) == "all"
     assert fixed_radiomics_rows(resolve_config(REPO / "configs/phantom/byop.yaml",
                                                ["radiomics.region=whole_image"])) == "all"
+    assert fixed_radiomics_rows(resolve_config(REPO / "configs/phantom/byop.yaml",
+                                               ["evaluation.classical_radiomics=true"])) == "all"
     sup = resolve_config(REPO / "configs/phantom/supervised.yaml")
     assert fixed_radiomics_rows(sup) == "all"
 
@@ -249,3 +251,21 @@ def test_process_group_timeout_comes_from_the_config(monkeypatch):
     D.init_distributed(torch.device("cpu"))
     assert seen["timeout"].total_seconds() == 120 * 60
     assert resolve_config(None)["trainer"]["dist_timeout_minutes"] == 120
+
+
+# ------------------------------------------------------------------------------------ benchmarks/scale.py, small
+def test_scale_benchmark_layout_loads_as_nih_and_its_first_stages_run(tmp_path):
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import scale
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    layout = scale.write_layout(tmp_path / "nih", 150, px=32)
+    assert scale.write_layout(tmp_path / "nih", 150, px=32) == layout  # reused, not rewritten
+    res = scale.run_stage("load", layout, tmp_path / "work", 32, 2, None)
+    assert res["images"] == 150 and res["errors"] == 0 and res["boxes"] >= 10
+    assert len({p.name for p in layout.glob("images_*/images/*.png")}) == 150
+    res = scale.run_stage("split", layout, tmp_path / "work", 32, 2, None)
+    assert 0 < res["labeled"] < 150
+    assert scale.growth({"10000": {"load": {"ms_per_image": 2.0}}, "112120": {"load": {"ms_per_image": 3.0}}}) == \
+        {"load": 1.5}

@@ -235,9 +235,10 @@ def needs_fixed_radiomics(cfg: dict) -> bool:
 def fixed_radiomics_rows(cfg: dict) -> str:
     """``"boxed"`` when every stage that reads fixed radiomics is BYOP with its loop on (``byop: true``): the
     radiomics of unannotated images then come from their Grad-CAM boxes, so their whole-image rows are not
-    computed (:mod:`radclr.training_data.fixed_radiomics`); else ``"all"``."""
+    computed (:mod:`radclr.training_data.fixed_radiomics`); else ``"all"`` -- also when the evaluation's classical
+    radiomics baseline (``evaluation.classical_radiomics``) reads every row of the run's prepared data."""
     users = [stage_settings(cfg, i) for i, st in enumerate(cfg["stages"]) if method_class(st["method"]).needs_radiomics]
-    if not users or cfg["radiomics"]["region"] == "whole_image":
+    if not users or cfg["radiomics"]["region"] == "whole_image" or cfg["evaluation"].get("classical_radiomics"):
         return "all"
     default = getattr(method_class("byop").Options, "byop", False)
     return "boxed" if all(st["method"] == "byop" and bool(st["options"].get("byop", default)) for st in users) else "all"
