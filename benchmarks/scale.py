@@ -268,6 +268,34 @@ def growth(results: dict, small: str = "10000", big: str = str(NIH_IMAGES)) -> d
     return out
 
 
+STAGE_NAMES = {"load": "load + validate", "split": "split + label fraction", "prepare1": "data prepare: store, 1 process",
+               "prepareall": "data prepare: store, every core", "radiomics": "data prepare: fixed radiomics",
+               "train": "one epoch (capped steps)", "evaluate": "evaluate (bootstrap 1000)", "report": "report",
+               "predict": "predict, first call"}
+
+
+def markdown_table(record: dict) -> str:
+    """The README's table: seconds (ms per image) and peak memory per stage and size, growth 10 k -> 112 k."""
+    results = record.get("results", {})
+    sizes = sorted(results, key=int)
+    grow = growth(results)
+    head = "| stage | " + " | ".join(f"N = {int(n):,}" for n in sizes) + " | per-image growth 10 k -> 112 k |"
+    lines = [head, "|---" * (len(sizes) + 2) + "|"]
+    for st in STAGES:
+        cells = []
+        for n in sizes:
+            r = results[n].get(st)
+            if not r:
+                cells.append("--")
+            elif "seconds" not in r:
+                cells.append("failed")
+            else:
+                cells.append(f"{r['seconds']:.1f} s ({r['ms_per_image']:.2f} ms/img), {r['peak_rss_mb']:.0f} MB")
+        g = grow.get(st)
+        lines.append(f"| {STAGE_NAMES[st]} | " + " | ".join(cells) + f" | {f'{g:.2f}x' if g else '--'} |")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,10000,112120", help="comma-separated N")
@@ -279,12 +307,16 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=None, help="processes for prepareall (default: every core)")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per stage before it is recorded as failed")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "scale.json"))
+    ap.add_argument("--table", action="store_true", help="print the README table of --out and exit")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--layout", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.table:
+        print(markdown_table(json.loads(Path(args.out).read_text())))
+        return 0
     stages = [s for s in args.stages.split(",") if s]
     bad = [s for s in stages if s not in STAGES]
     if bad:
@@ -322,9 +354,10 @@ def main(argv=None) -> int:
                                     f"{res['peak_rss_mb']:.0f} MB (children {res['children_peak_rss_mb']:.0f})"
                                     if "seconds" in res else f"FAILED: {res['error'][:300]}"), flush=True)
             record["growth_10k_to_112k"] = growth(results)
-            record.update(command=f"python benchmarks/scale.py --sizes {args.sizes} --stages {args.stages} "
-                                  f"--px {args.px} --steps {args.steps}",
-                          machine=_machine(), px=args.px, steps=args.steps, target_growth=1.5)
+            per["_command"] = (f".venv/bin/python benchmarks/scale.py --sizes {args.sizes} --stages {args.stages} "
+                               f"--px {args.px} --steps {args.steps}")
+            per["_machine"] = _machine()
+            record.update(px=args.px, steps=args.steps, target_growth=1.5)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=1))
     print(f"results in {out}")

@@ -11,7 +11,7 @@ the cache folder as
 The key hashes the image store's key (itself a hash of the file list, size and intensity rule -- no pixel is
 re-read or re-hashed), every image's region in store pixels, the extraction settings with the radclr version,
 and the rows kept. A run opens the array with one read; building it takes the lock ``.<key>.lock``
-(:func:`radclr.shared_build.build_once`): one process computes it, processes that want it at the same time wait
+(:func:`radclr.outputs.build_once`): one process computes it, processes that want it at the same time wait
 and then read it.
 
 ``rows="boxed"``: only images with a ground-truth box are computed (the rest NaN). BYOP with its loop on
@@ -35,9 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from radclr.boxes import Box
-from radclr.outputs import writable_dir
 from radclr.radiomics.regions import RegionRadiomics
-from radclr.shared_build import build_once, publish, remove_leftovers, temporary_name
+from radclr.outputs import build_once, publish, remove_leftovers, temporary_name, writable_dir
 
 __all__ = ["FIXED_FOLDER", "cached_fixed_radiomics", "fixed_key", "regions_digest"]
 

@@ -5,7 +5,7 @@ Decoding PNG/DICOM every step starves the model, so every image of a dataset is 
 cache folder. The key hashes the file list (path, size, mtime), ``S`` and the intensity rule, so a changed
 dataset gets a new store; a store whose build was interrupted (no ``.done`` marker) is rebuilt. Only one process
 builds a given store (a file lock; the others wait, then map it), into a temporary name renamed into place when
-complete (:mod:`radclr.shared_build`); its size is logged and checked against the free disk space first. The
+complete (:func:`radclr.outputs.build_once`); its size is logged and checked against the free disk space first. The
 store's folder is ``data.store_dir`` when set, else the cache folder. A store pickles by its path
 (:meth:`ImageStore.__getstate__`): DataLoader workers map the file, they do not receive a copy.
 
@@ -43,9 +43,8 @@ import torch.nn.functional as F
 from radclr.data.dataset import CXRDataset
 from radclr.errors import DataError, OutputError
 from radclr.io import read_image
-from radclr.outputs import reserve, writable_dir
 from radclr.progress import progress_bar
-from radclr.shared_build import build_once, publish, remove_leftovers, temporary_name
+from radclr.outputs import build_once, publish, remove_leftovers, reserve, temporary_name, writable_dir
 
 log = logging.getLogger(__name__)
 STORE_VERSION = 1
@@ -171,7 +170,7 @@ def build_cached_store(tasks: list, decode, item_shape: tuple[int, ...], key: st
 
     A store is reused only when its ``.done`` marker exists and its array has the expected shape. Otherwise one
     process builds it under the lock ``.images-<key>.lock`` while any other process that wants the same store
-    waits and then maps it (:func:`radclr.shared_build.build_once`); the array is written under a temporary name
+    waits and then maps it (:func:`radclr.outputs.build_once`); the array is written under a temporary name
     and renamed into place when complete, so no process ever maps a half-written store. ``decode`` must be a
     module-level function (it runs in ``jobs`` worker processes when ``jobs > 1`` and there are more than 64
     tasks).
