@@ -347,6 +347,7 @@ def main(argv=None) -> int:
             except subprocess.TimeoutExpired:
                 res = {"error": f"timed out after {args.timeout:.0f} s"}
             res["wall_s"] = round(time.perf_counter() - t1, 2)
+            res["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             if "seconds" in res:
                 res["ms_per_image"] = round(1000 * res["seconds"] / n, 4)
             per[st] = res
@@ -354,9 +355,9 @@ def main(argv=None) -> int:
                                     f"{res['peak_rss_mb']:.0f} MB (children {res['children_peak_rss_mb']:.0f})"
                                     if "seconds" in res else f"FAILED: {res['error'][:300]}"), flush=True)
             record["growth_10k_to_112k"] = growth(results)
-            per["_command"] = (f".venv/bin/python benchmarks/scale.py --sizes {args.sizes} --stages {args.stages} "
-                               f"--px {args.px} --steps {args.steps}")
-            per["_machine"] = _machine()
+            res["command"] = (f".venv/bin/python benchmarks/scale.py --sizes {args.sizes} --stages {args.stages} "
+                              f"--px {args.px} --steps {args.steps}")  # the invocation that measured this entry
+            res["machine"] = _machine()
             record.update(px=args.px, steps=args.steps, target_growth=1.5)
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(record, indent=1))
