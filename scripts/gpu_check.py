@@ -74,7 +74,7 @@ def _sync(device) -> None:
 def _data_overrides(args) -> list[str]:
     """The phantom every training section shares: written once into WORK/cache (the image store too)."""
     p = _profile(args)
-    return [f"data.path=phantom", f"data.image_size={p['size']}", f"data.cache_dir={Path(args.work) / 'cache'}",
+    return ["data.path=phantom", f"data.image_size={p['size']}", f"data.cache_dir={Path(args.work) / 'cache'}",
             f"data.phantom.n={p['phantom_n']}", f"data.phantom.size={p['size']}", "data.phantom.seed=3"]
 
 

@@ -197,6 +197,6 @@ def test_image_store_location_is_told_and_radclr_cache_is_honoured(tmp_path, mon
         store = build_store(ds, 32, progress=False)
     assert np.asarray(store.images).shape == (6, 32, 32)
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("building image store ")]
-    assert str(tmp_path / "cache" / f"images-{store.key}.npy") in line and "6 item(s), 0.0 MiB" in line
+    assert str(tmp_path / "cache" / f"images-{store.key}.npy") in line and "32 px x 6 images = 6.1 kB" in line
     doc = (REPO / "docs" / "operation.md").read_text()
     assert "RADCLR_CACHE" in doc and "~/.cache/radclr" in doc and "data.cache_dir" in doc

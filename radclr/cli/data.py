@@ -1,4 +1,5 @@
-"""`radclr data summary|split|validate|synth` -- thin layer over :mod:`radclr.data` (no torch imported)."""
+"""`radclr data summary|split|validate|synth|prepare` -- thin layer over :mod:`radclr.data` (no torch imported,
+except by `prepare`, which builds a run's image store and fixed radiomics: :mod:`radclr.training_data.prepare`)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,18 @@ def register(sub) -> None:
     y.add_argument("--follow-links", action="store_true", help=FOLLOW_LINKS_HELP)
     y.add_argument("--force", action="store_true", help="write into OUT even if it already holds a dataset")
     y.set_defaults(func=cmd_synth)
+
+    pr = dsub.add_parser("prepare", help="build a config's image store (every core) and fixed-region radiomics once",
+                         description="Build what every run of CONFIG and every torchrun rank only maps: the image "
+                         "store (decoded with --jobs processes) and the fixed-region radiomics. Run it before "
+                         "several runs share a cache, and before torchrun (docs/operation.md).")
+    pr.add_argument("config", help="configuration YAML (see configs/)")
+    pr.add_argument("overrides", nargs="*", help="key=value overrides (dotted keys), as for `radclr train`")
+    pr.add_argument("--jobs", type=int, default=None, metavar="N",
+                    help="processes decoding images (default: every core this process may use)")
+    pr.add_argument("--no-radiomics", action="store_true", help="build the image store only")
+    pr.add_argument("--no-progress", action="store_true", help="no progress bars")
+    pr.set_defaults(func=cmd_prepare)
 
     def data_help(args) -> int:
         p.print_help()
@@ -167,4 +180,27 @@ def _synth_background(args, out) -> int:
     print(f"{len(ds)} images ({ds.records['patient_id'].nunique()} patients, part {args.part}) with lesions "
           f"inserted into normals of {args.background} (seed {args.seed}, contrast {args.contrast:g}) written to "
           f"{out}: {counts}; {len(ds.boxes)} boxes")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from radclr.engine.config import fixed_radiomics_rows, needs_fixed_radiomics, resolve_config
+    from radclr.errors import ConfigError
+    from radclr.training_data.prepare import prepare_shared_data
+    from radclr.training_data.store import format_bytes
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs must be >= 1, got {args.jobs}")
+    cfg = resolve_config(args.config, args.overrides)
+    need = needs_fixed_radiomics(cfg) and not args.no_radiomics
+    info = prepare_shared_data(cfg, need_radiomics=need, radiomics_rows=fixed_radiomics_rows(cfg), jobs=args.jobs,
+                               progress=not args.no_progress)
+    sec = info["seconds"]
+    print(f"image store: {info['images']:,} images, {format_bytes(info['store_bytes'])} at {info['store']} "
+          f"({sec['store']:.1f} s, {info['jobs']} process(es))")
+    if need:
+        print(f"fixed-region radiomics: {info['radiomics_computed']:,} of {info['images']:,} rows "
+              f"({info['radiomics_rows']}), {info['radiomics_features']} features ({sec['radiomics']:.1f} s)")
+    else:
+        print("fixed-region radiomics: not needed by this config" + (" (--no-radiomics)" if args.no_radiomics else ""))
     return 0

@@ -6,7 +6,7 @@ measures peak memory in fresh processes and needs the repository's data)."""
 from __future__ import annotations
 
 from radclr.errors import ConfigError
-from radclr.ranges import NON_NEGATIVE_INT, POSITIVE, POSITIVE_INT, Range, arg_type
+from radclr.ranges import POSITIVE, POSITIVE_INT, arg_type
 
 FORMAT_CHOICES = ("folder", "nih", "rsna", "chexpert", "kermany", "covid")
 

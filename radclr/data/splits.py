@@ -247,7 +247,7 @@ def apply_label_fraction(ds: CXRDataset, table: pd.DataFrame, fraction: float, s
         target = fraction * cum[-1]
         n = int(np.argmin(np.abs(cum - target))) + 1  # ties -> the shorter prefix (keeps nesting)
         keep = set(patients[:n])
-        labeled[rows] = np.isin(table["patient_id"].to_numpy()[rows], list(keep))
+        labeled[rows] = table["patient_id"].iloc[rows].isin(keep).to_numpy()  # hashed: O(N), not np.isin on objects
     out = table.copy()
     out["labeled"] = labeled
     return out
@@ -264,9 +264,10 @@ def check_patient_disjoint(table: pd.DataFrame) -> None:
         sub = table[["patient_id", column]]
         if column == "fold":
             sub = sub[pd.to_numeric(sub["fold"], errors="coerce") >= 0]
-        parts = sub.groupby("patient_id", sort=True)[column].unique()
-        bad = parts[parts.map(len) > 1]
-        if len(bad):
+        pairs = sub.drop_duplicates()  # one row per (patient, part): vectorised, no Python loop over patients
+        mixed = pairs[pairs["patient_id"].duplicated(keep=False)]
+        if len(mixed):
+            bad = mixed.groupby("patient_id", sort=True)[column].unique()
             desc = "; ".join(f"patient {pid!r} in {sorted(map(str, v))}" for pid, v in bad.head(5).items())
             raise SplitError(f"{len(bad)} patient(s) appear in two {column} parts: {desc}"
                              + (" ..." if len(bad) > 5 else ""))

@@ -58,6 +58,8 @@ DEFAULTS: dict[str, Any] = {
         "pretext_fraction": 1.0,  # fraction of training images the label-free stages see (seed 003: 1/10/100 %)
         "intensity": "auto",  # how files map to the 0..255 store: auto | minmax | none
         "cache_dir": None,  # default: $RADCLR_CACHE, else <user cache>/radclr (docs/operation.md)
+        "store_dir": None,  # where the image store lives (a large local disk); default: the cache folder
+        "jobs": 1,  # processes decoding the image store when a run builds it (`radclr data prepare`: every core)
         "follow_links": False,  # read image files that symlinks lead to outside the dataset root (docs/data.md)
         "phantom": {"n": 240, "size": 128, "seed": 0},
         # 3-D mode (seed 004): {n_slices: 10, size: 64, window: null | [lo, hi], margin: 0.0, jobs: 1}; null = 2-D
@@ -106,6 +108,8 @@ DEFAULTS: dict[str, Any] = {
         # (0 = off; seed 000: "early stopped if the loss did not decrease")
         "early_stopping": {"patience": 0, "monitor": "train_loss", "mode": "min", "min_delta": 0.0},
         "gather_negatives": True,  # DDP: contrast against negatives from every rank
+        # DDP: how long a rank waits in a collective (e.g. for rank 0 preparing data) before the run fails
+        "dist_timeout_minutes": 120,
         # what best.pt is chosen by: {metric: a validation column of metrics.csv, mode: min | max}; null metric =
         # the method's own (e.g. val_auc_mean, max -- which saturates at 1.0 on easy data: a loss picks later,
         # better-trained epochs there)
@@ -257,6 +261,24 @@ def stage_settings(cfg: dict, index: int) -> dict:
     eff["method"] = stage["method"]
     eff["options"] = {k: v for k, v in stage.items() if k not in STAGE_TRAINER_KEYS and k not in ("name", "method")}
     return eff
+
+
+def needs_fixed_radiomics(cfg: dict) -> bool:
+    """Whether a run of ``cfg`` reads the fixed-region radiomics (a method that needs them, or ``region: cam``)."""
+    return any(method_class(st["method"]).needs_radiomics for st in cfg["stages"]) or \
+        cfg["radiomics"]["region"] == "cam"
+
+
+def fixed_radiomics_rows(cfg: dict) -> str:
+    """``"boxed"`` when every stage that reads fixed radiomics is BYOP with its loop on (``byop: true``): the
+    radiomics of unannotated images then come from their Grad-CAM boxes, so their whole-image rows are not
+    computed (:mod:`radclr.training_data.fixed_radiomics`); else ``"all"`` -- also when the evaluation's classical
+    radiomics baseline (``evaluation.classical_radiomics``) reads every row of the run's prepared data."""
+    users = [stage_settings(cfg, i) for i, st in enumerate(cfg["stages"]) if method_class(st["method"]).needs_radiomics]
+    if not users or cfg["radiomics"]["region"] == "whole_image" or cfg["evaluation"].get("classical_radiomics"):
+        return "all"
+    default = getattr(method_class("byop").Options, "byop", False)
+    return "boxed" if all(st["method"] == "byop" and bool(st["options"].get("byop", default)) for st in users) else "all"
 
 
 # keys earlier versions wrote into run configs that no longer do anything: dropped (with a note) so old run

@@ -42,7 +42,7 @@ import torch
 from torch import nn
 
 from radclr.engine import checkpoint as ckpt
-from radclr.engine.config import dump_config, stage_settings
+from radclr.engine.config import dump_config, fixed_radiomics_rows, stage_settings
 from radclr.engine.optim import build_optimizer, build_scheduler, early_stop_due
 from radclr.errors import ConfigError, RadclrError
 from radclr.evaluation.metrics import auc_per_finding, probabilities
@@ -129,7 +129,7 @@ class Trainer:
         self.progress = cfg["trainer"]["progress"] if progress is None else progress
         self.on_step = on_step
         self.device = resolve_device(cfg["trainer"]["device"], int(os.environ.get("LOCAL_RANK", "0")))
-        self.dist: DistInfo = init_distributed(self.device)
+        self.dist: DistInfo = init_distributed(self.device, cfg["trainer"].get("dist_timeout_minutes"))
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.history: list[dict] = []
         self.parts = nn.ModuleDict()
@@ -185,6 +185,7 @@ class Trainer:
         if self.dist.enabled and not self.dist.is_main:
             torch.distributed.barrier()
         self.data: PreparedData = prepare_data(cfg, self.run_dir, need_radiomics=self._methods_need_radiomics(),
+                                               radiomics_rows=fixed_radiomics_rows(cfg),
                                                progress=self.progress and self.dist.is_main)
         if self.dist.enabled and self.dist.is_main:
             torch.distributed.barrier()

@@ -11,15 +11,14 @@ classes, or a PyRadiomics parameter file: :func:`radiomics_settings`) and comput
 
 * :meth:`~RegionRadiomics.of_boxes` -- one box per image (BYOP's Grad-CAM boxes every step, predict's boxes),
   on the images' device: masks are built there, no CPU round trip;
-* :meth:`~RegionRadiomics.fixed` -- every image's fixed region once per run, cached row by row in the one
-  on-disk :class:`~radclr.radiomics.cache.FeatureCache` (key: the image's pixels, the region's mask, the
-  settings and the radclr version), so a re-run or another run over the same images is instant.
+* :meth:`~RegionRadiomics.fixed` -- every image's fixed region (or a chosen subset of images), computed a batch
+  at a time from the memory-mapped store; :mod:`radclr.training_data.fixed_radiomics` caches the result as one
+  array per (store, regions, settings), so a re-run or another run over the same images maps it.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 from radclr.boxes import boxes_to_masks
 from radclr.progress import progress_bar
 from radclr.radiomics.base import Settings
-from radclr.radiomics.cache import FeatureCache, array_digest, config_digest, mask_digest
+from radclr.radiomics.cache import config_digest
 from radclr.radiomics.extract import extract
 from radclr.radiomics.params import load_params
 from radclr.radiomics.pyradiomics_engine import pyradiomics_params
@@ -107,47 +106,33 @@ class RegionRadiomics:
             masks[empty] = True
         return self.of_masks(images, masks)
 
-    # --- every image's fixed region, cached ------------------------------------------------------------------
-    def fixed(self, images, regions: Sequence | None, *, cache: FeatureCache | str | Path | None = None,
-              batch_size: int = 64, progress: bool = True, image_ids: Sequence[str] | None = None) -> np.ndarray:
-        """float64 ``[N, R]`` radiomics of each image's fixed region.
+    # --- every image's fixed region ---------------------------------------------------------------------------
+    def fixed(self, images, regions: Sequence | None, *, rows: Sequence[int] | None = None, batch_size: int = 64,
+              progress: bool = True, image_ids: Sequence[str] | None = None) -> np.ndarray:
+        """float64 ``[N, R]`` radiomics of each image's fixed region (rows not in ``rows`` are NaN).
 
-        images: uint8/float ``[N, S, S]`` store images (a memory map is read ``batch_size`` at a time);
+        images: uint8/float ``[N, S, S]`` store images (a memory map is read ``batch_size`` images at a time);
         regions: per image a list of boxes (their union; an empty list or None = the whole image), or None for
-        the whole image of every image; cache: rows found there are not recomputed, new rows are written;
-        image_ids: names of the images for the logged reasons of NaN rows.
+        the whole image of every image; rows: the images to compute (None: all); image_ids: names of the images
+        for the logged reasons of NaN rows. One array per store is cached by
+        :mod:`radclr.training_data.fixed_radiomics`, not here.
         """
         n = len(images)
         if regions is not None and len(regions) != n:
             raise ValueError(f"{len(regions)} regions for {n} images")
-        if cache is not None and not isinstance(cache, FeatureCache):
-            cache = FeatureCache(cache)
-        out = np.zeros((n, len(self.names)), dtype=np.float64)
+        todo = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+        out = np.full((n, len(self.names)), np.nan if rows is not None else 0.0, dtype=np.float64)
         S = int(images.shape[-1]) if n else 0
-        for s in progress_bar(range(0, n, batch_size), desc="radiomics", unit="batch", enabled=progress):
-            chunk = np.asarray(images[s:s + batch_size])
-            regs = [None] * len(chunk) if regions is None else [r or None for r in regions[s:s + batch_size]]
+        for s in progress_bar(range(0, len(todo), batch_size), desc="radiomics", unit="batch", enabled=progress):
+            idx = todo[s:s + batch_size]
+            contiguous = len(idx) and idx[-1] - idx[0] == len(idx) - 1
+            chunk = np.asarray(images[idx[0]:idx[-1] + 1] if contiguous else images[idx])
+            regs = [None] * len(idx) if regions is None else [regions[int(i)] or None for i in idx]
             masks = region_masks(regs, S)
-            todo, keys = [], {}
-            for k in range(len(chunk)):
-                if cache is not None:
-                    keys[k] = cache.key(array_digest(chunk[k]), mask_digest(masks[k].numpy()), self.config_key)
-                    hit = cache.get(keys[k])
-                    if hit is not None and hit[0] == self.names:
-                        out[s + k] = hit[1]
-                        continue
-                todo.append(k)
-            if not todo:
-                continue
-            sel = torch.as_tensor(todo)
             named = None
             if image_ids is not None:
-                named = [f"{image_ids[s + k]} ({'whole image' if regs[k] is None else 'its boxes'}, store pixels)"
-                         for k in todo]
-            values = self.of_masks(torch.as_tensor(chunk[todo], dtype=torch.float64), masks[sel],
-                                   region_names=named).cpu().numpy()
-            for j, k in enumerate(todo):
-                out[s + k] = values[j]
-                if cache is not None:
-                    cache.put(keys[k], self.names, values[j])
+                named = [f"{image_ids[int(i)]} ({'whole image' if r is None else 'its boxes'}, store pixels)"
+                         for i, r in zip(idx, regs)]
+            out[idx] = self.of_masks(torch.from_numpy(np.array(chunk, dtype=np.float64)), masks,
+                                     region_names=named).cpu().numpy()
         return out

@@ -19,7 +19,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from radclr.engine.config import resolve_config

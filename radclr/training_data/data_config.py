@@ -100,6 +100,8 @@ class DataConfig:
     pretext_fraction: float = 1.0
     intensity: str = "auto"
     cache_dir: str | None = None
+    store_dir: str | None = None
+    jobs: int = 1
     follow_links: bool = False
     phantom: PhantomConfig = field(default_factory=PhantomConfig)
     volume: Mapping[str, Any] | None = None
@@ -136,7 +138,8 @@ class DataConfig:
             "path": path, "format": _optional_text, "findings": findings, "task": lambda s, k, v: str(v),
             "image_size": lambda s, k, v: _number(int, s, k, v), "split": lambda s, k, v: SplitConfig.from_dict(v),
             "label_fraction": fraction, "box_fraction": fraction, "pretext_fraction": fraction,
-            "intensity": lambda s, k, v: str(v), "cache_dir": _optional_text, "follow_links": flag,
+            "intensity": lambda s, k, v: str(v), "cache_dir": _optional_text, "store_dir": _optional_text,
+            "jobs": lambda s, k, v: _number(int, s, k, v), "follow_links": flag,
             "phantom": lambda s, k, v: PhantomConfig.from_dict(v)}))
 
     @property

@@ -36,16 +36,17 @@ from radclr.data.phantom import write_phantom_dataset
 from radclr.data.phantom_classes import write_single_label_phantoms
 from radclr.data.phantom_volumes import PHANTOM_VOLUME_VERSION, write_phantom_volumes
 from radclr.errors import ConfigError, DataError
-from radclr.radiomics.cache import FeatureCache
 from radclr.radiomics.regions import RegionRadiomics
 from radclr.safe_write import writable_dir
 from radclr.training_data.data_config import DataConfig
-from radclr.training_data.store import ImageStore, build_store
+from radclr.training_data.fixed_radiomics import cached_fixed_radiomics
+from radclr.training_data.store import ImageStore, build_store, default_jobs
 from radclr.training_data.volumes import build_volume_store, volume_radiomics, volume_settings
 from radclr.transforms import ROICrop
 
 log = logging.getLogger(__name__)
 CACHE_FOLDER = "cache folder (data.cache_dir or RADCLR_CACHE)"
+MIN_BOXED_TRAIN = 20  # BYOP's standardiser is fitted on boxed training rows from this many on (methods/byop.py)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -156,17 +157,30 @@ def store_boxes(ds: CXRDataset, store: ImageStore) -> list[list[Box]]:
 
 
 def fixed_radiomics(ds: CXRDataset, store: ImageStore, boxes: list[list[Box]], rad_cfg: dict, cache_dir: Path,
-                    progress: bool = True) -> tuple[list[str], np.ndarray]:
-    """Raw radiomics ``[N, R]`` of every image's fixed region (``box`` / ``whole_image``), rows cached in the
-    radiomics :class:`~radclr.radiomics.cache.FeatureCache` under ``cache_dir/radiomics``."""
+                    progress: bool = True, rows: str = "all") -> tuple[list[str], np.ndarray]:
+    """Raw radiomics ``[N, R]`` of every image's fixed region (``box`` / ``whole_image``), cached as one array per
+    (store, regions, settings) under ``cache_dir/radiomics-fixed`` (:mod:`radclr.training_data.fixed_radiomics`);
+    ``rows="boxed"``: only images with a ground-truth box (the others NaN)."""
     if store.volume is not None:  # 3-D tumour stacks: PyRadiomics on the volumes + masks (seed 004)
         return volume_radiomics(ds, rad_cfg, cache_dir, jobs=store.volume.jobs, progress=progress)
     # box, roi_crop and cam (its starting point): the ground-truth boxes, else the whole image
     regions = None if rad_cfg["region"] == "whole_image" else boxes
+    if regions is None:
+        rows = "all"
     service = RegionRadiomics(rad_cfg)
-    values = service.fixed(store.images, regions, cache=FeatureCache(Path(cache_dir) / "radiomics"), progress=progress,
-                           image_ids=list(ds.image_ids))
+    values = cached_fixed_radiomics(service, store.images, store.key, regions, list(ds.image_ids), cache_dir,
+                                    rows=rows, progress=progress)
     return list(service.names), values
+
+
+def radiomics_rows_for(split: pd.DataFrame, boxes: list[list[Box]], rows: str) -> str:
+    """``rows`` (``"all"`` / ``"boxed"``), or ``"all"`` when fewer than :data:`MIN_BOXED_TRAIN` training images
+    have a box: BYOP then fits its radiomics standardiser on every training image, whole-image rows included
+    (:meth:`radclr.methods.byop.BYOPMethod.setup`)."""
+    if rows != "boxed":
+        return rows
+    train = np.flatnonzero((split["split"] == "train").to_numpy())
+    return "boxed" if sum(bool(boxes[i]) for i in train) >= MIN_BOXED_TRAIN else "all"
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -244,8 +258,11 @@ def check_split_contract(split: pd.DataFrame, ds: CXRDataset, path: Path, data_p
                     f"(`radclr evaluate RUN --data PATH`, a copy of the data in another folder)")
 
 
-def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool = True, progress: bool = True) -> PreparedData:
-    """The run's :class:`PreparedData` (see module docstring); a run directory's saved ``splits.csv`` wins."""
+def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool = True, radiomics_rows: str = "all",
+                 progress: bool = True) -> PreparedData:
+    """The run's :class:`PreparedData` (see module docstring); a run directory's saved ``splits.csv`` wins.
+    ``radiomics_rows``: ``"boxed"`` computes the fixed radiomics of boxed images only (BYOP's loop; see
+    :func:`radiomics_rows_for`)."""
     data_cfg = DataConfig.from_dict(cfg["data"])  # the data section, typed once here
     cache = data_cfg.cache
     ds = open_dataset(data_cfg)
@@ -269,8 +286,39 @@ def prepare_data(cfg: dict, run_dir: Path | None = None, *, need_radiomics: bool
         check_roi_coverage(boxes, ds.labels, str(data_cfg.path))
         pd_.roi_crop = make_roi_crop(pd_)
     if need_radiomics:
-        pd_.radiomics_names, pd_.radiomics = fixed_radiomics(ds, store, boxes, cfg["radiomics"], cache, progress=progress)
+        rows = radiomics_rows_for(split, boxes, radiomics_rows)
+        pd_.radiomics_names, pd_.radiomics = fixed_radiomics(ds, store, boxes, cfg["radiomics"], cache,
+                                                             progress=progress, rows=rows)
     return pd_
+
+
+def prepare_shared_data(cfg: dict, *, need_radiomics: bool = True, radiomics_rows: str = "all",
+                        jobs: int | None = None, progress: bool = True) -> dict:
+    """``radclr data prepare``: build what every run of ``cfg`` (and every ``torchrun`` rank) only maps -- the
+    image store, decoded with ``jobs`` processes (default: every core), and the fixed-region radiomics -- so no
+    run or rank has to build them while others wait. Returns what was prepared (paths, sizes, seconds)."""
+    import time
+
+    data_cfg = DataConfig.from_dict(cfg["data"])
+    cache = data_cfg.cache
+    jobs = default_jobs() if not jobs else int(jobs)
+    t0 = time.perf_counter()
+    ds = open_dataset(data_cfg)
+    if len(ds) == 0:
+        raise DataError(f"dataset {data_cfg.path} has no images")
+    t1 = time.perf_counter()
+    store = build_run_store(cfg, ds, cache, progress=progress, jobs=jobs)
+    t2 = time.perf_counter()
+    out = {"images": len(ds), "store": store.path, "store_bytes": int(store.images.nbytes), "jobs": jobs,
+           "seconds": {"dataset": round(t1 - t0, 3), "store": round(t2 - t1, 3)}}
+    if need_radiomics:
+        boxes = store_boxes(ds, store)
+        rows = radiomics_rows_for(make_or_load_split(ds, data_cfg), boxes, radiomics_rows)
+        names, values = fixed_radiomics(ds, store, boxes, cfg["radiomics"], cache, progress=progress, rows=rows)
+        out.update(radiomics_features=len(names), radiomics_rows=rows,
+                   radiomics_computed=int((~np.isnan(values).all(axis=1)).sum()))
+        out["seconds"]["radiomics"] = round(time.perf_counter() - t2, 3)
+    return out
 
 
 def label_coverage_warnings(data: "PreparedData") -> list[str]:
@@ -304,15 +352,19 @@ def label_coverage_warnings(data: "PreparedData") -> list[str]:
     return out
 
 
-def build_run_store(cfg: dict, ds: CXRDataset, cache: Path, progress: bool = True) -> ImageStore:
-    """The run's image store: ``[N, S, S]`` images, or ``[N, n, S, S]`` tumour stacks when ``data.volume`` is set."""
+def build_run_store(cfg: dict, ds: CXRDataset, cache: Path, progress: bool = True, jobs: int | None = None) -> ImageStore:
+    """The run's image store: ``[N, S, S]`` images, or ``[N, n, S, S]`` tumour stacks when ``data.volume`` is set;
+    in ``data.store_dir`` when set, else in the cache folder ``cache``. ``jobs``: decoding processes (default
+    ``data.jobs``; ``radclr data prepare`` passes every core)."""
     data_cfg = cfg["data"]
+    folder = Path(data_cfg["store_dir"]) if data_cfg.get("store_dir") else cache
     vs = volume_settings(cfg)
     if vs is None:
-        return build_store(ds, int(data_cfg["image_size"]), cache, rule=data_cfg.get("intensity", "auto"),
-                           progress=progress)
-    return build_volume_store(ds, vs.n_slices, vs.size, cache, window=vs.window, margin=vs.margin, jobs=vs.jobs,
-                              progress=progress)
+        jobs = int(jobs or data_cfg.get("jobs") or 1)
+        return build_store(ds, int(data_cfg["image_size"]), folder, rule=data_cfg.get("intensity", "auto"),
+                           jobs=jobs, progress=progress)
+    return build_volume_store(ds, vs.n_slices, vs.size, folder, window=vs.window, margin=vs.margin,
+                              jobs=max(vs.jobs, int(jobs or 1)), progress=progress)
 
 
 def check_roi_coverage(boxes: list, labels: np.ndarray, where: str) -> None:
