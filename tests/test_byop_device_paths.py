@@ -74,3 +74,23 @@ def test_radiomics_in_a_background_thread_equal_the_inline_ones():
     (la, ga, ca, va), (lb, gb, cb, vb) = results
     assert torch.equal(la, lb) and torch.equal(ca, cb) and torch.equal(va, vb) and bool(va.any())
     assert len(ga) == len(gb) and all(torch.equal(a, b) for a, b in zip(ga, gb))
+
+
+@pytest.mark.parametrize("fallback", ["whole", "center", "none"])
+@pytest.mark.parametrize("select", ["largest", "max_mean", "all"])
+def test_cpu_route_of_top_boxes_equals_the_tensor_code(select, fallback):
+    """BYOP and the calibration take boxes from scipy on the CPU, from the tensor code on a GPU: the same boxes."""
+    from radclr.cam.boxes import cam_to_box_tensor, cam_top_boxes, upsample_cam
+
+    g = torch.Generator().manual_seed(7)
+    cams = torch.relu(torch.randn(24, 1, 7, 7, generator=g))
+    cams = upsample_cam(torch.nn.functional.avg_pool2d(cams, 3, 1, 1)[:, 0], (56, 56))
+    cams[0] = 0.0  # nothing on: the fallback
+    cams[1, 10:20, 10:20] = 1.0  # two equal plateaus: the tie rules
+    cams[1, 30:40, 30:40] = 1.0
+    for mode, thr in (("relative", 0.5), ("relative", 0.85), ("percentile", 0.9), ("absolute", 0.3)):
+        opts = CamOptions(threshold=thr, mode=mode, select=select, fallback=fallback)
+        a, fa = cam_top_boxes(cams, opts)
+        b, fb = cam_to_box_tensor(cams, opts)
+        assert torch.equal(a, b) and torch.equal(fa, fb), (mode, thr)
+        assert a.dtype == b.dtype == cams.dtype

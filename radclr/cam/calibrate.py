@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from radclr.boxes import iou
-from radclr.cam.boxes import cam_to_box_tensor
+from radclr.cam.boxes import cam_top_boxes
 from radclr.cam.gradcam import grad_cam
 from radclr.cam.options import CamOptions
 
@@ -89,8 +89,8 @@ def calibrate_cam_threshold(encoder, head, images: torch.Tensor, targets: torch.
 def _grid_ious(cams: torch.Tensor, gt_boxes: Sequence[np.ndarray], options: CamOptions,
                grid: Sequence[float]) -> np.ndarray:
     """``[len(grid), N]``: per threshold, each map's top-1 box IoU with its best-matching GT box (0 for no box,
-    i.e. fallback ``none``), computed where the maps are (:func:`~radclr.cam.boxes.cam_to_box_tensor`, the first
-    box :func:`~radclr.cam.boxes.cam_to_boxes` returns) and copied to the host once."""
+    i.e. fallback ``none``), computed where the maps are (:func:`~radclr.cam.boxes.cam_top_boxes`: the first box
+    :func:`~radclr.cam.boxes.cam_to_boxes` returns, by the tensor code on a GPU) and copied to the host once."""
     dev = cams.device
     k = max(len(np.asarray(g).reshape(-1, 4)) for g in gt_boxes)
     gt = torch.zeros(len(gt_boxes), k, 4, dtype=torch.float64)
@@ -101,7 +101,7 @@ def _grid_ious(cams: torch.Tensor, gt_boxes: Sequence[np.ndarray], options: CamO
     gt, known = gt.to(dev), known.to(dev)
     out = torch.zeros(len(grid), len(gt_boxes), dtype=torch.float64, device=dev)
     for j, thr in enumerate(grid):
-        boxes, fell_back = cam_to_box_tensor(cams, options.with_threshold(float(thr)))
+        boxes, fell_back = cam_top_boxes(cams, options.with_threshold(float(thr)))
         best = iou(boxes[:, None, :], gt).masked_fill(~known, -1.0).amax(dim=1)
         if options.fallback == "none":  # no box scores 0
             best = best.masked_fill(fell_back, 0.0)

@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from radclr.boxes import boxes_to_masks, iou, pairwise_iou, union_box
-from radclr.cam.boxes import cam_to_box_tensor, cam_to_boxes, upsample_cam
+from radclr.cam.boxes import cam_to_boxes, cam_top_boxes, upsample_cam
 from radclr.cam.calibrate import calibrate_cam_threshold
 from radclr.cam.gradcam import grad_cam, grad_cam_from_activations, select_targets, target_scores
 from radclr.cam.options import CamOptions
@@ -392,12 +392,12 @@ class BYOP(RadiomicsViewMixin, Method):
         CPU on a GPU), each with the CAM options of its target finding."""
         opts = self.cam_options
         if not opts.finding_thresholds:
-            return cam_to_box_tensor(cam, opts)
+            return cam_top_boxes(cam, opts)
         boxes = torch.zeros(len(cam), 4, dtype=cam.dtype, device=cam.device)
         fell_back = torch.zeros(len(cam), dtype=torch.bool, device=cam.device)
         for t in torch.unique(targets).tolist():
             sel = targets == t
-            boxes[sel], fell_back[sel] = cam_to_box_tensor(cam[sel], opts.for_finding(self.ctx.findings[int(t)]))
+            boxes[sel], fell_back[sel] = cam_top_boxes(cam[sel], opts.for_finding(self.ctx.findings[int(t)]))
         return boxes, fell_back
 
     def _region_radiomics(self, batch, boxes, anchors) -> torch.Tensor:
