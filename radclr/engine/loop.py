@@ -17,7 +17,13 @@ Exact resume: a checkpoint holds the model, optimiser, scheduler, RNG, memory ba
 (stage, epoch, step) and the running sums of the current epoch; sample order and augmentations are functions
 of (seed, epoch, index) (:mod:`radclr.training_data.sampling`). A run interrupted anywhere -- even by SIGKILL
 between two step checkpoints -- and resumed with ``radclr train --resume RUN`` ends with the same weights and
-metrics as an uninterrupted run (on CPU; tested). SIGINT/SIGTERM save a checkpoint at the next step boundary.
+metrics as an uninterrupted run (on CPU, with or without loader workers; tested). SIGINT/SIGTERM save a checkpoint
+at the next read of the step losses (every step on the CPU, every ``trainer.sync_every_steps`` on CUDA).
+
+Keeping a GPU fed: one DataLoader per stage with persistent workers serves training, precise BN and validation
+(:mod:`radclr.training_data.loader`; ``trainer.num_workers: auto``); the scalars a step reports are summed on the
+device (:mod:`radclr.engine.sums`) and read every ``sync_every_steps`` and at the epoch's end, where the divergence
+check (naming the step) and the DDP reductions happen; on CUDA the encoder runs ``channels_last``.
 
 The loop calls only the hooks :class:`radclr.methods.Method` declares (``setup``, ``set_training_pool``,
 ``param_groups``, ``on_epoch_start``, ``calibrate``, ``training_step``, ``after_optimizer_step``,
@@ -244,6 +250,9 @@ class Trainer:
         method.prepare_stage()
         if self.device.type == "cuda":  # NHWC convolutions (tensor cores); the inputs follow in _to_device
             method.encoder.to(memory_format=torch.channels_last)
+            # the encoder's matrix products are its convolutions: TF32 where autocast leaves them in float32 (amp
+            # off); plain matmuls keep float32 -- the losses compare embeddings at temperatures of 0.07-0.5
+            torch.backends.cudnn.allow_tf32 = True
         model: nn.Module = method
         if self.dist.enabled:
             # buffers are not broadcast from rank 0 at every forward: BYOP's per-image box/radiomics caches are
