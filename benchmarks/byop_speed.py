@@ -216,7 +216,8 @@ def main_real(args) -> int:
         "byop_calibration_per_epoch_s_median": cal, "precise_bn_and_validation_per_epoch_s_median": bn_val,
         "byop_split_per_step_s (all steps incl. warm-up)": {
             "cam": tm["cam"] / n_steps, "boxing": tm["boxing"] / n_steps, "radiomics": tm["radiomics"] / n_steps,
-            "cam_boxes_per_step": tm.get("cam_rows", 0) / n_steps, "radiomics_regions_per_step": tm["regions"] / n_steps},
+            "cam_boxes_per_step": tm.get("cam_rows", 0) / n_steps,
+            "radiomics_regions_per_step": tm["regions"] / n_steps},
         "machine": machine(), "load_average_start": load0,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

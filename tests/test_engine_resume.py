@@ -26,7 +26,8 @@ CASES = {
 OVERRIDES = ["trainer.epochs=2", "trainer.checkpoint_every_steps=1", "trainer.num_workers=0"]
 # seed 000 trains on the original X-rays (no augmentation); the supervised case turns the CXR augmentation on so
 # that resuming is also checked with per-sample random augmentations
-CASE_OVERRIDES = {"supervised": ["trainer.augment.enabled=true"], "supervised_workers": ["trainer.augment.enabled=true"]}
+CASE_OVERRIDES = {"supervised": ["trainer.augment.enabled=true"],
+                  "supervised_workers": ["trainer.augment.enabled=true"]}
 # the interrupted run loads with 2 persistent worker processes (the uninterrupted one in the main process): the
 # sample order and augmentations are functions of (seed, epoch, index), whatever the workers and the restarts
 KILLED_OVERRIDES = {"supervised_workers": ["trainer.num_workers=2"]}

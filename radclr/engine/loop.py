@@ -308,8 +308,9 @@ class Trainer:
         # the same image twice and the loss only measures how spread the negatives are. The validation views
         # are drawn with a fixed epoch, so they are identical at every epoch and the loss curve is comparable.
         two_view = method.views >= 2 and st["augment"].get("enabled", True)
-        val_view = TrainingView(self.data, self.data.dataset.labels, augment=self._augmentation(st) if two_view else None,
-                                views=method.views, seed=seed, roi_crop=crop)
+        val_view = TrainingView(self.data, self.data.dataset.labels,
+                                augment=self._augmentation(st) if two_view else None, views=method.views, seed=seed,
+                                roi_crop=crop)
         workers = resolve_num_workers(st["num_workers"], self.device)
         loader = StageLoader({"train": view, "bn": bn_view, "val": val_view}, num_workers=workers, device=self.device,
                              seed=seed)

@@ -94,8 +94,8 @@ class StageLoader:
         # resumed epoch (one more iterator) would shift every later random draw (e.g. the next stage's init)
         self.loader = torch.utils.data.DataLoader(
             _Requests(views), batch_sampler=self.batches, collate_fn=collate, num_workers=self.num_workers,
-            generator=torch.Generator().manual_seed(int(seed) * 100_003), pin_memory=torch.device(device).type == "cuda",
-            **extra)
+            generator=torch.Generator().manual_seed(int(seed) * 100_003),
+            pin_memory=torch.device(device).type == "cuda", **extra)
 
     def passes(self, view: str, batches: Iterable[np.ndarray], epoch: int) -> Iterator[dict]:
         """Collated batches of ``batches`` (lists of dataset rows) from ``view`` as drawn at ``epoch``."""
