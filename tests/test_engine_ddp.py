@@ -86,7 +86,7 @@ def test_gathered_losses_match_single_process_gradient():
         torch.testing.assert_close(d_grad, lin.weight.grad, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("config", ["seed000_resnet18_radi.yaml", "seed004_correspondence.yaml"])
+@pytest.mark.parametrize("config", ["seed000_resnet18_radi.yaml", "seed004_correspondence.yaml", "seed001_full.yaml"])
 def test_torchrun_two_processes_trains(config, tmp_path):
     run = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RADCLR_CACHE": str(tmp_path / "cache")}

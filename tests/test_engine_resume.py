@@ -19,13 +19,18 @@ CASES = {
     "supervised": "seed000_resnet18.yaml",
     "memory_bank": "seed004_correspondence.yaml",
     "byop": "seed001_full.yaml",
+    "supervised_workers": "seed000_resnet18.yaml",
 }
 # checkpoint after every step; the kill comes after step 2 of the second epoch, before that step's checkpoint is
 # written, so the resumed run must replay step 2 from the step-1 checkpoint (every tiny config has >= 2 steps)
 OVERRIDES = ["trainer.epochs=2", "trainer.checkpoint_every_steps=1", "trainer.num_workers=0"]
 # seed 000 trains on the original X-rays (no augmentation); the supervised case turns the CXR augmentation on so
 # that resuming is also checked with per-sample random augmentations
-CASE_OVERRIDES = {"supervised": ["trainer.augment.enabled=true"]}
+CASE_OVERRIDES = {"supervised": ["trainer.augment.enabled=true"],
+                  "supervised_workers": ["trainer.augment.enabled=true"]}
+# the interrupted run loads with 2 persistent worker processes (the uninterrupted one in the main process): the
+# sample order and augmentations are functions of (seed, epoch, index), whatever the workers and the restarts
+KILLED_OVERRIDES = {"supervised_workers": ["trainer.num_workers=2"]}
 # trains like `radclr train CONFIG --out RUN OVERRIDES...`, with an on_step callback that SIGKILLs the process
 KILL_AFTER_STEP = """
 import os, signal, sys
@@ -56,7 +61,8 @@ def test_kill_mid_epoch_then_resume_equals_uninterrupted(case, tmp_path):
     overrides = OVERRIDES + CASE_OVERRIDES.get(case, [])
     r = _train([cfg, "--out", str(full), *overrides], cache=cache)
     assert r.returncode == 0, r.stderr[-2000:]
-    r = subprocess.run([sys.executable, "-c", KILL_AFTER_STEP, cfg, str(killed), *overrides], cwd=REPO,
+    r = subprocess.run([sys.executable, "-c", KILL_AFTER_STEP, cfg, str(killed), *overrides,
+                        *KILLED_OVERRIDES.get(case, [])], cwd=REPO,
                        env=_env(cache), capture_output=True, text=True, timeout=600)
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr[-2000:])
     mid = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)

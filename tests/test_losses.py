@@ -513,3 +513,32 @@ def test_cross_modal_background_of_the_same_image():
     b = torch.ones(3, 2, requires_grad=True)
     loss(z, z, background=b, background_mask=torch.tensor([True, False, True])).backward()
     assert torch.equal(b.grad[1], torch.zeros(2)) and torch.isfinite(b.grad).all()
+
+
+def test_focal_runs_in_float32_under_bf16_autocast():
+    # issue 19 item 3: under autocast the logits arrive in bf16; the focal factor (1 - p_t)^gamma must be computed
+    # from float32 logits (bf16 puts 1 - p of a confident prediction at exactly 0)
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(6, 4)
+    x = torch.randn(16, 6) * 4
+    y = (torch.rand(16, 4) > 0.5).float()
+    y[0, 1] = float("nan")
+    loss_fn = FocalLoss(alpha=0.25, gamma=2.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = lin(x)
+        assert logits.dtype == torch.bfloat16  # what the loss receives under autocast
+        got = loss_fn(logits, y)
+    assert got.dtype == torch.float32
+    want = loss_fn(logits.detach().float(), y)  # the same bf16 logits, widened first
+    assert float(got.detach()) == float(want)
+    assert float(got) == pytest.approx(_focal_loop(logits.detach().double(), y.double(), 0.25, 2.0), rel=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # what it was: the same formula on the bf16 logits
+        in_bf16 = FocalLoss.forward.__wrapped__(loss_fn, logits, y)
+    assert abs(float(in_bf16) - float(got)) > 1e-4 * float(got)
+
+
+def test_focal_without_known_labels_is_a_connected_zero():
+    logits = torch.randn(3, 2, requires_grad=True)
+    loss = FocalLoss()(logits, torch.full((3, 2), float("nan")))
+    loss.backward()
+    assert float(loss) == 0.0 and torch.equal(logits.grad, torch.zeros(3, 2))

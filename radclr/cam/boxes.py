@@ -26,6 +26,7 @@ from scipy import ndimage
 from radclr.boxes import Box
 from radclr.cam.options import FALLBACKS, SELECTIONS, THRESHOLD_MODES, CamOptions
 from radclr.ops.components import label_components
+from radclr.ops.indexing import flatnonzero
 
 __all__ = [
     "ScoredBox",
@@ -270,6 +271,23 @@ def count_fallbacks(boxes: Sequence[Sequence[ScoredBox]]) -> int:
 
 
 # --- the same on the maps' device ---------------------------------------------------------------------------
+def cam_top_boxes(cam: torch.Tensor, options: CamOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`cam_to_box_tensor`'s ``(boxes [B, 4], fallback [B])``, by the faster route for where the maps are:
+    on the CPU the first box of :func:`cam_to_boxes` (scipy's labelling: ~9x faster there than the tensor code's
+    passes over every pixel; a map without a box gets the whole map, marked fallback), elsewhere (a GPU)
+    :func:`cam_to_box_tensor` itself -- no copy of the maps to the host."""
+    if cam.device.type != "cpu":
+        return cam_to_box_tensor(cam, options)
+    if cam.ndim != 3:
+        raise ValueError(f"cam must be [B, H, W], got shape {tuple(cam.shape)}")
+    h, w = cam.shape[-2:]
+    whole = ScoredBox(0.0, 0.0, float(w), float(h), 0.0, fallback=True)
+    first = [bx[0] if bx else whole for bx in cam_to_boxes(cam, options)]
+    boxes = torch.tensor([[b.x, b.y, b.w, b.h] for b in first], dtype=torch.float64).reshape(-1, 4)
+    fell_back = torch.tensor([b.fallback for b in first], dtype=torch.bool)
+    return boxes.to(cam.dtype if cam.is_floating_point() else torch.float32), fell_back
+
+
 def cam_to_box_tensor(cam: torch.Tensor, options: CamOptions) -> tuple[torch.Tensor, torch.Tensor]:
     """The selected box of each map, computed where the maps are (a GPU in BYOP training): ``(boxes [B, 4]`` x, y,
     w, h in the maps' pixels, ``fallback [B]`` bool) -- the first box :func:`cam_to_boxes` returns for the same
@@ -300,9 +318,16 @@ def cam_to_box_tensor(cam: torch.Tensor, options: CamOptions) -> tuple[torch.Ten
     key = torch.arange(b, device=maps.device)[:, None] * (n + 1) + labels  # unique id per (map, component)
     ids = key[labels > 0]
     if ids.numel():
-        uniq, inv = torch.unique(ids, return_inverse=True)
-        area = torch.zeros(len(uniq), dtype=torch.float64, device=maps.device).index_add_(0, inv, torch.ones_like(
-            ids, dtype=torch.float64))
+        # per-component statistics in tables indexed by the id itself (b * (n + 1) entries: no sort of the
+        # pixels' ids), then the components in increasing id order -- what torch.unique's sorted order gave
+        table = b * (n + 1)
+        area_t = torch.zeros(table, dtype=torch.float64, device=maps.device).index_add_(
+            0, ids, torch.ones_like(ids, dtype=torch.float64))
+        uniq = flatnonzero(area_t > 0)
+        inv = torch.zeros(table, dtype=torch.long, device=maps.device)
+        inv[uniq] = torch.arange(len(uniq), device=maps.device)
+        inv = inv[ids]
+        area = area_t[uniq]
         score = torch.zeros_like(area).index_add_(0, inv, flat[labels > 0]) / area
         pos = torch.arange(n, device=maps.device).expand(b, n)[labels > 0]
         rows, cols = pos // w, pos % w

@@ -4,7 +4,8 @@ Seed 001 §3.2 thresholds Grad-CAM maps with "an ad-hoc threshold". How large th
 depends on the network's receptive field and the map's resolution, so a fixed 0.5 tends to give boxes much
 larger than the lesions (seen on phantoms: mean IoU 0.17 at 0.5, 0.38 at 0.8). radclr can instead choose the
 threshold that maximises the mean IoU with the ground-truth boxes of annotated *training/validation* images
-(``cam_threshold: auto``) -- never on test images. ``per_finding=True`` also fits one threshold per finding that
+(``cam_threshold: auto``) -- never on test images. The maps are thresholded, boxed and scored where they were
+computed (on a GPU: no copy of the maps per threshold). ``per_finding=True`` also fits one threshold per finding that
 has at least ``min_cases`` annotated cases (``auto_per_finding``): the same relative cut cannot fit an 8-px nodule
 and an effusion filling a lung base; findings with fewer cases keep the pooled threshold.
 """
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 
 from radclr.boxes import iou
-from radclr.cam.boxes import cam_to_boxes
+from radclr.cam.boxes import cam_top_boxes
 from radclr.cam.gradcam import grad_cam
 from radclr.cam.options import CamOptions
 
@@ -68,11 +69,7 @@ def calibrate_cam_threshold(encoder, head, images: torch.Tensor, targets: torch.
     cams = torch.cat([grad_cam(encoder, head, images[s:s + batch_size], targets[s:s + batch_size], upsample_to=size,
                                layer=options.layer)
                       for s in range(0, len(images), batch_size)])
-    ious = np.zeros((len(grid), len(images)))
-    for k, thr in enumerate(grid):
-        boxes = cam_to_boxes(cams, options.with_threshold(float(thr)))
-        ious[k] = [float(np.max(iou(np.asarray([b[0].as_array()]), np.asarray(g, dtype=np.float64).reshape(-1, 4))))
-                   if b else 0.0 for b, g in zip(boxes, gt_boxes)]  # no box (fallback "none") scores 0
+    ious = _grid_ious(cams, gt_boxes, options, grid)
     table = {float(t): float(ious[k].mean()) for k, t in enumerate(grid)}
     best = _best(table)
     per = {}
@@ -87,6 +84,29 @@ def calibrate_cam_threshold(encoder, head, images: torch.Tensor, targets: torch.
                 b = _best(sub)
                 per[str(findings[int(j)])] = {"threshold": b, "mean_iou": sub[b], "n_cases": int(sel.sum())}
     return Calibration(best, table[best], len(images), table, per)
+
+
+def _grid_ious(cams: torch.Tensor, gt_boxes: Sequence[np.ndarray], options: CamOptions,
+               grid: Sequence[float]) -> np.ndarray:
+    """``[len(grid), N]``: per threshold, each map's top-1 box IoU with its best-matching GT box (0 for no box,
+    i.e. fallback ``none``), computed where the maps are (:func:`~radclr.cam.boxes.cam_top_boxes`: the first box
+    :func:`~radclr.cam.boxes.cam_to_boxes` returns, by the tensor code on a GPU) and copied to the host once."""
+    dev = cams.device
+    k = max(len(np.asarray(g).reshape(-1, 4)) for g in gt_boxes)
+    gt = torch.zeros(len(gt_boxes), k, 4, dtype=torch.float64)
+    known = torch.zeros(len(gt_boxes), k, dtype=torch.bool)
+    for i, g in enumerate(gt_boxes):
+        g = torch.as_tensor(np.asarray(g, dtype=np.float64).reshape(-1, 4))
+        gt[i, :len(g)], known[i, :len(g)] = g, True
+    gt, known = gt.to(dev), known.to(dev)
+    out = torch.zeros(len(grid), len(gt_boxes), dtype=torch.float64, device=dev)
+    for j, thr in enumerate(grid):
+        boxes, fell_back = cam_top_boxes(cams, options.with_threshold(float(thr)))
+        best = iou(boxes[:, None, :], gt).masked_fill(~known, -1.0).amax(dim=1)
+        if options.fallback == "none":  # no box scores 0
+            best = best.masked_fill(fell_back, 0.0)
+        out[j] = best
+    return out.cpu().numpy()
 
 
 def _best(table: dict) -> float:

@@ -91,7 +91,12 @@ DEFAULTS: dict[str, Any] = {
         "epochs": 10,
         "batch_size": 32,
         "eval_batch_size": 64,
-        "num_workers": 0,
+        # DataLoader worker processes; auto = 0 on the CPU, on CUDA the cores minus 2 (per GPU of the node),
+        # persistent and prefetching (radclr.training_data.loader)
+        "num_workers": "auto",
+        # read the step losses (divergence check, progress, TensorBoard) and the stop flag every N steps; auto = 1 on
+        # the CPU (free there), 25 on CUDA (each read waits for the GPU)
+        "sync_every_steps": "auto",
         "device": "auto",
         "amp": "auto",
         # auto = deterministic kernels on the CPU (bit-exact resume), the fastest on CUDA (cudnn.benchmark);
@@ -404,6 +409,8 @@ OTHER_TYPES: dict[str, tuple[type, ...]] = {
     "evaluation.cam_threshold": (int, float),  # auto | method | a number
     "trainer.amp": (bool, type(None)),
     "trainer.deterministic": (bool, type(None)),
+    "trainer.num_workers": (int,),  # auto | a count
+    "trainer.sync_every_steps": (int,),  # auto | N
 }
 # element types of list-valued keys
 ELEMENT_TYPES: dict[str, type] = {"trainer.keep_epochs": int, "model.radiomics_hidden": int}

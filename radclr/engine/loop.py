@@ -18,7 +18,13 @@ Exact resume: a checkpoint holds the model, optimiser, scheduler, RNG, memory ba
 (stage, epoch, step) and the running sums of the current epoch; sample order and augmentations are functions
 of (seed, epoch, index) (:mod:`radclr.training_data.sampling`). A run interrupted anywhere -- even by SIGKILL
 between two step checkpoints -- and resumed with ``radclr train --resume RUN`` ends with the same weights and
-metrics as an uninterrupted run (on CPU; tested). SIGINT/SIGTERM save a checkpoint at the next step boundary.
+metrics as an uninterrupted run (on CPU, with or without loader workers; tested). SIGINT/SIGTERM save a checkpoint
+at the next read of the step losses (every step on the CPU, every ``trainer.sync_every_steps`` on CUDA).
+
+Keeping a GPU fed: one DataLoader per stage with persistent workers serves training, precise BN and validation
+(:mod:`radclr.training_data.loader`; ``trainer.num_workers: auto``); the scalars a step reports are summed on the
+device (:mod:`radclr.engine.sums`) and read every ``sync_every_steps`` and at the epoch's end, where the divergence
+check (naming the step) and the DDP reductions happen; on CUDA the encoder runs ``channels_last``.
 
 The loop calls only the hooks :class:`radclr.methods.Method` declares (``setup``, ``set_training_pool``,
 ``param_groups``, ``on_epoch_start``, ``calibrate``, ``training_step``, ``after_optimizer_step``,
@@ -32,7 +38,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -44,6 +50,7 @@ from torch import nn
 from radclr.engine import checkpoint as ckpt
 from radclr.engine.config import dump_config, fixed_radiomics_rows, stage_settings
 from radclr.engine.optim import build_optimizer, build_scheduler, early_stop_due
+from radclr.engine.sums import EpochSums
 from radclr.errors import ConfigError, RadclrError
 from radclr.evaluation.metrics import auc_per_finding, probabilities
 from radclr.methods import Method, MethodContext, method_class
@@ -52,8 +59,9 @@ from radclr.runtime.device import autocast_context, resolve_device, set_determin
 from radclr.runtime.distributed import DistInfo, all_reduce_mean, all_reduce_sums, any_rank, init_distributed
 from radclr.runtime.events import EventLog
 from radclr.safe_write import atomic_path
-from radclr.training_data import PreparedData, TrainingView, collate, prepare_data
+from radclr.training_data import PreparedData, TrainingView, prepare_data
 from radclr.training_data.checks import check_training_data
+from radclr.training_data.loader import StageLoader, resolve_num_workers
 from radclr.training_data.prepare import pretext_subset
 from radclr.training_data.sampling import EpochBatches
 from radclr.transforms import CXRAugment
@@ -115,6 +123,11 @@ class StageRun:
     best: dict  # {"value": monitored value or None, "epoch": 1-based}
     monitor: str
     mode: str  # "max" | "min"
+    loader: StageLoader  # one DataLoader (persistent workers) for training, precise BN and validation
+    start_epoch: int = 0  # where the stage (re)starts
+    start_step: int = 0
+    accum: dict = field(default_factory=dict)  # the resumed epoch's running sums
+    sync_every: int = 1  # read step losses / stop flags every N steps
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -215,6 +228,16 @@ class Trainer:
 
     # --- one stage ----------------------------------------------------------------------------------------
     def _run_stage(self, index: int, state: dict | None) -> None:
+        stage = self._setup_stage(index, state)
+        try:
+            self._epochs(stage)
+        finally:
+            stage.loader.close()
+        self._finish_stage(stage)
+
+    def _setup_stage(self, index: int, state: dict | None) -> StageRun:
+        """Build the stage's method (DDP-wrapped under torchrun), optimiser, schedule, views and loader; restore
+        them from ``state`` when the stage resumes."""
         st = stage_settings(self.cfg, index)
         name = st["name"]
         method = self._build_method(index)
@@ -233,6 +256,11 @@ class Trainer:
             method.setup(self.data, all_train)
         method.set_training_pool(train_idx)  # e.g. memory banks: negatives from the images this stage trains on
         method.prepare_stage()
+        if self.device.type == "cuda":  # NHWC convolutions (tensor cores); the inputs follow in _to_device
+            method.encoder.to(memory_format=torch.channels_last)
+            # the encoder's matrix products are its convolutions: TF32 where autocast leaves them in float32 (amp
+            # off); plain matmuls keep float32 -- the losses compare embeddings at temperatures of 0.07-0.5
+            torch.backends.cudnn.allow_tf32 = True
         model: nn.Module = method
         if self.dist.enabled:
             # buffers are not broadcast from rank 0 at every forward: BYOP's per-image box/radiomics caches are
@@ -249,9 +277,7 @@ class Trainer:
         optimizer = build_optimizer(method.param_groups(), st["optimizer"])
         scheduler = build_scheduler(optimizer, steps_per_epoch, epochs, st["schedule"])
         autocast, scaler = autocast_context(self.device, st["amp"])
-        augment = self._augmentation(st) if st["augment"].get("enabled", True) else None
-        view = TrainingView(self.data, self.data.labels_for_training(), augment=augment, views=method.views,
-                            seed=int(self.cfg["seed"]), roi_crop=self.data.roi_crop)
+        view, loader = self._stage_views(st, method)
         start_epoch, start_step = 0, 0
         accum: dict[str, float] = {}
         best = {"value": None, "epoch": -1}
@@ -272,46 +298,91 @@ class Trainer:
             monitor, mode = str(chosen["metric"]), str(chosen.get("mode") or "min")
             if mode not in ("min", "max"):
                 raise ConfigError(f"stage {name}: best_checkpoint.mode must be min or max, got {mode!r}")
-        stage = StageRun(index=index, name=name, settings=st, method=method, model=model, optimizer=optimizer,
-                         scheduler=scheduler, scaler=scaler, autocast=autocast, view=view, train_idx=train_idx,
-                         batch_size=batch_size, epochs=epochs, best=best, monitor=monitor, mode=mode)
-        keep = {int(k) for k in (st.get("keep_epochs") or [])}
-        for epoch in range(start_epoch, epochs):
+        return StageRun(index=index, name=name, settings=st, method=method, model=model, optimizer=optimizer,
+                        scheduler=scheduler, scaler=scaler, autocast=autocast, view=view, train_idx=train_idx,
+                        batch_size=batch_size, epochs=epochs, best=best, monitor=monitor, mode=mode, loader=loader,
+                        start_epoch=start_epoch, start_step=start_step, accum=accum,
+                        sync_every=self._sync_every(st))
+
+    def _stage_views(self, st: dict, method: Method) -> tuple[TrainingView, StageLoader]:
+        """The training view and one loader serving it, precise BN's unaugmented view and validation's view."""
+        seed, crop = int(self.cfg["seed"]), self.data.roi_crop
+        augment = self._augmentation(st) if st["augment"].get("enabled", True) else None
+        view = TrainingView(self.data, self.data.labels_for_training(), augment=augment, views=method.views,
+                            seed=seed, roi_crop=crop)
+        bn_view = TrainingView(self.data, self.data.labels_for_training(), augment=None, views=1, seed=seed,
+                               roi_crop=crop)
+        # two-view methods (SimCLR) compare two augmentations: without them the validation "positive pair" is
+        # the same image twice and the loss only measures how spread the negatives are. The validation views
+        # are drawn with a fixed epoch, so they are identical at every epoch and the loss curve is comparable.
+        two_view = method.views >= 2 and st["augment"].get("enabled", True)
+        val_view = TrainingView(self.data, self.data.dataset.labels,
+                                augment=self._augmentation(st) if two_view else None, views=method.views, seed=seed,
+                                roi_crop=crop)
+        workers = resolve_num_workers(st["num_workers"], self.device)
+        loader = StageLoader({"train": view, "bn": bn_view, "val": val_view}, num_workers=workers, device=self.device,
+                             seed=seed)
+        return view, loader
+
+    def _sync_every(self, st: dict) -> int:
+        n = st.get("sync_every_steps", "auto")
+        if n in (None, "auto"):
+            return 1 if self.device.type == "cpu" else 25
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"trainer.sync_every_steps must be auto or an integer >= 1, got {n!r}")
+        return n
+
+    def _epochs(self, stage: StageRun) -> None:
+        """Train, re-estimate BatchNorm, validate and checkpoint each remaining epoch of the stage."""
+        name, st, epochs = stage.name, stage.settings, stage.epochs
+        for epoch in range(stage.start_epoch, epochs):
             stop, why = early_stop_due(self.history, name, st.get("early_stopping"))
             if stop:
                 log.info("stage %s: early stopping before epoch %d: %s", name, epoch + 1, why)
                 break
+            resumed = epoch == stage.start_epoch
             t0 = time.time()
-            train_stats = self._train_epoch(stage, epoch, start_step if epoch == start_epoch else 0,
-                                            accum if epoch == start_epoch else {})
+            train_stats = self._train_epoch(stage, epoch, stage.start_step if resumed else 0,
+                                            stage.accum if resumed else {})
             t_train = time.time() - t0
             self._precise_bn(stage, epoch)
-            val_stats = self._validate(method, st)
+            val_stats = self._validate(stage)
             counts = {k: train_stats.pop(k) for k in ("steps", "images")}
             row = {"stage": name, "epoch": epoch + 1, **counts, **{f"train_{k}": v for k, v in train_stats.items()},
-                   **val_stats, "lr": optimizer.param_groups[0]["lr"], "train_time_s": round(t_train, 3),
+                   **val_stats, "lr": stage.optimizer.param_groups[0]["lr"], "train_time_s": round(t_train, 3),
                    "time_s": round(time.time() - t0, 3)}
             self.history.append(row)
             self.events.epoch(row, len(self.history))
-            improved = epoch >= method.monitor_from_epoch and self._is_better(row.get(monitor), best["value"], mode)
-            if improved:
-                best = {"value": float(row[monitor]), "epoch": epoch + 1}
-                stage.best = best
-            state = self._state(stage, epoch + 1, 0, {})
-            if self.dist.is_main:
-                ckpt.save_checkpoint(state, self.ckpt_dir / "last.pt")
-                if improved or best["value"] is None:
-                    ckpt.save_checkpoint(state, self.ckpt_dir / "best.pt")
-                if epoch + 1 in keep:
-                    ckpt.save_checkpoint(state, self.ckpt_dir / f"{name}-epoch{epoch + 1}.pt")
-                self._write_metrics()
+            self._checkpoint_epoch(stage, epoch, row)
             log.info("stage %s epoch %d/%d %s", name, epoch + 1, epochs,
                      " ".join(f"{k}={v:.4g}" for k, v in row.items() if isinstance(v, float)))
+
+    def _checkpoint_epoch(self, stage: StageRun, epoch: int, row: dict) -> None:
+        """The checkpoint rule at an epoch's end: ``last.pt`` always, ``best.pt`` when the monitored quantity
+        improved (or nothing was monitored yet), ``<stage>-epoch<k>.pt`` for the kept epochs; then metrics.csv."""
+        best = stage.best
+        improved = epoch >= stage.method.monitor_from_epoch and self._is_better(row.get(stage.monitor), best["value"],
+                                                                                stage.mode)
+        if improved:
+            best = {"value": float(row[stage.monitor]), "epoch": epoch + 1}
+            stage.best = best
+        if not self.dist.is_main:
+            return
+        state = self._state(stage, epoch + 1, 0, {})
+        ckpt.save_checkpoint(state, self.ckpt_dir / "last.pt")
+        if improved or best["value"] is None:
+            ckpt.save_checkpoint(state, self.ckpt_dir / "best.pt")
+        if epoch + 1 in {int(k) for k in (stage.settings.get("keep_epochs") or [])}:
+            ckpt.save_checkpoint(state, self.ckpt_dir / f"{stage.name}-epoch{epoch + 1}.pt")
+        self._write_metrics()
+
+    def _finish_stage(self, stage: StageRun) -> None:
+        """``stage-<name>.pt`` and ``last.pt`` at the stage's end (``best.pt`` too when nothing was monitored)."""
         if self.dist.is_main:
-            final = self._state(stage, epochs, 0, {})
-            ckpt.save_checkpoint(final, self.ckpt_dir / f"stage-{name}.pt")
+            final = self._state(stage, stage.epochs, 0, {})
+            ckpt.save_checkpoint(final, self.ckpt_dir / f"stage-{stage.name}.pt")
             ckpt.save_checkpoint(final, self.ckpt_dir / "last.pt")
-            if epochs == 0 or stage.best["value"] is None:
+            if stage.epochs == 0 or stage.best["value"] is None:
                 ckpt.save_checkpoint(final, self.ckpt_dir / "best.pt")
             self._write_metrics()
         if self.dist.enabled:
@@ -337,6 +408,14 @@ class Trainer:
         return CXRAugment(**{k: v for k, v in st["augment"].items() if k != "enabled"})
 
     # --- one epoch ----------------------------------------------------------------------------------------
+    def _to_device(self, batch: dict) -> dict:
+        batch = to_device(batch, self.device)
+        if self.device.type == "cuda":  # the encoder is channels_last on CUDA (see _setup_stage)
+            for k in ("image", "image2"):
+                if k in batch and batch[k].dim() == 4:
+                    batch[k] = batch[k].contiguous(memory_format=torch.channels_last)
+        return batch
+
     def _train_epoch(self, stage: StageRun, epoch: int, start_step: int, accum: dict) -> dict:
         method, model, optimizer, scheduler = stage.method, stage.model, stage.optimizer, stage.scheduler
         stage.view.set_epoch(epoch)
@@ -348,30 +427,17 @@ class Trainer:
                 accum = {**accum, **{k: float(v) for k, v in cal.items()}, **{"#" + k: 1.0 for k in cal}}
         batches = EpochBatches(stage.train_idx, stage.batch_size, int(self.cfg["seed"]), epoch,
                                rank=self.dist.rank, world_size=self.dist.world_size)
-        todo = batches.from_step(start_step)
-        # an explicit generator: a DataLoader iterator otherwise draws its base seed from the global RNG, and a
-        # resumed epoch (one more iterator) would shift every later random draw (e.g. the next stage's init)
-        loader_gen = torch.Generator().manual_seed(int(self.cfg["seed"]) * 100_003 + epoch)
-        loader = torch.utils.data.DataLoader(stage.view, batch_sampler=todo, collate_fn=collate,
-                                             num_workers=int(stage.settings["num_workers"]), generator=loader_gen,
-                                             pin_memory=self.device.type == "cuda")
         method.train()
-        sums = dict(accum)  # (carries the calibration values into the epoch's metrics row)
+        sums = EpochSums(accum, self.device)  # (carries the calibration values into the epoch's metrics row)
         every = int(stage.settings["checkpoint_every_steps"] or 0)
         bar = progress_bar(total=len(batches), initial=start_step, enabled=self.progress and self.dist.is_main,
                            desc=f"{stage.name} {epoch + 1}/{stage.epochs}", unit="step")
-        step = start_step
-        for batch in loader:
-            batch = to_device(batch, self.device)
+        step, unread = start_step, []  # unread: this window's step losses, still on the device
+        for batch in stage.loader.passes("train", batches.from_step(start_step), epoch):
+            batch = self._to_device(batch)
             with stage.autocast:
                 out = model(batch)
             loss = out["loss"]
-            finite = bool(torch.isfinite(loss))
-            if self.dist.enabled:  # every rank stops together (one rank raising would leave the others waiting)
-                finite = not any_rank(not finite, self.device)
-            if not finite:
-                raise RadclrError(f"stage {stage.name} epoch {epoch + 1} step {step + 1}: loss is {loss.item()} "
-                                  "(diverged; lower the learning rate or check the data)")
             optimizer.zero_grad(set_to_none=True)
             if stage.scaler is not None:
                 stage.scaler.scale(loss).backward()
@@ -383,35 +449,58 @@ class Trainer:
             scheduler.step()
             method.after_optimizer_step(batch, out)
             step += 1
-            sums["#steps"] = sums.get("#steps", 0.0) + 1  # "#": counts, kept through step checkpoints
-            sums["#images"] = sums.get("#images", 0.0) + len(batch["index"])
-            for k, v in out.items():  # epoch means of every scalar a step reports (over the steps reporting it)
-                if torch.is_tensor(v) and v.dim() == 0 and not k.startswith("_"):
-                    sums[k] = sums.get(k, 0.0) + float(v.detach())
-                    sums["#" + k] = sums.get("#" + k, 0.0) + 1
-            loss_value = float(loss.detach())
+            sums.count("#steps")  # "#": counts, kept through step checkpoints
+            sums.count("#images", len(batch["index"]))
+            sums.add(out)  # epoch means of every scalar a step reports (over the steps reporting it)
+            unread.append(loss.detach())
             bar.update()
-            bar.set_postfix(loss=f"{loss_value:.4f}")
-            self.events.step(stage.name, epoch * len(batches) + step, loss_value)
             if self.on_step is not None:
                 self.on_step(stage.name, epoch, step)
-            stop = self.stop.requested
-            if self.dist.enabled:  # a signal may reach the ranks at different steps: stop at the same one
-                stop = any_rank(stop, self.device)
-            if (every and step % every == 0 and step < len(batches)) or stop:
-                if self.dist.is_main:
-                    ckpt.save_checkpoint(self._state(stage, epoch, step, sums), self.ckpt_dir / "last.pt")
-                if stop:
-                    bar.close()
-                    raise Interrupted(f"stopped at stage {stage.name} epoch {epoch + 1} step {step}; "
-                                      f"resume with: radclr train --resume {self.run_dir}")
+            save = bool(every and step % every == 0 and step < len(batches))
+            # DDP: every rank reads at the same steps (a signal may reach the ranks at different steps)
+            if save or step % stage.sync_every == 0 or step == len(batches) or \
+                    (self.stop.requested and not self.dist.enabled):
+                stop = self._read_steps(stage, epoch, step, unread, len(batches), bar)
+                unread = []
+                if save or stop:
+                    if self.dist.is_main:
+                        ckpt.save_checkpoint(self._state(stage, epoch, step, sums.values()),
+                                             self.ckpt_dir / "last.pt")
+                    if stop:
+                        bar.close()
+                        raise Interrupted(f"stopped at stage {stage.name} epoch {epoch + 1} step {step}; "
+                                          f"resume with: radclr train --resume {self.run_dir}")
         bar.close()
+        totals = sums.values()
         if self.dist.enabled:  # ranks may report different keys (e.g. BYOP's loop stats on some steps only)
-            sums = all_reduce_sums(sums, self.device)
-        means = {k: v / sums["#" + k] for k, v in sums.items() if not k.startswith("#") and sums["#" + k] > 0}
+            totals = all_reduce_sums(totals, self.device)
+        means = {k: v / totals["#" + k] for k, v in totals.items() if not k.startswith("#") and totals["#" + k] > 0}
         # optimiser steps (every rank takes the same number) and images (all ranks) of the epoch
-        return {"steps": int(round(sums.get("#steps", 0.0) / self.dist.world_size)),
-                "images": int(round(sums.get("#images", 0.0))), **means}
+        return {"steps": int(round(totals.get("#steps", 0.0) / self.dist.world_size)),
+                "images": int(round(totals.get("#images", 0.0))), **means}
+
+    def _read_steps(self, stage: StageRun, epoch: int, step: int, losses: list, n_steps: int, bar) -> bool:
+        """Read the step losses since the last read (one wait for the device), stop on a non-finite one, log
+        them; -> whether to stop (a signal arrived; under DDP: on any rank)."""
+        values = torch.stack(losses).double().tolist() if losses else []
+        first = step - len(values) + 1
+        bad = next((k for k, v in enumerate(values) if not math.isfinite(v)), None)
+        diverged = bad is not None
+        if self.dist.enabled:  # every rank stops together (one rank raising would leave the others waiting)
+            diverged = any_rank(diverged, self.device)
+        if diverged:
+            where = f"step {first + bad}: loss is {values[bad]}" if bad is not None else \
+                f"steps {first}-{step}: the loss of another rank is not finite"
+            raise RadclrError(f"stage {stage.name} epoch {epoch + 1} {where} "
+                              "(diverged; lower the learning rate or check the data)")
+        for k, v in enumerate(values):
+            self.events.step(stage.name, epoch * n_steps + first + k, v)
+        if values:
+            bar.set_postfix(loss=f"{values[-1]:.4f}")
+        stop = self.stop.requested
+        if self.dist.enabled:
+            stop = any_rank(stop, self.device)
+        return stop
 
     @torch.no_grad()
     def _precise_bn(self, stage: StageRun, epoch: int) -> None:
@@ -432,9 +521,8 @@ class Trainer:
                and m.track_running_stats and id(m) not in held]
         if not bns:
             return
-        view = TrainingView(self.data, self.data.labels_for_training(), augment=None, views=1,
-                            seed=int(self.cfg["seed"]), roi_crop=self.data.roi_crop)
-        batches = EpochBatches(stage.train_idx, stage.batch_size, int(self.cfg["seed"]), 1_000_000 + epoch,
+        bn_epoch = 1_000_000 + epoch
+        batches = EpochBatches(stage.train_idx, stage.batch_size, int(self.cfg["seed"]), bn_epoch,
                                rank=self.dist.rank, world_size=self.dist.world_size).batches[:n]
         if not batches:
             return
@@ -446,8 +534,9 @@ class Trainer:
         method.encoder.train()
         for fm in method.frozen_modules():
             fm.eval()
-        for b in batches:
-            method.encoder(to_device(collate([view[i] for i in b]), self.device)["image"])
+        for batch in stage.loader.passes("bn", batches, bn_epoch):
+            with stage.autocast:
+                method.encoder(self._to_device(batch)["image"])
         for m, mom in zip(bns, momenta):
             m.momentum = mom
             if self.dist.enabled:  # identical statistics on every rank
@@ -470,40 +559,31 @@ class Trainer:
         }
 
     # --- validation ---------------------------------------------------------------------------------------
-    def _validate(self, method: Method, st: dict) -> dict:
+    def _validate(self, stage: StageRun) -> dict:
         val_idx = self.data.indices("val")
         if len(val_idx) == 0:
             return {}
-        bs = int(st["eval_batch_size"])
-        # two-view methods (SimCLR) compare two augmentations: without them the validation "positive pair" is
-        # the same image twice and the loss only measures how spread the negatives are. The validation views
-        # are drawn with a fixed epoch, so they are identical at every epoch and the loss curve is comparable.
-        two_view = method.views >= 2 and st["augment"].get("enabled", True)
-        view = TrainingView(self.data, self.data.dataset.labels, augment=self._augmentation(st) if two_view else None,
-                            views=method.views, seed=int(self.cfg["seed"]), roi_crop=self.data.roi_crop)
-        view.set_epoch(VALIDATION_EPOCH)
-        method.eval()
-        sums, n, logits = {}, 0, []
+        method, bs = stage.method, int(stage.settings["eval_batch_size"])
         chunks = [val_idx[s:s + bs] for s in range(0, len(val_idx), bs)]
         if len(chunks) > 1 and len(chunks[-1]) < 2:  # a lone last image joins the previous batch (contrastive
             last = chunks.pop()                        # losses need >= 2 samples per batch)
             chunks[-1] = np.concatenate([chunks[-1], last])
         chunks = [c for c in chunks if len(c) >= 2]
+        method.eval()
+        sums, n, logits = EpochSums({}, self.device), 0, []
         with torch.no_grad():
-            for chunk in chunks:
-                batch = to_device(collate([view[i] for i in chunk]), self.device)
-                out = method.validation_step(batch)
-                for k, v in out.items():
-                    if k == "logits":
-                        logits.append(v.float().cpu().numpy())
-                    elif torch.is_tensor(v) and v.dim() == 0 and not k.startswith("_"):
-                        sums[k] = sums.get(k, 0.0) + float(v) * len(chunk)
+            for chunk, batch in zip(chunks, stage.loader.passes("val", chunks, VALIDATION_EPOCH)):
+                with stage.autocast:
+                    out = method.validation_step(self._to_device(batch))
+                if "logits" in out:
+                    logits.append(out["logits"].detach().float())
+                sums.add(out, weight=len(chunk))
                 n += len(chunk)
         method.train()
-        stats = {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
+        stats = {f"val_{k}": v / max(n, 1) for k, v in sums.values().items() if not k.startswith("#")}
         if logits:
             kept = np.concatenate(chunks)
-            scores = np.concatenate(logits)
+            scores = torch.cat(logits).cpu().numpy()
             if self.cfg["data"]["task"] == "multiclass":  # one-vs-rest AUC of the softmax probabilities
                 scores = probabilities(scores, "multiclass")
             aucs = auc_per_finding(self.data.dataset.labels[kept], scores, self.data.findings)

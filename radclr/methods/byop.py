@@ -15,7 +15,9 @@ One end-to-end, semi-supervised step (Fig. 2 and 3 of seed 001):
    NGTDM), standardised with training statistics, through f_r and g_r: the positive z_r.
 5. Cross-modal NT-Xent (§3.3): anchor z_i(v), positive z_r(v'), negatives z_i of "hard similar" images --
    normal, or the same body part with a different disease -- from the disease hierarchy
-   (``negatives: hierarchy``; ``in_batch`` for plain negatives).
+   (``negatives: hierarchy``; ``in_batch`` for plain negatives). Under DDP (``trainer.gather_negatives``) the
+   anchors and negatives are those of every rank's batch, gathered with their gradients: the loss and its
+   gradient are those of one process training on the whole batch.
 6. L = lambda * L_cl + (1 - lambda) * L_fl.
 
 Boxes and radiomics are cached per image and refreshed every ``refresh_every`` steps (1 = every step, as the
@@ -34,6 +36,7 @@ positive is the radiomics of the fixed region (ground-truth box, else the whole 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -41,7 +44,7 @@ import numpy as np
 import torch
 
 from radclr.boxes import boxes_to_masks, iou, pairwise_iou, union_box
-from radclr.cam.boxes import cam_to_box_tensor, cam_to_boxes
+from radclr.cam.boxes import cam_to_boxes, cam_top_boxes
 from radclr.cam.calibrate import calibrate_cam_threshold
 from radclr.cam.gradcam import grad_cam, select_targets
 from radclr.cam.options import CamOptions
@@ -54,7 +57,9 @@ from radclr.methods.options import ClassificationOptions
 from radclr.methods.radiomics_contrastive import RadiomicsViewMixin
 from radclr.methods.supervised import classification_loss
 from radclr.networks import LinearClassifier, ProjectionHead
+from radclr.radiomics import kernels
 from radclr.radiomics.regions import RegionRadiomics
+from radclr.runtime.distributed import gather_no_grad, gather_with_grad
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,9 @@ class BYOP(RadiomicsViewMixin, Method):
         self.epoch = 0
         self.cache_regions = not bool(ctx.extra.get("augment_geometric", False))
         self.regions = RegionRadiomics(rad_cfg)
+        #: compute the boxes' radiomics on the CPU in a background thread: None = when the images are on a GPU
+        #: (and the compiled kernels are available)
+        self.radiomics_in_thread: bool | None = None
         if self.use_byop and ctx.radiomics_names and list(ctx.radiomics_names) != self.regions.names:
             raise ConfigError("byop: the radiomics of Grad-CAM boxes would not have the run's feature names")
         n, r = max(ctx.dataset_size, 1), ctx.n_radiomics
@@ -281,20 +289,26 @@ class BYOP(RadiomicsViewMixin, Method):
         l_fl = self.cls_loss(logits, y)
         out = {"loss_cls": l_fl.detach()}
         anchors = (y == 1).any(dim=1)
-        active = self.lam > 0 and self.epoch >= self.contrastive_start and bool(anchors.any())
+        # gathering: every rank enters the contrast (the collectives must match), with or without anchors of its own
+        active = self.lam > 0 and self.epoch >= self.contrastive_start and (self._gathers or bool(anchors.any()))
         if active:
             regions, stats = self._regions(batch, anchors)
             out.update(stats)
-            rad = self._region_radiomics(batch, regions, anchors)
+            rad = self._start_region_radiomics(batch, regions, anchors)  # on a GPU: computed meanwhile on the CPU
             view, background, has_background = self._image_view(fmap, rep, regions, logits, y, int(x.shape[-1]))
             z_i = self.parts["image_proj"](view)
             z_bg = None if background is None else self.parts["image_proj"](background)
+            rad = rad()
             z_r = torch.zeros_like(z_i)
             z_r[anchors] = self.radiomics_embedding(rad[anchors].float()).to(z_i.dtype)
             normal = batch.get("no_finding") if self.options.negatives_normal == "no_finding" else None
-            neg = hard_negative_mask(y, self.ctx.findings, self.hierarchy, normal=normal) \
+            labels, anchor_mask = y, anchors
+            if self._gathers:  # anchors and negatives from every rank (as one process with the whole batch)
+                z_i, z_r, z_bg, has_background, labels, anchor_mask, normal = _gather_contrast(
+                    z_i, z_r, z_bg, has_background, y, anchors, normal)
+            neg = hard_negative_mask(labels, self.ctx.findings, self.hierarchy, normal=normal) \
                 if self.hierarchy is not None else None
-            l_cl = self.contrast(z_i, z_r, negative_mask=neg, anchor_mask=anchors, background=z_bg,
+            l_cl = self.contrast(z_i, z_r, negative_mask=neg, anchor_mask=anchor_mask, background=z_bg,
                                  background_mask=has_background)
             out["loss_contrastive"] = l_cl.detach()
             if self.options.diagnostics and self.training:  # what each term asks of the last feature map
@@ -306,6 +320,12 @@ class BYOP(RadiomicsViewMixin, Method):
         out["loss"] = lam_cl * l_cl + (1 - self.lam) * l_fl
         out["logits"] = logits.detach()
         return out
+
+    @property
+    def _gathers(self) -> bool:
+        """DDP training with ``trainer.gather_negatives``: the contrast spans every rank's batch (not in
+        validation: every rank validates the same batches, gathered copies would be false negatives)."""
+        return self.training and self.ctx.world_size > 1 and self.ctx.gather_negatives
 
     def _image_view(self, fmap, rep, regions, logits, labels, size: int):
         """``(view, background, has_background)``: the image embedding paired with the radiomics
@@ -390,20 +410,28 @@ class BYOP(RadiomicsViewMixin, Method):
         CPU on a GPU), each with the CAM options of its target finding."""
         opts = self.cam_options
         if not opts.finding_thresholds:
-            return cam_to_box_tensor(cam, opts)
+            return cam_top_boxes(cam, opts)
         boxes = torch.zeros(len(cam), 4, dtype=cam.dtype, device=cam.device)
         fell_back = torch.zeros(len(cam), dtype=torch.bool, device=cam.device)
         for t in torch.unique(targets).tolist():
             sel = targets == t
-            boxes[sel], fell_back[sel] = cam_to_box_tensor(cam[sel], opts.for_finding(self.ctx.findings[int(t)]))
+            boxes[sel], fell_back[sel] = cam_top_boxes(cam[sel], opts.for_finding(self.ctx.findings[int(t)]))
         return boxes, fell_back
 
     def _region_radiomics(self, batch, boxes, anchors) -> torch.Tensor:
         """Raw radiomics ``[B, R]`` of ``boxes`` on the store-scale image (only anchor rows computed)."""
+        return self._start_region_radiomics(batch, boxes, anchors)()
+
+    def _start_region_radiomics(self, batch, boxes, anchors):
+        """Start computing :meth:`_region_radiomics`; -> a callable returning it. The radiomics are targets
+        without gradient: with the images on a GPU they are computed by the CPU fast path (compiled kernels,
+        :mod:`radclr.radiomics.fast`) on a CPU copy of the boxes' images, in a background thread, while the
+        caller queues the image side of the step; on the CPU they are computed at once (the same values)."""
         idx = batch["index"]
         out = torch.zeros(len(idx), self.ctx.n_radiomics, dtype=torch.float64, device=boxes.device)
         if not self.use_byop:  # ablation: the fixed region's radiomics from the data pipeline
-            return batch["radiomics"].to(torch.float64)
+            rad = batch["radiomics"].to(torch.float64)
+            return lambda: rad
         gt = anchors & batch["has_box"]
         out[gt] = batch["radiomics"][gt].to(torch.float64)
         cam_rows = anchors & ~batch["has_box"]
@@ -413,20 +441,60 @@ class BYOP(RadiomicsViewMixin, Method):
             todo = cam_rows & ~valid
         else:
             todo = cam_rows
-        if todo.any():
-            t0 = time.perf_counter()
-            rows = torch.nonzero(todo).flatten()
-            # back onto the store's 0..255 grid exactly (x/255*255 is off by up to 6e-6, enough to move a value
-            # that sits on a bin edge into the neighbouring bin)
-            images = torch.round(batch["image"][rows, 0].detach().to(torch.float64) * 255.0)
-            vals = self.regions.of_boxes(images, boxes[rows]).to(out.device)
+        if not todo.any():
+            return lambda: out
+        t0 = time.perf_counter()
+        rows = torch.nonzero(todo).flatten()
+        # back onto the store's 0..255 grid exactly (x/255*255 is off by up to 6e-6, enough to move a value
+        # that sits on a bin edge into the neighbouring bin)
+        images = torch.round(batch["image"][rows, 0].detach().to(torch.float64) * 255.0)
+        region_boxes = boxes[rows].detach()
+        job = None
+        offload = self.radiomics_in_thread
+        if offload is None:
+            offload = images.device.type != "cpu" and kernels.AVAILABLE
+        if offload:
+            images, region_boxes = images.cpu(), region_boxes.cpu()
+            job = _radiomics_worker().submit(self.regions.of_boxes, images, region_boxes)
+        else:
+            vals = self.regions.of_boxes(images, region_boxes)
+
+        def finish() -> torch.Tensor:
+            nonlocal vals
+            if job is not None:
+                vals = job.result()
+            vals = vals.to(out.device, non_blocking=True)
             out[rows] = vals
             if self.cache_regions:
                 self.rad_cache[idx[rows]] = vals
                 self.rad_valid[idx[rows]] = True
             self.timings["radiomics"] += time.perf_counter() - t0
             self.timings["regions"] += len(rows)
-        return out
+            return out
+
+        return finish
+
+
+_WORKER: list = []
+
+
+def _radiomics_worker() -> ThreadPoolExecutor:
+    """The one background thread computing BYOP's radiomics of GPU batches on the CPU (kernels release the GIL)."""
+    if not _WORKER:
+        _WORKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="radclr-radiomics"))
+    return _WORKER[0]
+
+
+def _gather_contrast(z_i, z_r, z_bg, has_background, labels, anchors, normal):
+    """The contrast's inputs concatenated over the ranks in rank order: embeddings with their gradient path
+    (:func:`radclr.runtime.distributed.gather_with_grad`), and the labels, anchor and normal flags the
+    hierarchy mask and the anchor mean need. Every rank then computes the same loss over the global batch."""
+    def flags(t):
+        return None if t is None else gather_no_grad(t.to(torch.uint8)).bool()
+
+    z_i, z_r = gather_with_grad(z_i), gather_with_grad(z_r)
+    z_bg = None if z_bg is None else gather_with_grad(z_bg)
+    return z_i, z_r, z_bg, flags(has_background), gather_no_grad(labels), flags(anchors), flags(normal)
 
 
 def region_pool(fmap: torch.Tensor, boxes: torch.Tensor, image_size: int, *, background: bool = False):

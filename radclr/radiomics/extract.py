@@ -183,7 +183,7 @@ def _extract_groups(images, masks, names, plan, settings, spacing, device, batch
             raise ValueError(f"spacing must be [2] or [B, 2] = [{B}, 2], got {tuple(s.shape)}")
 
     out = torch.full((B, len(names)), float("nan"), dtype=torch.float64, device=device)
-    timing = profile if profile is not None else {}
+    timing = profile  # None: no timing, and no waiting for the GPU to time it
     if images.device != device:  # the whole batch moves once; each group then gathers its crops there
         images, masks = images.to(device), masks.to(device)
         boxes = tuple(t.to(device) for t in boxes)
@@ -216,7 +216,11 @@ def _extract_groups(images, masks, names, plan, settings, spacing, device, batch
     return out
 
 
-def _tick(timing: dict, key: str, t0: float, device: torch.device) -> None:
+def _tick(timing: dict | None, key: str, t0: float, device: torch.device) -> None:
+    """Add the seconds since ``t0`` to ``timing[key]`` when profiling (on CUDA after waiting for the queued
+    kernels, which is why nothing is timed -- nor waited for -- without a ``profile`` dict)."""
+    if timing is None:
+        return
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     timing[key] = timing.get(key, 0.0) + time.perf_counter() - t0

@@ -50,23 +50,28 @@ class TrainingView(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
-    def _view(self, img: torch.Tensor, index: int, view: int) -> torch.Tensor:
+    def _view(self, img: torch.Tensor, index: int, view: int, epoch: int) -> torch.Tensor:
         if self.roi_crop is not None:
-            img = self.roi_crop(img, self.box[index], generator=sample_generator(self.seed, self.epoch, index, 100 + view)
+            img = self.roi_crop(img, self.box[index], generator=sample_generator(self.seed, epoch, index, 100 + view)
                                 if self.augment is not None else None)
         if self.augment is None:
             return img
-        return self.augment(img, generator=sample_generator(self.seed, self.epoch, index, view))
+        return self.augment(img, generator=sample_generator(self.seed, epoch, index, view))
 
     def __getitem__(self, index: int) -> dict:
-        index = int(index)
+        return self.sample(index, self.epoch)
+
+    def sample(self, index: int, epoch: int) -> dict:
+        """Sample ``index`` as drawn at ``epoch`` (what ``view[index]`` gives after ``set_epoch(epoch)``; a
+        DataLoader's persistent workers hold a copy of the view, so the epoch travels with the request)."""
+        index, epoch = int(index), int(epoch)
         raw = torch.from_numpy(np.asarray(self.data.store.images[index], dtype=np.float32)) / 255.0
         if raw.dim() == 2:  # [S, S] image -> [1, S, S]; volume stacks already are [n, S, S]
             raw = raw.unsqueeze(0)
         out = {"index": torch.tensor(index), "label": self.labels[index], "has_box": self.has_box[index],
-               "box": self.box[index], "image": self._view(raw, index, 0)}
+               "box": self.box[index], "image": self._view(raw, index, 0, epoch)}
         if self.views >= 2:
-            out["image2"] = self._view(raw, index, 1)
+            out["image2"] = self._view(raw, index, 1, epoch)
         if self.radiomics is not None:
             out["radiomics"] = self.radiomics[index]
         if self.no_finding is not None:
