@@ -1,7 +1,7 @@
 """Evaluation costs that grow with the data, not faster (issue 18 item 5: ``ds.image_ids[i]`` rebuilt the whole id
 list on every call, so evaluate's bookkeeping was O(N^2): ~165 s at NIH's 112 k images).
 
-``evaluate_run`` runs end to end on a synthetic dataset of N images (tiny 16-px images, two findings, the same 24
+``evaluate_run`` runs end to end on a synthetic dataset of N images (tiny 32-px images (the smallest data.image_size allowed), two findings, the same 24
 annotated test images at every N) with a real untrained ResNet-18 for the Grad-CAM boxes; only the forward pass
 over every image is replaced by precomputed logits (the one step whose linear cost needs no test here), and
 the figure of 8 examples is not drawn (~2 s at any N, it would hide what grows). From
@@ -29,7 +29,7 @@ from radclr.training_data import PreparedData
 
 REPO = Path(__file__).resolve().parents[1]
 FINDINGS = ["Mass", "Nodule"]
-SIZE = 16
+SIZE = 32
 N_BOXED = 24
 
 

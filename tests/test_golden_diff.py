@@ -17,6 +17,7 @@ def _run(path, loss: float):
 
 
 def test_re_recording_prints_the_per_key_diff(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("RADCLR_UPDATE_GOLDEN", raising=False)  # (the suite may itself be re-recording)
     golden = tmp_path / "golden" / "tiny_metrics.json"
     golden.parent.mkdir()
     monkeypatch.setattr(golden_metrics, "GOLDEN", golden)
