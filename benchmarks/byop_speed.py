@@ -176,7 +176,7 @@ def main_real(args) -> int:
         trainer.data = prepare_data(trainer.cfg, run, need_radiomics=trainer._methods_need_radiomics(),
                                     progress=False)
         timed[method] = _Timed(trainer, method)
-    rounds, loads = [], []
+    rounds = []
     for r in range(args.rounds + 1):
         order = ("supervised", "byop") if r % 2 == 0 else ("byop", "supervised")
         row = {}
