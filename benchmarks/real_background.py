@@ -5,7 +5,7 @@ in normals of patients never trained on.
     .venv/bin/python benchmarks/real_background.py --calibrate 0.2 0.35 0.5 0.75 1.0
     # 2. the benchmark (contrast from the calibration file unless --contrast is given)
     .venv/bin/python benchmarks/real_background.py --seeds 0 1 2 3 4 [--variants supervised byop]
-    # a tiny end-to-end check (minutes): --seeds 0 1 --epochs 2 --n-train 60 --n-test 40 --out /tmp/rb.json
+    # a tiny end-to-end check (minutes): --seeds 0 1 --epochs 2 --n-train 60 --n-test 40 --out benchmarks/out/rb_tiny.json
 
 Protocol (fixed before any number was looked at):
 
