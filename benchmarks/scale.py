@@ -43,6 +43,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -300,7 +301,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1000,10000,112120", help="comma-separated N")
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
-    ap.add_argument("--root", default=os.environ.get("RADCLR_SCALE_ROOT", "/tmp/radclr-scale"),
+    ap.add_argument("--root", default=os.environ.get("RADCLR_SCALE_ROOT", str(Path(tempfile.gettempdir()) / "radclr-scale")),
                     help="where layouts and working folders are kept (reused)")
     ap.add_argument("--px", type=int, default=64, help="side of the synthetic PNGs and of the store (default 64)")
     ap.add_argument("--steps", type=int, default=20, help="training steps of the one epoch (label-fraction cap)")

@@ -44,3 +44,13 @@ def byop_report(tmp_path_factory) -> Path:
     if not out.exists():
         write_report(run)
     return out
+
+
+def cli(capsys, *argv):
+    """``radclr ARGV`` in-process: ``(exit code, stdout, stderr)``, asserting no traceback reached the user."""
+    from radclr.cli.main import main
+
+    rc = main([*map(str, argv)])
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    return rc, out.out, out.err

@@ -13,14 +13,9 @@ from radclr.cli.main import main
 from radclr.engine.config import resolve_config
 from radclr.errors import ConfigError
 
+from run_factories import cli  # noqa: E402
+
 TINY = REPO / "configs" / "tiny" / "seed000_resnet18.yaml"
-
-
-def cli(capsys, *argv):
-    rc = main([*map(str, argv)])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return rc, out.out, out.err
 
 
 # ------------------------------------------------------------------ 4. numbers on the command line

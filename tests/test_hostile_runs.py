@@ -19,19 +19,13 @@ from data_factories import gradient, small_folder, write_bomb_png, write_png
 from run_factories import byop_run
 
 from radclr import safe_write
-from radclr.cli.main import main
 from radclr.engine.checkpoint import load_checkpoint, save_checkpoint
 from radclr.engine.config import load_yaml, resolve_config
 from radclr.errors import ConfigError, OutputError
 
+from run_factories import cli  # noqa: E402
+
 TINY = REPO / "configs" / "tiny" / "seed000_resnet18.yaml"
-
-
-def cli(capsys, *argv):
-    rc = main([*map(str, argv)])
-    out = capsys.readouterr()
-    assert "Traceback" not in out.err
-    return rc, out.out, out.err
 
 
 # --------------------------------------------------------------------------------------------- config types

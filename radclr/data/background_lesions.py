@@ -59,7 +59,7 @@ from scipy import ndimage
 from radclr.data.dataset import NO_FINDING, Box
 from radclr.data.loading import load_dataset
 from radclr.data.lung_mask import lung_fields
-from radclr.data.phantom import PHANTOM_FINDINGS
+from radclr.data.phantom import PHANTOM_FINDINGS, draw_findings
 from radclr.errors import DataError
 from radclr.progress import progress_bar
 
@@ -215,15 +215,6 @@ def insert_lesions(image: np.ndarray, findings: Sequence[str], rng: np.random.Ge
     return np.clip(c.image, 0, 255), boxes, [lung.method for lung in c.lungs]
 
 
-def _draw_findings(rng, findings: Sequence[str]) -> list[str]:
-    first = findings[rng.integers(len(findings))]
-    out = [first]
-    if len(findings) > 1 and rng.random() < 0.25:
-        rest = [f for f in findings if f != first]
-        out.append(rest[rng.integers(len(rest))])
-    return out
-
-
 def _backgrounds(ds, part: str, holdout: float) -> pd.DataFrame:
     normal = ds.is_normal()
     if not normal.any():
@@ -304,13 +295,13 @@ def write_background_lesions(out_dir: str | Path, background: str | Path, n: int
             labels, boxes, methods = [], [], []
             img_out = img
             if not negative:
-                labels = _draw_findings(rng, findings)
+                labels = draw_findings(rng, findings)
                 for attempt in range(5):
                     try:
                         img_out, boxes, methods = insert_lesions(img, labels, rng, contrast)
                         break
                     except RuntimeError:
-                        labels = _draw_findings(rng, findings) if attempt < 3 else labels[:1]
+                        labels = draw_findings(rng, findings) if attempt < 3 else labels[:1]
                 else:  # no room in this background (a lesion patient is never written untouched): skipped
                     skipped.append(str(rec.at[j, "image_id"]))
                     continue

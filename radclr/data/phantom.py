@@ -228,6 +228,12 @@ def make_phantom(size, findings: Sequence[str], rng: np.random.Generator, *,
 def _draw_labels(rng: np.random.Generator, findings: Sequence[str], p_normal: float) -> list[str]:
     if rng.random() < p_normal:
         return []
+    return draw_findings(rng, findings)
+
+
+def draw_findings(rng: np.random.Generator, findings: Sequence[str]) -> list[str]:
+    """One finding of ``findings`` at random, and a second, different one with probability 0.25 (the lesions of
+    one abnormal phantom, and of one abnormal real-background image)."""
     first = findings[rng.integers(len(findings))]
     out = [first]
     if len(findings) > 1 and rng.random() < 0.25:
