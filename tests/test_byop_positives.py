@@ -120,3 +120,25 @@ def test_lambda_warmup_ramps_only_the_contrastive_weight(warm):
     torch.testing.assert_close(out["loss"], lam_cl * out["loss_contrastive"] + 0.6 * out["loss_cls"])
     with pytest.raises(Exception, match="lambda_warmup_epochs"):
         _byop({"lambda_warmup_epochs": -1})
+
+
+def test_diagnostics_cam_iou_per_finding():
+    """``cam_miou_<finding>``: the CAM-box IoU of the cases scored for that finding -- the same value as the mean
+    of a diagnosis of those cases alone (a finding can collapse while the mean over findings looks fine); the mean
+    over all cases stays ``cam_miou``; a finding without annotated cases gets no column."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    method = _byop({"loss": "bce", "diagnostics": True, "cam_layer": "last"}).eval()
+    images = _images()[:3]
+    targets = torch.tensor([0, 1, 0])
+    gts = [np.array([[8.0, 8, 12, 12]]), np.array([[12.0, 40, 12, 12]]), np.array([[0.0, 0, 64, 64]])]
+    data = SimpleNamespace(boxes=[[] for _ in range(3)], radiomics=None)  # no R^2 part
+    both = method.diagnose(data, np.arange(3), (images, targets, gts))
+    mass = method.diagnose(data, np.arange(3), (images[[0, 2]], targets[[0, 2]], [gts[0], gts[2]]))
+    nodule = method.diagnose(data, np.arange(3), (images[[1]], targets[[1]], [gts[1]]))
+    assert both["cam_miou_Mass"] == pytest.approx(mass["cam_miou"], abs=1e-6)
+    assert both["cam_miou_Nodule"] == pytest.approx(nodule["cam_miou"], abs=1e-6)
+    assert both["cam_miou"] == pytest.approx((2 * mass["cam_miou"] + nodule["cam_miou"]) / 3, abs=1e-6)
+    assert "cam_miou_Nodule" not in mass and mass["cam_miou_Mass"] == pytest.approx(mass["cam_miou"])
+    assert 0.0 < both["cam_miou_Mass"] <= 1.0  # the whole-image truth overlaps any CAM box

@@ -239,7 +239,8 @@ class BYOP(RadiomicsViewMixin, Method):
     @torch.no_grad()
     def diagnose(self, data, train_indices, cases=None) -> dict:
         """Per-epoch diagnostics on the annotated training images (ground-truth boxes): ``cam_miou`` -- mean IoU
-        of the Grad-CAM box (current options) with the box; ``r2_global`` / ``r2_region`` -- cross-validated R^2
+        of the Grad-CAM box (current options) with the box, and ``cam_miou_<finding>`` per finding (the finding each
+        case is scored for); ``r2_global`` / ``r2_region`` -- cross-validated R^2
         of the embedding (y_i, or the map pooled over the box) explained by the box's radiomics."""
         out = {}
         dev = self.cam_threshold_value.device
@@ -250,8 +251,12 @@ class BYOP(RadiomicsViewMixin, Method):
                                 upsample_to=tuple(images.shape[-2:]), layer=self.cam_options.layer)
             opts = self.cam_options
             boxes = [cam_to_boxes(c, opts.for_finding(self.ctx.findings[int(t)])) for c, t in zip(cams.cpu(), targets)]
-            out["cam_miou"] = float(np.mean([float(pairwise_iou([b[0]], g).max()) if b else 0.0
-                                             for b, g in zip(boxes, gts)]))
+            ious = np.asarray([float(pairwise_iou([b[0]], g).max()) if b else 0.0 for b, g in zip(boxes, gts)])
+            out["cam_miou"] = float(ious.mean())
+            t = targets.cpu().numpy().astype(int)
+            for j, f in enumerate(self.ctx.findings):  # one finding can collapse while the mean looks fine
+                if (t == j).any():
+                    out[f"cam_miou_{f}"] = float(ious[t == j].mean())
         idx = np.asarray([i for i in train_indices if data.boxes[int(i)]], dtype=np.int64)[:512]
         if len(idx) >= 10 and data.radiomics is not None:
             was = self.training
