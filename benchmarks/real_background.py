@@ -56,7 +56,8 @@ from radclr.engine.config import resolve_config  # noqa: E402
 from radclr.evaluation.seed_level import seed_interval  # noqa: E402
 from radclr.runs import evaluate_run, train  # noqa: E402
 
-VARIANTS = {"supervised": ("supervised", []), "byop": ("byop", [])}  # configs/phantom/<name>.yaml + overrides
+VARIANTS = {"supervised": ("supervised", []),  # configs/phantom/<name>.yaml + overrides
+            "byop": ("byop", ["stages.0.diagnostics=true"])}  # per-epoch diagnostics (they do not change the step)
 TRAIN_BASE, CAL_BASE, TEST_SEED = 100, 900, 7001
 HOLDOUT = 0.3
 TARGET_AUC, TARGET_RANGE = 0.875, (0.85, 0.90)
