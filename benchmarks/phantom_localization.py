@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import machine  # noqa: E402
+from loop_diagnostics import of_run  # noqa: E402
 from paired import THRESHOLDS, case_level, seed_level  # noqa: E402
 
 from radclr.data.phantom import write_phantom_dataset  # noqa: E402
@@ -202,7 +203,7 @@ def run_one(name: str, seed: int, args, out_dir: Path, phantoms: Path) -> dict:
             "auc": m["classification"]["auc"], "iou_accuracy": loc.get("iou_accuracy"),
             "cam_threshold": (loc.get("cam_threshold") or {}).get("threshold"),
             "cases": _rel(side / "localization_all.csv"), "predictions": _rel(side / "predictions_all.csv"),
-            "history": _rel(run / "metrics.csv")}
+            "history": _rel(run / "metrics.csv"), "loop_diagnostics": of_run(run)}
 
 
 def _rel(path: Path) -> str:

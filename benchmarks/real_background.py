@@ -49,6 +49,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from common import machine  # noqa: E402
+from loop_diagnostics import of_run  # noqa: E402
 from paired import THRESHOLDS, case_level, seed_level  # noqa: E402
 
 from radclr.data.background_lesions import background_pool, write_background_lesions  # noqa: E402
@@ -112,7 +113,8 @@ def run_one(name: str, seed: int, args, contrast: float, test: Path) -> dict:
     return {"variant": name, "seed": seed, "train_draw": data.name, "wall_time_s": wall,
             "auc": m["classification"]["auc"], "iou_accuracy": loc.get("iou_accuracy"),
             "cam_threshold": (loc.get("cam_threshold") or {}).get("threshold"),
-            "cases": _rel(side / "localization_all.csv"), "predictions": _rel(side / "predictions_all.csv")}
+            "cases": _rel(side / "localization_all.csv"), "predictions": _rel(side / "predictions_all.csv"),
+            "history": _rel(run / "metrics.csv"), "loop_diagnostics": of_run(run)}
 
 
 def calibrate(args) -> dict:
