@@ -142,3 +142,60 @@ def test_diagnostics_cam_iou_per_finding():
     assert both["cam_miou"] == pytest.approx((2 * mass["cam_miou"] + nodule["cam_miou"]) / 3, abs=1e-6)
     assert "cam_miou_Nodule" not in mass and mass["cam_miou_Mass"] == pytest.approx(mass["cam_miou"])
     assert 0.0 < both["cam_miou_Mass"] <= 1.0  # the whole-image truth overlaps any CAM box
+
+
+
+def _step_with_fmap(method, batch):
+    """(step outputs, the gradient of the step's loss into the last feature map)."""
+    captured = {}
+    orig = method.encoder.forward_features
+
+    def capture(x):  # the step's own forward comes first (the loop's CAMs run their own no-grad forward later)
+        fmap = orig(x)
+        captured.setdefault("fmap", fmap)
+        return fmap
+
+    method.encoder.forward_features = capture
+    try:
+        out = method.training_step(batch)
+    finally:
+        method.encoder.forward_features = orig
+    (g,) = torch.autograd.grad(out["loss"], captured["fmap"], retain_graph=True)
+    return out, g
+
+
+@pytest.mark.parametrize("bound", [0.5, 1e9])
+def test_contrastive_grad_bound_caps_the_contrastive_gradient(bound):
+    """``contrastive_grad_bound: b``: the contrastive term sends at most b times the classification term's gradient
+    into the last feature map. Same weights and batch with and without the bound: the map's gradient is
+    g_cls + g_cl unbounded and g_cls + s g_cl bounded, which gives both terms; s g_cl must be b g_cls in norm when
+    the bound binds. A bound that does not bind leaves the step exactly as without it."""
+    batch, whole = _unannotated_batch()
+    opts = {"loss": "bce", "negatives": "in_batch", "embedding_pool": "cam", "background_negative": True}
+    results = []
+    for o in (opts, {**opts, "contrastive_grad_bound": bound}):
+        torch.manual_seed(0)
+        method = _byop(o)
+        method.parts["radiomics_encoder"].standardizer.fit(whole.float())
+        out, g = _step_with_fmap(method, batch)
+        out["loss"].backward()
+        results.append((out, g, [p.grad.clone() for p in method.parameters() if p.grad is not None]))
+    (free, g_free, grads_free), (capped, g_cap, grads_cap) = results
+    scale = float(capped["contrastive_scale"])
+    if bound > 1e6:
+        assert scale == 1.0
+        assert torch.equal(free["loss"].detach(), capped["loss"].detach())
+        assert all(torch.equal(a, b) for a, b in zip(grads_free, grads_cap))
+    else:
+        assert 0.0 < scale < 1.0  # at initialisation the contrast outweighs classification: the bound binds
+        g_cl = (g_free - g_cap) / (1 - scale)
+        g_cls = g_free - g_cl
+        assert float((scale * g_cl).norm()) == pytest.approx(bound * float(g_cls.norm()), rel=1e-3)
+        assert float(capped["loss"].detach()) < float(free["loss"].detach())  # the contrastive weight was scaled down
+
+
+def test_contrastive_grad_bound_must_be_positive():
+    from radclr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="contrastive_grad_bound"):
+        _byop({"contrastive_grad_bound": 0})

@@ -101,6 +101,12 @@ class BYOPOptions(ClassificationOptions):
     #: gradient into the encoder is tens of times the classification gradient (diagnostics), a shock a short
     #: training budget may not recover from
     lambda_warmup_epochs: int = 0
+    #: bound the contrastive term's gradient into the last feature map (the Grad-CAM map) at this multiple of the
+    #: classification term's, per step: the contrastive weight is scaled by min(1, bound * |dL_cls/dF| /
+    #: |dL_cl/dF|) (detached). The loop's CAMs come from the classification gradient; when the contrast
+    #: outweighs it tens of times (diagnostics) it moves the maps off the lesions, and nothing brings a finding
+    #: back (issue 21's collapse). None = unbounded (the paper)
+    contrastive_grad_bound: float | None = None
     #: the image view paired with a region's radiomics: ``global`` -- y_i, the encoder's pooled map (the paper's
     #: Fig. 2); ``region`` -- the map pooled over that region (the box whose radiomics are the positive; the whole
     #: image for images without one), so image and radiomics describe the same pixels; ``cam`` -- the map pooled
@@ -141,6 +147,9 @@ class BYOP(RadiomicsViewMixin, Method):
         self.lam = o.lam
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"byop: lambda must be in [0, 1], got {self.lam}")
+        if o.contrastive_grad_bound is not None and not o.contrastive_grad_bound > 0:
+            raise ConfigError(f"byop: contrastive_grad_bound must be > 0 (or null: unbounded), got "
+                              f"{o.contrastive_grad_bound}")
         if o.lambda_warmup_epochs < 0:
             raise ConfigError(f"byop: lambda_warmup_epochs must be >= 0, got {o.lambda_warmup_epochs}")
         if o.background_negative and o.embedding_pool == "global":
@@ -316,12 +325,19 @@ class BYOP(RadiomicsViewMixin, Method):
             l_cl = self.contrast(z_i, z_r, negative_mask=neg, anchor_mask=anchor_mask, background=z_bg,
                                  background_mask=has_background)
             out["loss_contrastive"] = l_cl.detach()
-            if self.options.diagnostics and self.training:  # what each term asks of the last feature map
-                out["grad_fmap_cls"] = _grad_norm((1 - self.lam) * l_fl, fmap)
-                out["grad_fmap_contrastive"] = _grad_norm(self.contrastive_weight() * l_cl, fmap)
         else:
             l_cl = logits.sum() * 0.0
         lam_cl = self.contrastive_weight() if active else 1.0  # inactive: l_cl is a zero keeping the graph whole
+        bound = self.options.contrastive_grad_bound
+        if active and self.training and bound is not None:  # every rank takes this branch (active is shared)
+            g_cls = _grad_norm((1 - self.lam) * l_fl, fmap)
+            g_cl = _grad_norm(lam_cl * l_cl, fmap)
+            scale = torch.clamp(bound * g_cls / g_cl.clamp_min(1e-12), max=1.0)
+            lam_cl = lam_cl * scale
+            out["contrastive_scale"] = scale
+        if active and self.options.diagnostics and self.training:  # what each term asks of the last feature map
+            out["grad_fmap_cls"] = _grad_norm((1 - self.lam) * l_fl, fmap)
+            out["grad_fmap_contrastive"] = _grad_norm(lam_cl * l_cl, fmap)
         out["loss"] = lam_cl * l_cl + (1 - self.lam) * l_fl
         out["logits"] = logits.detach()
         return out
