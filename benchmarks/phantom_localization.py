@@ -82,6 +82,9 @@ VARIANTS: dict[str, tuple] = {
     "byop-cam-bg-focal": ("byop", ["stages.0.loss=focal", "stages.0.alpha=null"]),
     "byop-global": ("byop", ["stages.0.embedding_pool=global", "stages.0.background_negative=false",
                              "stages.0.lambda=0.1"]),
+    # issue 21's collapse remedy (chosen on validation draws 100+k / 12, tested on fresh draws 200+k / 13): the
+    # contrastive gradient into the Grad-CAM map bounded at the classification gradient
+    "byop-gradbound": ("byop", ["stages.0.contrastive_grad_bound=1.0"]),
     # the readout alone (evaluation overrides on the supervised runs): the paper's layer4 map and one threshold
     "supervised-layer4-one": ("supervised", [], ["evaluation.cam_layer=last", "evaluation.cam_threshold=auto"]),
     "supervised-layer4-perfinding": ("supervised", [], ["evaluation.cam_layer=last"]),
