@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -86,9 +87,11 @@ def _worker(rank, world, port, options, out):
     dist.destroy_process_group()
 
 
-def test_byop_contrast_over_two_ranks_equals_one_process():
+@pytest.mark.parametrize("extra", [{}, {"contrastive_grad_bound": 1e9}],
+                         ids=["plain", "grad-bound"])  # the bound's gradient probes run through the gathered contrast
+def test_byop_contrast_over_two_ranks_equals_one_process(extra):
     options = {"loss": "focal", "negatives": "hierarchy", "cam_threshold": 0.6, "embedding_pool": "region",
-               "background_negative": True}
+               "background_negative": True, **extra}
     single = _method(1, 0, options)
     res, grads = _step(single, _batch())
     assert float(res["loss_contrastive"]) > 0
