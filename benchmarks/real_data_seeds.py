@@ -24,6 +24,9 @@ Equal budgets (issue 21, item 5):
   label-free pretraining on all training images, which IS the method (reported as extra steps, not hidden).
   Each run's optimiser steps per stage (from its ``metrics.csv``'s ``steps`` column where the engine writes it, else
   ceil(images / batch) x epochs) are recorded as ``steps``.
+* ``supervised-steps`` (a control, with ``--methods ... supervised M1 ... supervised-steps``): supervised trained
+  for as many optimiser steps as the same seed's M1 run in all (:func:`steps_matched_epochs`) -- does M1's
+  pretraining help by what it learns or by its extra steps? Reported as ``M1_minus_supervised-steps``.
 * ``byop``: ``configs/seed001/recommended.yaml``'s BYOP options (the shipped BCE defaults), its contrastive loop after E/3
   classification epochs; evaluated, like the others, with recommended.yaml's evaluation protocol (Grad-CAM layer and
   CAM-threshold rule).
@@ -77,7 +80,7 @@ def config(dataset: str, method: str, fraction: float, epochs: int, cache: str, 
            pretrain_epochs: int | None = None) -> dict:
     d = DATASETS[dataset]
     byop_options, protocol = full_defaults()
-    if method == "supervised":
+    if method in ("supervised", "supervised-steps"):  # supervised-steps: epochs set by the caller (steps_matched)
         stages = [{"name": "train", "method": "supervised", "loss": "bce", "epochs": epochs}]
     elif method in ("M1", "M3"):
         pre, fine = pretrain_stages(method, 2)  # the stage definitions of real_data.py, epochs set here
@@ -122,6 +125,17 @@ def optimiser_steps(run: Path) -> dict:
         epochs = int(st.get("epochs") or cfg["trainer"]["epochs"])
         out[st["name"]] = math.ceil(n / batch) * epochs
     return out
+
+
+def steps_matched_epochs(supervised_run: Path, m1_run: Path, epochs: int) -> int:
+    """Epochs for ``supervised-steps``: supervised trained for as many optimiser steps as the same seed's M1 run
+    took in all (label-free pretraining + fine-tuning) -- the control that tells a gain of the pretraining's
+    *content* from a gain of its extra steps (at 10 % labels supervised's E epochs are a handful of steps)."""
+    import math
+
+    per_epoch = optimiser_steps(supervised_run)["train"] / epochs
+    total = sum(v for k, v in optimiser_steps(m1_run).items() if k != "source")
+    return max(epochs, math.ceil(total / per_epoch))
 
 
 def selected_checkpoint(run: Path) -> dict:
@@ -210,13 +224,25 @@ def summarise(results: dict, out_dir: Path, seeds: list[int]) -> dict:
                         e[f"loc_iou>{t}"] = _msd([h["iou_accuracy"][t]["mean"] for h in hs])
                 entry[method] = e
                 runs[method] = {s: run_dir(out_dir, ds, method, frac, aug, s) for s in seeds}
-            for m in runs:
-                both = [*runs[m].values(), *runs.get("supervised", {}).values()]
-                if m != "supervised" and "supervised" in runs and all((r / "predictions_test.csv").exists()
-                                                                      for r in both):
-                    entry[f"{m}_minus_supervised"] = paired(runs[m], runs["supervised"])
+            for ref in ("supervised", "supervised-steps"):  # the latter: the equal-total-steps control
+                for m in runs:
+                    both = [*runs[m].values(), *runs.get(ref, {}).values()]
+                    if m not in ("supervised", ref) and ref in runs and all((r / "predictions_test.csv").exists()
+                                                                            for r in both):
+                        entry[f"{m}_minus_{ref}"] = paired(runs[m], runs[ref])
             summary[f"{ds}/{frac:g}"] = entry
     return summary
+
+
+def _diff_cells(d: dict | None) -> tuple[str, str]:
+    """(seed-level cell, case-level cell) of a paired difference, or dashes."""
+    if not d:
+        return "—", "—"
+    sl, cl = d["seed_level"], d["case_level"]
+    lo, hi = sl["t_ci"]
+    seed_cell = (f"{sl['mean_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] ({sl['sign']['a_better']}/{sl['sign']['b_better']})"
+                 if lo is not None and np.isfinite(lo) else f"{sl['mean_diff']:+.3f}")
+    return seed_cell, f"{cl['diff']:+.3f} [{cl['ci'][0]:+.3f}, {cl['ci'][1]:+.3f}]"
 
 
 def markdown(results: dict) -> str:
@@ -229,17 +255,17 @@ def markdown(results: dict) -> str:
                 continue
             a = e[m]["auc_mean"]
             cell = f"{a['mean']:.3f} ± {a['sd'] or 0:.3f} ({e[m]['n_seeds']})" if a.get("mean") is not None else "n/a"
-            d = e.get(f"{m}_minus_supervised")
-            if d:
-                sl, cl = d["seed_level"], d["case_level"]
-                lo, hi = sl["t_ci"]
-                seed_cell = (f"{sl['mean_diff']:+.3f} [{lo:+.3f}, {hi:+.3f}] ({sl['sign']['a_better']}/"
-                             f"{sl['sign']['b_better']})" if lo is not None and np.isfinite(lo) else
-                             f"{sl['mean_diff']:+.3f}")
-                case_cell = f"{cl['diff']:+.3f} [{cl['ci'][0]:+.3f}, {cl['ci'][1]:+.3f}]"
-            else:
-                seed_cell = case_cell = "—"
+            seed_cell, case_cell = _diff_cells(e.get(f"{m}_minus_supervised"))
             out.append(f"| {ds} | {float(frac):.0%} | {m} ({e[m]['augment']}) | {cell} | {seed_cell} | {case_cell} |")
+    control = [(k, m, e[f"{m}_minus_supervised-steps"]) for k, e in results.get("summary", {}).items()
+               for m in results.get("methods", METHODS) if f"{m}_minus_supervised-steps" in e]
+    if control:
+        out += ["", "Against supervised trained for M1's total optimiser steps (``supervised-steps``):", "",
+                "| dataset | labels | method | − supervised-steps, seed level | case level [95 % CI] |",
+                "|---|---|---|---|---|"]
+        for k, m, d in control:
+            ds, frac = k.split("/")
+            out.append(f"| {ds} | {float(frac):.0%} | {m} | " + " | ".join(_diff_cells(d)) + " |")
     val = [(k, m, e[m]) for k, e in results.get("summary", {}).items()
            for m in results.get("methods", METHODS) if m in e]
     if val:
@@ -278,7 +304,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out-dir", default=str(REPO / "benchmarks" / "out" / "real_data_seeds"))
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "real_data_seeds.json"))
     ap.add_argument("--max-images", nargs="*", default=[], metavar="DATASET=N")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=["supervised", "M1", "M3", *VARIANTS],
+    ap.add_argument("--methods", nargs="+", default=list(METHODS),
+                    choices=["supervised", "M1", "M3", "supervised-steps", *VARIANTS],
                     help="supervised, M1 (radiomics-contrastive), M3 (SimCLR) and BYOP variants (VARIANTS)")
     ap.add_argument("--tables-only", action="store_true")
     args = ap.parse_args(argv)
@@ -308,11 +335,19 @@ def main(argv=None) -> int:
                         key = run_key(ds, method, frac, aug, seed)
                         run = run_dir(out_dir, ds, method, frac, aug, seed)
                         fresh = not (run / "wall_time_s.txt").exists()
-                        cfg = config(ds, method, frac, args.epochs, str(out_dir / "cache"), seed, aug == "on",
+                        epochs = args.epochs
+                        if method == "supervised-steps":
+                            refs = [run_dir(out_dir, ds, m, frac, aug, seed) for m in ("supervised", "M1")]
+                            if not all((r / "wall_time_s.txt").exists() for r in refs):
+                                raise SystemExit("supervised-steps needs the same seed's supervised and M1 runs: "
+                                                 "list them before it in --methods")
+                            epochs = steps_matched_epochs(*refs, args.epochs)
+                        cfg = config(ds, method, frac, epochs, str(out_dir / "cache"), seed, aug == "on",
                                      args.pretrain_epochs)
                         h = headline(run_config(cfg, run))
                         h.update(selected_checkpoint(run))
                         h["steps"] = optimiser_steps(run)
+                        h["epochs"] = epochs
                         h["commit"] = code_version() if fresh else (results["runs"].get(key) or {}).get("commit", "?")
                         results["runs"][key] = h
                         results["summary"] = summarise(results, out_dir, args.seeds)
