@@ -80,7 +80,7 @@ def config(dataset: str, method: str, fraction: float, epochs: int, cache: str, 
            pretrain_epochs: int | None = None) -> dict:
     d = DATASETS[dataset]
     byop_options, protocol = full_defaults()
-    if method in ("supervised", "supervised-steps"):  # supervised-steps: epochs set by the caller (steps_matched)
+    if method in ("supervised", "supervised-steps"):  # supervised-steps: epochs from steps_matched_epochs
         stages = [{"name": "train", "method": "supervised", "loss": "bce", "epochs": epochs}]
     elif method in ("M1", "M3"):
         pre, fine = pretrain_stages(method, 2)  # the stage definitions of real_data.py, epochs set here
