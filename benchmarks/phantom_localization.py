@@ -354,6 +354,8 @@ def main(argv=None) -> int:
                   f"({r['wall_time_s']:.0f} s)", flush=True)
     summary = summarise(rows)
     diffs = compare(rows)
+    # a BYOP variant (e.g. a remedy) against the shipped BYOP, where both ran
+    byop_diffs = {n: d for n, d in compare(rows, base="byop").items() if n.startswith("byop")}
     tuning = choose_supervised(rows, args) if args.tune_supervised else None
     out = Path(args.out or REPO / "benchmarks" / "results" / f"phantom_localization_{args.stage}.json")
     out.write_text(json.dumps({"machine": machine(), "stage": args.stage, "eval_phantom_seed": args.eval_seed,
@@ -362,11 +364,15 @@ def main(argv=None) -> int:
                                "train_draws": None if args.train_draw_base is None else
                                [args.train_draw_base + s for s in args.seeds],
                                "variants": {n: VARIANTS[n] for n in summary}, "runs": rows, "summary": summary,
-                               "paired_vs_supervised": diffs, "supervised_tuning": tuning,
+                               "paired_vs_supervised": diffs, "paired_vs_byop": byop_diffs,
+                               "supervised_tuning": tuning,
                                "settings_tried": {"supervised_grid": len(SUPERVISED_GRID),
                                                   "byop_exploration": byop_settings_tried()}},
                               indent=1, default=str))
     print_tables(summary, diffs)
+    for name, d in byop_diffs.items():
+        print(f"\n{name} - byop, IoU>0.3: seed level {_seed_cell(d['seed_level'].get('iou>0.3'))}; case level "
+              f"{_case_cell(d['case_level']['iou>0.3'])}")
     if tuning:
         print(f"\nsupervised tuned on validation: {tuning['chosen']['name']} (IoU>0.3 "
               f"{tuning['chosen']['val_iou>0.3']:.3f}); settings tried: {tuning['settings_tried']}")
