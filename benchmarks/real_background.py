@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -66,8 +67,11 @@ CALIBRATION_FILE = REPO / "benchmarks" / "results" / "real_background_calibratio
 
 
 def _rel(path: Path) -> str:
-    path = Path(path).resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+    """``path`` relative to the repository (``../shared/...`` for the data beside it): no machine paths in results."""
+    resolved = Path(path).resolve()
+    if resolved.is_relative_to(REPO):
+        return str(resolved.relative_to(REPO))
+    return os.path.relpath(Path(path).absolute(), REPO)  # lexical: the shared folder may be a link
 
 
 def draw(root: Path, args, part: str, seed: int, n: int | None, contrast: float) -> Path:
