@@ -4,6 +4,8 @@ encoder receives, so a silent fall-back to the fixed region (the whole image) wo
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from radclr.methods import MethodContext, method_class
 from radclr.radiomics import feature_names
 from radclr.radiomics.regions import RegionRadiomics
 
+REPO = Path(__file__).resolve().parents[1]
 S = 64
 FINDINGS = ["Mass", "Nodule"]
 
@@ -195,7 +198,12 @@ def test_contrastive_grad_bound_caps_the_contrastive_gradient(bound):
 
 
 def test_contrastive_grad_bound_must_be_positive():
+    """Refused by the config check (before any run directory exists) and by the method."""
+    from radclr.engine.config import resolve_config, validate_config
     from radclr.errors import ConfigError
 
     with pytest.raises(ConfigError, match="contrastive_grad_bound"):
         _byop({"contrastive_grad_bound": 0})
+    with pytest.raises(ConfigError, match="contrastive_grad_bound"):
+        validate_config(resolve_config(REPO / "configs" / "phantom" / "byop.yaml",
+                                       ["stages.0.contrastive_grad_bound=-1"]))

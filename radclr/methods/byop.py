@@ -122,6 +122,11 @@ class BYOPOptions(ClassificationOptions):
     #: IoU on annotated training images and how much of the image embedding the radiomics explain (R^2)
     diagnostics: bool = False
 
+    def __post_init__(self):  # checked with the config (check_types builds the options), before any run directory
+        if self.contrastive_grad_bound is not None and not self.contrastive_grad_bound > 0:
+            raise ConfigError(f"byop: contrastive_grad_bound must be > 0 (or null: unbounded), got "
+                              f"{self.contrastive_grad_bound}")
+
 
 @register
 class BYOP(RadiomicsViewMixin, Method):
@@ -147,9 +152,6 @@ class BYOP(RadiomicsViewMixin, Method):
         self.lam = o.lam
         if not 0.0 <= self.lam <= 1.0:
             raise ConfigError(f"byop: lambda must be in [0, 1], got {self.lam}")
-        if o.contrastive_grad_bound is not None and not o.contrastive_grad_bound > 0:
-            raise ConfigError(f"byop: contrastive_grad_bound must be > 0 (or null: unbounded), got "
-                              f"{o.contrastive_grad_bound}")
         if o.lambda_warmup_epochs < 0:
             raise ConfigError(f"byop: lambda_warmup_epochs must be >= 0, got {o.lambda_warmup_epochs}")
         if o.background_negative and o.embedding_pool == "global":
