@@ -198,12 +198,15 @@ def test_contrastive_grad_bound_caps_the_contrastive_gradient(bound):
 
 
 def test_contrastive_grad_bound_must_be_positive():
-    """Refused by the config check (before any run directory exists) and by the method."""
+    """Refused by the config check (before any run directory exists) and by the method; so are BYOP's other
+    option rules (lambda in [0, 1], warm-up >= 0, a background negative needs a pooled view)."""
     from radclr.engine.config import resolve_config, validate_config
     from radclr.errors import ConfigError
 
     with pytest.raises(ConfigError, match="contrastive_grad_bound"):
         _byop({"contrastive_grad_bound": 0})
-    with pytest.raises(ConfigError, match="contrastive_grad_bound"):
-        validate_config(resolve_config(REPO / "configs" / "phantom" / "byop.yaml",
-                                       ["stages.0.contrastive_grad_bound=-1"]))
+    for bad, name in (("contrastive_grad_bound=-1", "contrastive_grad_bound"), ("lambda=2", "lambda"),
+                      ("lambda_warmup_epochs=-1", "lambda_warmup_epochs"),
+                      ("embedding_pool=global", "background_negative")):
+        with pytest.raises(ConfigError, match=name):
+            validate_config(resolve_config(REPO / "configs" / "phantom" / "byop.yaml", [f"stages.0.{bad}"]))

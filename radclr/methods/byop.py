@@ -123,6 +123,13 @@ class BYOPOptions(ClassificationOptions):
     diagnostics: bool = False
 
     def __post_init__(self):  # checked with the config (check_types builds the options), before any run directory
+        if not 0.0 <= self.lam <= 1.0:
+            raise ConfigError(f"byop: lambda must be in [0, 1], got {self.lam}")
+        if self.lambda_warmup_epochs < 0:
+            raise ConfigError(f"byop: lambda_warmup_epochs must be >= 0, got {self.lambda_warmup_epochs}")
+        if self.background_negative and self.embedding_pool == "global":
+            raise ConfigError("byop: background_negative needs embedding_pool: region or cam (a global view has no "
+                              "background)")
         if self.contrastive_grad_bound is not None and not self.contrastive_grad_bound > 0:
             raise ConfigError(f"byop: contrastive_grad_bound must be > 0 (or null: unbounded), got "
                               f"{self.contrastive_grad_bound}")
@@ -149,14 +156,7 @@ class BYOP(RadiomicsViewMixin, Method):
         self.ensure_part("classifier", lambda: LinearClassifier(self.encoder.out_dim, ctx.n_findings))
         self.ensure_part("image_proj", lambda: ProjectionHead(self.encoder.out_dim, m["proj_hidden"], m["proj_dim"]))
         self._build_radiomics_parts()
-        self.lam = o.lam
-        if not 0.0 <= self.lam <= 1.0:
-            raise ConfigError(f"byop: lambda must be in [0, 1], got {self.lam}")
-        if o.lambda_warmup_epochs < 0:
-            raise ConfigError(f"byop: lambda_warmup_epochs must be >= 0, got {o.lambda_warmup_epochs}")
-        if o.background_negative and o.embedding_pool == "global":
-            raise ConfigError("byop: background_negative needs embedding_pool: region or cam (a global view has no "
-                              "background)")
+        self.lam = o.lam  # the options' own checks (__post_init__) ran with the config
         self.cls_loss = classification_loss(o)
         self.contrast = CrossModalNTXentLoss(temperature=o.temperature, include_positive=o.include_positive)
         self.use_byop = o.byop
