@@ -51,11 +51,12 @@ def trajectory(metrics_csv, loop_start: int) -> dict | None:
     per = {}
     for f in ["mean", *findings]:
         col = m["train_cam_miou" if f == "mean" else PREFIX + f].to_numpy(dtype=float)
-        b, d = col[before & np.isfinite(col)], col[during & np.isfinite(col)]
+        b = col[before & np.isfinite(col)]
+        d_mask = during & np.isfinite(col)
+        d, d_epochs = col[d_mask], epoch[d_mask]
         if len(b) and len(d):
             per[f] = {"before_loop": round(float(b[-1]), 4), "lowest_in_loop": round(float(d.min()), 4),
-                      "epoch_of_lowest": int(epoch[during][np.nanargmin(np.where(np.isfinite(col[during]),
-                                                                                   col[during], np.inf))]),
+                      "epoch_of_lowest": int(d_epochs[d.argmin()]),
                       "last": round(float(d[-1]), 4), "drop": round(float(b[-1] - d.min()), 4)}
     out["summary"] = per
     return out

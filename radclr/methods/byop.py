@@ -331,15 +331,16 @@ class BYOP(RadiomicsViewMixin, Method):
             l_cl = logits.sum() * 0.0
         lam_cl = self.contrastive_weight() if active else 1.0  # inactive: l_cl is a zero keeping the graph whole
         bound = self.options.contrastive_grad_bound
-        if active and self.training and bound is not None:  # every rank takes this branch (active is shared)
+        probe = active and self.training and (bound is not None or self.options.diagnostics)
+        if probe:  # what each term asks of the last feature map (every rank takes this branch: active is shared)
             g_cls = _grad_norm((1 - self.lam) * l_fl, fmap)
             g_cl = _grad_norm(lam_cl * l_cl, fmap)
-            scale = torch.clamp(bound * g_cls / g_cl.clamp_min(1e-12), max=1.0)
-            lam_cl = lam_cl * scale
-            out["contrastive_scale"] = scale
-        if active and self.options.diagnostics and self.training:  # what each term asks of the last feature map
-            out["grad_fmap_cls"] = _grad_norm((1 - self.lam) * l_fl, fmap)
-            out["grad_fmap_contrastive"] = _grad_norm(lam_cl * l_cl, fmap)
+            if bound is not None:
+                scale = torch.clamp(bound * g_cls / g_cl.clamp_min(1e-12), max=1.0)
+                lam_cl, g_cl = lam_cl * scale, g_cl * scale
+                out["contrastive_scale"] = scale
+            if self.options.diagnostics:
+                out["grad_fmap_cls"], out["grad_fmap_contrastive"] = g_cls, g_cl
         out["loss"] = lam_cl * l_cl + (1 - self.lam) * l_fl
         out["logits"] = logits.detach()
         return out
